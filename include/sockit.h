@@ -1,0 +1,420 @@
+/*
+ * sockit.h - the public interface of libsockit.
+ *
+ * Conventions (every exported function follows them):
+ *   - Names start with sk_ (types, functions) or SK_ (constants). Names with a
+ *     double underscore (sk__) are internal and not part of this header.
+ *   - A function that can fail takes an `sk_err *err` as its last argument and
+ *     returns -1 (or NULL). On failure err->msg holds one line, without a
+ *     trailing newline, naming what failed, e.g.
+ *         bind tcp://0.0.0.0:8080: Address already in use
+ *     err->code is the errno value (or 0), and err->usage is 1 when the caller's
+ *     input was at fault (a malformed address) rather than the system.
+ *     `err` may be NULL when the caller does not want the message.
+ *   - The library never prints and never exits. Text a service produces for
+ *     the operator (the tutorial's "Here is the message: ...") goes through the
+ *     report callback the caller installs in sk_server_opts.
+ *   - Descriptors the library creates are close-on-exec. SIGPIPE never kills
+ *     the process through library I/O (MSG_NOSIGNAL, or call sk_ignore_sigpipe).
+ */
+#ifndef SOCKIT_H
+#define SOCKIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SOCKIT_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------ errors */
+
+#define SK_ERR_MAX 320
+
+typedef struct sk_err {
+    int code;             /* errno value, 0 if none applies */
+    int usage;            /* 1: bad input from the caller (exit 2), 0: runtime (exit 1) */
+    char msg[SK_ERR_MAX]; /* one line, no trailing newline */
+} sk_err;
+
+/* Fill err (if not NULL) with a formatted message; returns -1 for `return sk_errf(...)`. */
+int sk_errf(sk_err *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* As sk_errf, but appends ": strerror(code)". */
+int sk_errno(sk_err *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* As sk_errf, and marks the error as the caller's (usage) fault. */
+int sk_err_usage(sk_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* --------------------------------------------------------------- addresses */
+
+typedef enum sk_transport {
+    SK_TCP = 1,  /* stream over IP */
+    SK_UDP,      /* datagram over IP */
+    SK_UNIX,     /* Unix-domain stream */
+    SK_UNIXGRAM, /* Unix-domain datagram */
+} sk_transport;
+
+#define SK_HOST_MAX 256
+#define SK_PORT_MAX 33
+#define SK_UNIX_PATH_MAX 108 /* sizeof(sun_path) on Linux: 107 bytes and a NUL */
+
+/*
+ * A parsed, not yet resolved, address. See DESIGN.md for the syntax:
+ *   PORT | HOST:PORT | [V6]:PORT | tcp://.. udp://.. tcp4:// tcp6:// udp4:// udp6://
+ *   unix:PATH | unixgram:PATH | unix:@NAME | unixgram:@NAME
+ */
+typedef struct sk_addr {
+    sk_transport transport;
+    int family;                  /* AF_UNSPEC, AF_INET, AF_INET6 (forced), or AF_UNIX */
+    char host[SK_HOST_MAX];      /* "" = wildcard (server) or localhost (client) */
+    char port[SK_PORT_MAX];      /* number or service name; "" for Unix */
+    char path[SK_UNIX_PATH_MAX]; /* Unix: file path, or abstract name without '@' */
+    size_t path_len;
+    int abstract; /* Linux abstract namespace (unix:@NAME) */
+} sk_addr;
+
+/*
+ * Parse one address word. Returns 0, or -1 with a usage error such as
+ *   bad address "tcp://:70000": port out of range (0-65535)
+ */
+int sk_addr_parse(sk_addr *a, const char *text, sk_err *err);
+
+/* Parse the tutorial's two-word client form `HOST PORT` (TCP). Same contract. */
+int sk_addr_parse_host_port(sk_addr *a, const char *host, const char *port, sk_err *err);
+
+/* 1 if the transport is a stream (TCP, Unix stream), 0 for datagrams. */
+int sk_transport_is_stream(sk_transport t);
+/* "tcp", "udp", "unix", "unixgram". */
+const char *sk_transport_name(sk_transport t);
+
+/* Write the address back in canonical text form. Returns buf. */
+char *sk_addr_format(const sk_addr *a, char *buf, size_t cap);
+
+/* A concrete socket address, as resolution or the kernel produce them. */
+typedef struct sk_endpoint {
+    struct sockaddr_storage sa;
+    socklen_t len;
+    int family;   /* AF_INET, AF_INET6, AF_UNIX */
+    int socktype; /* SOCK_STREAM or SOCK_DGRAM */
+} sk_endpoint;
+
+#define SK_RESOLVE_MAX 16
+#define SK_PASSIVE 1 /* resolve for a server: empty host = wildcard (IPv6+IPv4) */
+
+/*
+ * Resolve with getaddrinfo (or build a sockaddr_un). Writes at most `cap`
+ * endpoints to out and their number to *n. Returns 0, or -1 with messages like
+ *   resolve tcp://nosuch.invalid:80: Name or service not known
+ */
+int sk_resolve(const sk_addr *a, int flags, sk_endpoint *out, size_t cap, size_t *n, sk_err *err);
+
+#define SK_NAME_MAX (SK_UNIX_PATH_MAX + 16)
+
+/*
+ * Format a socket address as an address word: "tcp://127.0.0.1:80",
+ * "udp://[::1]:7", "unix:/run/x.sock", "unix:@name", "unix:" (unnamed).
+ * Never fails; returns buf.
+ */
+char *sk_sockaddr_format(const struct sockaddr *sa, socklen_t len, sk_transport t, char *buf,
+                         size_t cap);
+
+/*
+ * Split a socket address into a printable host and a port, for messages like
+ * "Received 5 bytes from 127.0.0.1, port 40000". Unix addresses give their path
+ * (or "unnamed") and port 0. IPv4-mapped IPv6 addresses print as IPv4.
+ */
+void sk_sockaddr_host_port(const struct sockaddr *sa, socklen_t len, char *host, size_t cap,
+                           unsigned *port);
+
+/* ------------------------------------------------------------------ sockets */
+
+#define SK_BACKLOG_DEFAULT 4096 /* clamped by the kernel to net.core.somaxconn */
+
+typedef struct sk_listen_opts {
+    int backlog;   /* 0 = SK_BACKLOG_DEFAULT */
+    int reuseport; /* set SO_REUSEPORT (prefork-style sharding) */
+    int nonblock;  /* leave the listening socket non-blocking */
+} sk_listen_opts;
+
+typedef struct sk_listener {
+    int fd;
+    sk_transport transport;
+    sk_endpoint local;                  /* what the kernel actually bound (getsockname) */
+    char name[SK_NAME_MAX];             /* local formatted, e.g. "tcp://[::]:40123" */
+    char unlink_path[SK_UNIX_PATH_MAX]; /* socket file we created, "" if none */
+    dev_t dev;                          /* identity of that file, so we only remove our own */
+    ino_t ino;
+} sk_listener;
+
+/*
+ * Open server sockets for an address: bind (and listen, for streams) every
+ * resolved endpoint. A wildcard TCP/UDP address gives one dual-stack IPv6
+ * socket (IPv4 too), or an IPv4 one where IPv6 is unavailable. With port 0 the
+ * kernel picks the port, and later endpoints of the same address reuse it.
+ * A Unix socket file left by a dead server is replaced; a live server's, or a
+ * file that is not a socket, is an error. Writes up to `cap` listeners to out,
+ * their number to *n. Returns 0 or -1 (nothing left open on failure).
+ */
+int sk_listen(const sk_addr *a, const sk_listen_opts *o, sk_listener *out, size_t cap, size_t *n,
+              sk_err *err);
+
+/* Close a listener; remove its Unix socket file if that file is still ours. */
+void sk_listener_close(sk_listener *l);
+
+/*
+ * Connect to an address, trying every resolved endpoint in turn, each with
+ * `timeout_ms` (<= 0: the kernel's own timeout). Datagram sockets are connected
+ * too (so only the peer's replies arrive); a Unix datagram client binds an
+ * autobound (abstract) name so that it can receive replies.
+ * Returns a blocking, close-on-exec descriptor, or -1 with e.g.
+ *   connect tcp://127.0.0.1:9: Connection refused
+ * If peer is not NULL it receives the endpoint that answered.
+ */
+int sk_connect(const sk_addr *a, int timeout_ms, sk_endpoint *peer, sk_err *err);
+
+/* accept() with close-on-exec (and O_NONBLOCK when nonblock), retrying EINTR and
+ * ECONNABORTED. Returns the fd, or -1 with errno set (EAGAIN, EMFILE, ...). */
+int sk_accept(int lfd, struct sockaddr *peer, socklen_t *peerlen, int nonblock);
+
+int sk_set_nonblock(int fd, int on); /* 0 or -1 with errno */
+int sk_set_cloexec(int fd);          /* 0 or -1 with errno */
+
+/* --------------------------------------------------------------------- I/O */
+
+/* Monotonic clock in milliseconds. */
+int64_t sk_now_ms(void);
+
+/* Ignore SIGPIPE process-wide (writes then fail with EPIPE). */
+void sk_ignore_sigpipe(void);
+
+/*
+ * Write all len bytes (looping over short writes, EINTR, and EAGAIN on a
+ * non-blocking fd by waiting in poll). Uses send(MSG_NOSIGNAL) on sockets.
+ * `deadline_ms` is an sk_now_ms() time, or -1 for none.
+ * Returns len, or -1 with errno set (ETIMEDOUT at the deadline).
+ */
+ssize_t sk_write_all(int fd, const void *buf, size_t len, int64_t deadline_ms);
+
+/*
+ * Read at most cap bytes, waiting until deadline_ms (sk_now_ms() time, -1 for
+ * none). Retries EINTR. Returns bytes read (>0), 0 at end of file, or -1 with
+ * errno set (ETIMEDOUT when the deadline passed with nothing to read).
+ */
+ssize_t sk_read_deadline(int fd, void *buf, size_t cap, int64_t deadline_ms);
+
+/*
+ * Wait until fd is ready for `events` (POLLIN/POLLOUT) or the deadline.
+ * Returns 1 ready, 0 timed out, -1 error (errno). Retries EINTR.
+ */
+int sk_wait_fd(int fd, short events, int64_t deadline_ms);
+
+/* ----------------------------------------------------------------- buffers */
+
+/*
+ * A byte queue: bytes are appended at the end and consumed from the front.
+ * Storage is allocated on first use and grows up to `max` bytes (0 = no limit).
+ */
+typedef struct sk_buf {
+    uint8_t *data;
+    size_t off; /* start of unconsumed bytes */
+    size_t len; /* number of unconsumed bytes */
+    size_t cap;
+    size_t max;
+} sk_buf;
+
+/* Append n bytes. Returns 0, or -1 (errno ENOBUFS past max, ENOMEM). */
+int sk_buf_append(sk_buf *b, const void *p, size_t n);
+/* Drop n bytes from the front. */
+void sk_buf_consume(sk_buf *b, size_t n);
+/* Pointer to the first unconsumed byte. */
+static inline const uint8_t *sk_buf_head(const sk_buf *b)
+{
+    return b->data ? b->data + b->off : (const uint8_t *)"";
+}
+/* Make room for n more bytes at the tail (compacting or growing) and return a
+ * pointer to it; commit what was written with sk_buf_commit. NULL with errno
+ * ENOBUFS (past max) or ENOMEM. */
+uint8_t *sk_buf_reserve(sk_buf *b, size_t n);
+void sk_buf_commit(sk_buf *b, size_t n);
+/* Free the storage (the buffer may be used again). */
+void sk_buf_free(sk_buf *b);
+
+/* -------------------------------------------------------------------- relay */
+
+typedef struct sk_relay_opts {
+    int idle_timeout_ms;  /* stop after this much silence both ways (0 = none) */
+    int dgram_linger_ms;  /* datagrams: after input ends, stop after this much silence
+                           * (< 0: never; go on until the idle timeout) */
+    int stream;           /* 1: net_fd is a stream (half-close at input EOF) */
+    int stop_at_peer_eof; /* streams: end when the peer closes, even if input goes on
+                           * (for a terminal on stdin; otherwise input is still sent
+                           * until it ends or the peer refuses it) */
+    size_t bufsize;       /* received bytes that may wait for out_fd; 0 = 64 KiB */
+} sk_relay_opts;
+
+typedef struct sk_relay_stats {
+    uint64_t to_net;   /* bytes sent */
+    uint64_t from_net; /* bytes received */
+} sk_relay_stats;
+
+/*
+ * Copy in_fd to net_fd and net_fd to out_fd until both directions are done,
+ * with bounded buffers (a slow side stops the other from reading further).
+ * out_fd is written when poll() says it is writable; if it is a blocking pipe
+ * a large write may still wait for its reader (the caller's descriptors are
+ * not switched to non-blocking mode, since other processes may share them).
+ * Streams: at end of input, the socket's write side is shut down and the relay
+ * keeps copying from the network until the peer closes. Datagrams: each read
+ * of input becomes one datagram; after input ends, the relay stops after
+ * dgram_linger_ms without a datagram. Returns 0, or -1 on an I/O error
+ * (e.g. "read socket: Connection reset by peer").
+ */
+int sk_relay(int net_fd, int in_fd, int out_fd, const sk_relay_opts *o, sk_relay_stats *st,
+             sk_err *err);
+
+/* ------------------------------------------------------------ the server */
+
+typedef struct sk_server sk_server;
+typedef struct sk_conn sk_conn;
+
+/* A received datagram, as a datagram service sees it. */
+typedef struct sk_dgram {
+    const uint8_t *data;
+    size_t len;
+    const struct sockaddr *peer;
+    socklen_t peerlen;
+    sk_transport transport;
+} sk_dgram;
+
+/* Service flags */
+#define SK_SVC_STREAM 0x1u /* runs on stream transports (on_open .. on_close) */
+#define SK_SVC_DGRAM 0x2u  /* runs on datagram transports (on_datagram) */
+#define SK_SVC_SHARED 0x4u /* connections interact: needs a model that shares memory */
+
+#define SK_DGRAM_MAX 65536 /* largest datagram a service receives or sends */
+
+/*
+ * A service is a protocol handler, written once and run unchanged by every
+ * concurrency model. Stream callbacks run in the connection's own flow of
+ * control; they never block: they queue output with sk_conn_send() and return.
+ * Every callback is optional.
+ */
+typedef struct sk_service {
+    const char *name;
+    const char *summary; /* one line for --help */
+    unsigned flags;      /* SK_SVC_* */
+    size_t conn_size;    /* bytes of zeroed per-connection state (sk_conn_data) */
+
+    /* Once, before serving. *state is passed to every connection
+     * (sk_conn_state). State that must survive fork() belongs in shared memory. */
+    int (*init)(sk_server *srv, void **state, sk_err *err);
+    void (*fini)(void *state);
+
+    void (*on_open)(sk_conn *c);                                  /* connected */
+    void (*on_data)(sk_conn *c, const uint8_t *data, size_t len); /* bytes arrived */
+    void (*on_eof)(sk_conn *c);   /* peer shut down its side; default: close when flushed */
+    void (*on_drain)(sk_conn *c); /* output queue emptied, after sk_conn_want_drain(c,1) */
+    void (*on_close)(sk_conn *c); /* about to be freed */
+
+    /* One datagram in, at most one out: write up to cap bytes to reply, set
+     * *reply_len, return 1 to send it or 0 to stay silent. */
+    int (*on_datagram)(sk_server *srv, void *state, const sk_dgram *d, uint8_t *reply, size_t cap,
+                       size_t *reply_len);
+} sk_service;
+
+/* Find a built-in service by name (ack, echo, ...), or NULL. */
+const sk_service *sk_service_find(const char *name);
+/* The built-in services, NULL-terminated. */
+const sk_service *const *sk_services(void);
+
+/* Connection interface for service callbacks. */
+void *sk_conn_data(sk_conn *c);  /* the service's per-connection bytes */
+void *sk_conn_state(sk_conn *c); /* the service's global state (from init) */
+sk_server *sk_conn_server(sk_conn *c);
+int sk_conn_fd(sk_conn *c);
+/* Queue bytes for the peer. Returns 0, or -1 if the connection is closing or its
+ * queue limit was passed (the connection is then closed). */
+int sk_conn_send(sk_conn *c, const void *data, size_t len);
+/*
+ * Queue bytes for another connection, from any thread (the broker's fan-out).
+ * Only for services with SK_SVC_SHARED. The bytes join the target's queue in
+ * its own thread; the target is closed if its queue passes its limit (a slow
+ * reader is dropped, never allowed to grow memory without bound).
+ * Returns 0, or -1 if the target is over its limit or closing.
+ */
+int sk_conn_post(sk_conn *target, const void *data, size_t len);
+/* Close once the queued output has been written. */
+void sk_conn_close(sk_conn *c);
+/* Ask for on_drain whenever the output queue empties (chargen's generator). */
+void sk_conn_want_drain(sk_conn *c, int on);
+/* Bytes queued and not yet written. */
+size_t sk_conn_pending(const sk_conn *c);
+/* The peer as address word ("tcp://127.0.0.1:40000") and host/port split. */
+const char *sk_conn_peer_name(sk_conn *c);
+void sk_conn_peer_host_port(sk_conn *c, char *host, size_t cap, unsigned *port);
+
+/* Concurrency models */
+#define SK_MODEL_SHARED 0x1u /* connections share one address space (broker may run) */
+
+typedef struct sk_model {
+    const char *name;
+    const char *summary;
+    unsigned caps; /* SK_MODEL_* */
+    /* Serve until stopped (or after one connection/datagram with opts.once).
+     * Returns 0 on a clean stop, -1 on error. */
+    int (*run)(sk_server *srv, sk_err *err);
+} sk_model;
+
+const sk_model *sk_model_find(const char *name); /* NULL if unknown */
+const sk_model *const *sk_models(void);          /* NULL-terminated */
+const char *sk_model_default(void);              /* "epoll" where available */
+
+/* Log levels for the log callback */
+#define SK_LOG_ERROR 0
+#define SK_LOG_INFO 1 /* -v: connection open/close lines */
+
+typedef struct sk_server_opts {
+    const sk_service *service;
+    const sk_model *model; /* NULL = sk_model_default() */
+    int workers;           /* processes/threads/loops for models that use them; 0 = default */
+    int once;              /* serve one connection or datagram, then stop */
+    int max_conns;         /* 0 = no limit */
+    int idle_timeout_ms;   /* 0 = none */
+    int grace_ms;          /* on stop: time for busy connections to finish; 0 = 10 s */
+    int verbose;           /* log each connection through `log` */
+    size_t max_queue;      /* per-connection output queue limit; 0 = 4 MiB */
+    /* Service output for the operator ("Here is the message: hi"): one or more
+     * lines, without the final newline. Called once per report, so a caller
+     * that writes it with one write() keeps reports from several processes
+     * from interleaving. NULL: discard (-q). */
+    void (*report)(void *arg, const char *line, size_t len);
+    /* Diagnostics: errors and, with verbose, connection logs. One line, no newline. */
+    void (*log)(void *arg, int level, const char *line);
+    void *arg; /* passed to report and log */
+} sk_server_opts;
+
+/* Create a server. Returns NULL with err on failure (e.g. service/model mismatch). */
+sk_server *sk_server_new(const sk_server_opts *o, sk_err *err);
+/* Hand a listener to the server (it closes it in sk_server_free). Returns 0 or -1. */
+int sk_server_add_listener(sk_server *s, const sk_listener *l, sk_err *err);
+/* Run the model. Returns 0 after sk_server_stop() or --once, -1 on a fatal error. */
+int sk_server_run(sk_server *s, sk_err *err);
+/* Ask the server to stop. Async-signal-safe: call it from a SIGINT/SIGTERM handler. */
+void sk_server_stop(sk_server *s);
+/* Close listeners (removing Unix socket files) and free everything. */
+void sk_server_free(sk_server *s);
+/* The options the server runs with (for services). */
+const sk_server_opts *sk_server_options(const sk_server *s);
+/* Send a line to the operator through opts.report (printf-style). */
+void sk_server_report(sk_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Emit a log line through opts.log (printf-style). */
+void sk_server_log(sk_server *s, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SOCKIT_H */

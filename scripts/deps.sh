@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Install everything sockit's build, tests and benchmarks need, from Debian's archive.
+# Idempotent: packages already present are skipped, so a second run costs one dpkg query.
+set -euo pipefail
+
+# What each package is for:
+#   clang                 second compiler (the code must build with gcc and clang)
+#   libclang-rt-14-dev    clang's sanitizer/libFuzzer runtimes (fuzz targets)
+#   libcmocka-dev         unit tests
+#   pkg-config            checks the installed sockit.pc
+#   socat netcat-openbsd  real clients for the integration tests
+#   ncat rdate            more real clients (ncat --broker style tests, rdate -p for time)
+#   iproute2 procps       ss / ps for descriptor and zombie checks
+#   libcrypt-dev          crypt(3) for HTTP Basic auth
+#   libuv1-dev            the libuv peer in bench/peers
+#   lighttpd nginx wrk iperf3 gnuplot   benchmark peers and charts
+pkgs=(clang libclang-rt-14-dev libcmocka-dev pkg-config socat netcat-openbsd ncat rdate
+      iproute2 procps libcrypt-dev libuv1-dev lighttpd nginx-light wrk iperf3 gnuplot-nox
+      netbase python3 curl wget)
+
+missing=()
+for p in "${pkgs[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "deps: all ${#pkgs[@]} packages present"
+    exit 0
+fi
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# Do not let package installs start daemons (nginx, lighttpd) on the machine.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps: done"

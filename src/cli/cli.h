@@ -1,0 +1,25 @@
+/* cli.h - the command-line program: the only code that prints or exits. */
+#ifndef SK_CLI_H
+#define SK_CLI_H
+
+#include "sockit.h"
+
+#define EXIT_USAGE 2
+
+/* "sockit: ..." on stderr, then exit 2 (usage) or 1 (runtime failure). */
+_Noreturn void cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Exit with err's message: status 2 if it was the user's input, 1 otherwise. */
+_Noreturn void cli_die(const sk_err *err);
+/* "sockit: ..." on stderr; the program goes on. */
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Strict numbers: the whole word, in range, or a usage error naming the option. */
+long cli_number(const char *opt, const char *s, long min, long max);
+/* Seconds with an optional fraction ("1", "0.25"), returned in milliseconds. */
+int cli_seconds_ms(const char *opt, const char *s);
+
+int cli_serve(int argc, char **argv);
+int cli_connect(int argc, char **argv);
+
+#endif

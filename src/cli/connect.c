@@ -1,0 +1,198 @@
+/*
+ * connect.c - `sockit connect [OPTIONS] ADDRESS` or `... HOST PORT`: the client.
+ *
+ * Default: stdin to the socket and the socket to stdout (the relay), binary
+ * safe; at end of stdin the write side is shut down and output goes on until
+ * the peer closes. --prompt is the tutorial's client: one line, one reply.
+ */
+#define _GNU_SOURCE /* getopt_long */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define DGRAM_LINGER_DEFAULT_MS 2000 /* UDP without -w: wait this long for replies */
+#define PROMPT_REPLY_MAX (1u << 20)
+
+struct connect_cfg {
+    int prompt, zero, verbose;
+    int timeout_ms; /* -w; 0 = none */
+    sk_addr addr;
+};
+
+static void connect_help(FILE *f)
+{
+    fprintf(f, "usage: sockit connect [OPTIONS] ADDRESS\n"
+               "       sockit connect [OPTIONS] HOST PORT\n"
+               "\n"
+               "Copies stdin to the socket and the socket to stdout. At the end of stdin the\n"
+               "socket's write side is shut down, and output continues until the peer closes.\n"
+               "Over UDP it stops after -w seconds (default 2) of silence once stdin has ended.\n"
+               "\n"
+               "  --prompt       the tutorial client: \"Please enter the message: \", one line\n"
+               "                 sent, the reply printed\n"
+               "  -w SECS        connect timeout, and give up after SECS without data\n"
+               "  -z             only check that the address accepts a connection\n"
+               "  -v, --verbose  say what was connected, and the byte counts\n"
+               "  -h, --help     this text\n");
+}
+
+static void parse(int argc, char **argv, struct connect_cfg *c)
+{
+    static const struct option longs[] = {
+        {"prompt", no_argument, NULL, 'p'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {"timeout", required_argument, NULL, 'w'},
+        {0},
+    };
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":w:zvh", longs, NULL)) != -1) {
+        switch (ch) {
+        case 'p': c->prompt = 1; break;
+        case 'w':
+            c->timeout_ms = cli_seconds_ms("-w", optarg);
+            if (c->timeout_ms == 0)
+                cli_usage("-w: the timeout must be more than 0 seconds");
+            break;
+        case 'z': c->zero = 1; break;
+        case 'v': c->verbose = 1; break;
+        case 'h': connect_help(stdout); exit(0);
+        case ':': cli_usage("option %s needs a value", argv[optind - 1]);
+        default:
+            if (optopt)
+                cli_usage("unknown option \"-%c\" (see sockit connect --help)", optopt);
+            cli_usage("unknown option \"%s\" (see sockit connect --help)", argv[optind - 1]);
+        }
+    }
+    if (c->prompt && c->zero)
+        cli_usage("--prompt and -z cannot be used together");
+    int words = argc - optind;
+    sk_err err;
+    if (words == 1) {
+        if (sk_addr_parse(&c->addr, argv[optind], &err) < 0)
+            cli_die(&err);
+    } else if (words == 2) {
+        if (sk_addr_parse_host_port(&c->addr, argv[optind], argv[optind + 1], &err) < 0)
+            cli_die(&err);
+    } else {
+        cli_usage("usage: sockit connect [OPTIONS] ADDRESS | HOST PORT");
+    }
+    if (c->zero && !sk_transport_is_stream(c->addr.transport))
+        cli_usage("-z needs a stream address: a datagram socket accepts nothing to test");
+}
+
+/* Read one line from stdin, however long (the tutorial read 255 bytes). */
+static char *read_line(size_t *len)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, stdin);
+    if (n < 0) {
+        if (ferror(stdin))
+            cli_fail("read standard input: %s", strerror(errno));
+        free(line);
+        *len = 0;
+        return NULL;
+    }
+    *len = (size_t)n;
+    return line;
+}
+
+/* The tutorial's exchange: prompt, one line out, the whole reply in. */
+static int run_prompt(struct connect_cfg *c, int fd)
+{
+    int stream = sk_transport_is_stream(c->addr.transport);
+    fputs("Please enter the message: ", stdout);
+    fflush(stdout);
+    size_t len;
+    char *line = read_line(&len);
+    if (sk_write_all(fd, line ? line : "", len, -1) < 0)
+        cli_fail("write socket: %s", strerror(errno));
+    free(line);
+    int64_t deadline = c->timeout_ms ? sk_now_ms() + c->timeout_ms : -1;
+    if (!stream) {
+        if (deadline < 0)
+            deadline = sk_now_ms() + DGRAM_LINGER_DEFAULT_MS;
+        static uint8_t reply[SK_DGRAM_MAX];
+        ssize_t n = sk_read_deadline(fd, reply, sizeof reply, deadline);
+        if (n < 0)
+            cli_fail("no reply: %s", errno == ETIMEDOUT ? "timed out" : strerror(errno));
+        fputs("Got an ack: ", stdout);
+        fwrite(reply, 1, (size_t)n, stdout);
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
+    /* The message is sent: say so, then read until the server closes, so a
+     * reply that arrives in several pieces is printed whole. */
+    if (shutdown(fd, SHUT_WR) < 0 && errno != ENOTCONN)
+        cli_fail("shutdown socket: %s", strerror(errno));
+    sk_buf reply = {.max = PROMPT_REPLY_MAX};
+    for (;;) {
+        uint8_t *p = sk_buf_reserve(&reply, 4096);
+        if (p == NULL)
+            cli_fail("reply longer than %u bytes", PROMPT_REPLY_MAX);
+        ssize_t n = sk_read_deadline(fd, p, 4096, deadline);
+        if (n < 0)
+            cli_fail("read socket: %s", errno == ETIMEDOUT ? "timed out" : strerror(errno));
+        if (n == 0)
+            break;
+        sk_buf_commit(&reply, (size_t)n);
+    }
+    if (reply.len)
+        fwrite(sk_buf_head(&reply), 1, reply.len, stdout);
+    if (reply.len == 0 || sk_buf_head(&reply)[reply.len - 1] != '\n')
+        fputc('\n', stdout);
+    sk_buf_free(&reply);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+int cli_connect(int argc, char **argv)
+{
+    struct connect_cfg c = {0};
+    parse(argc, argv, &c);
+    sk_ignore_sigpipe();
+    sk_err err;
+    sk_endpoint peer;
+    int fd = sk_connect(&c.addr, c.timeout_ms, &peer, &err);
+    if (fd < 0)
+        cli_die(&err);
+    char name[SK_NAME_MAX];
+    sk_sockaddr_format((struct sockaddr *)&peer.sa, peer.len, c.addr.transport, name, sizeof name);
+    if (c.zero) {
+        if (c.verbose)
+            cli_warn("%s accepts connections", name);
+        close(fd);
+        return 0;
+    }
+    if (c.verbose)
+        cli_warn("connected to %s", name);
+    int rc;
+    if (c.prompt) {
+        rc = run_prompt(&c, fd);
+    } else {
+        int stream = sk_transport_is_stream(c.addr.transport);
+        sk_relay_opts ro = {
+            .stream = stream,
+            .stop_at_peer_eof = isatty(STDIN_FILENO),
+            .idle_timeout_ms = c.timeout_ms,
+            .dgram_linger_ms = c.timeout_ms ? c.timeout_ms : DGRAM_LINGER_DEFAULT_MS,
+        };
+        sk_relay_stats st;
+        rc = sk_relay(fd, STDIN_FILENO, STDOUT_FILENO, &ro, &st, &err);
+        if (c.verbose)
+            cli_warn("%llu bytes sent, %llu bytes received", (unsigned long long)st.to_net,
+                     (unsigned long long)st.from_net);
+        if (rc < 0) {
+            close(fd);
+            cli_die(&err);
+        }
+    }
+    close(fd);
+    return rc;
+}

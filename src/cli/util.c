@@ -1,0 +1,89 @@
+/* util.c - messages, exits and strict option parsing for the sockit program. */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void vmsg(const char *fmt, va_list ap)
+{
+    char line[1024];
+    vsnprintf(line, sizeof line, fmt, ap);
+    fprintf(stderr, "sockit: %s\n", line);
+    fflush(stderr);
+}
+
+void cli_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+    exit(EXIT_USAGE);
+}
+
+void cli_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+    exit(1);
+}
+
+void cli_warn(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+}
+
+void cli_die(const sk_err *err)
+{
+    fprintf(stderr, "sockit: %s\n", err->msg);
+    exit(err->usage ? EXIT_USAGE : 1);
+}
+
+long cli_number(const char *opt, const char *s, long min, long max)
+{
+    char *end;
+    errno = 0;
+    if (s == NULL || *s == '\0' || *s == ' ' || *s == '+')
+        cli_usage("%s: expected a number, got \"%s\"", opt, s ? s : "");
+    long v = strtol(s, &end, 10);
+    if (*end != '\0')
+        cli_usage("%s: expected a number, got \"%s\"", opt, s);
+    if (errno == ERANGE || v < min || v > max)
+        cli_usage("%s: %s is out of range (%ld-%ld)", opt, s, min, max);
+    return v;
+}
+
+int cli_seconds_ms(const char *opt, const char *s)
+{
+    /* Parsed by hand rather than strtod: no locale, no "inf", no "1e9". */
+    long whole = 0, frac = 0, scale = 1000;
+    const char *p = s;
+    if (s == NULL || *s < '0' || *s > '9')
+        cli_usage("%s: expected seconds, got \"%s\"", opt, s ? s : "");
+    for (; *p >= '0' && *p <= '9'; p++) {
+        whole = whole * 10 + (*p - '0');
+        if (whole > 86400 * 24)
+            cli_usage("%s: %s is out of range (at most %d seconds)", opt, s, 86400 * 24);
+    }
+    if (*p == '.') {
+        for (p++; *p >= '0' && *p <= '9'; p++) {
+            if (scale > 1) {
+                scale /= 10;
+                frac += (*p - '0') * scale;
+            }
+        }
+    }
+    if (*p != '\0')
+        cli_usage("%s: expected seconds, got \"%s\"", opt, s);
+    long ms = whole * 1000 + frac;
+    return (int)ms;
+}

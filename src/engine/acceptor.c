@@ -1,0 +1,74 @@
+/*
+ * acceptor.c - for the models whose main loop waits for connections: wait on
+ * all listeners and the stop pipe at once, and accept without ever spinning
+ * when the process runs out of descriptors.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+#define SK_MAX_POLL_LISTENERS 64
+
+int sk__wait_listeners(sk_server *s, int extra_fd, int timeout_ms)
+{
+    struct pollfd p[SK_MAX_POLL_LISTENERS + 2];
+    nfds_t n = 0;
+    for (size_t i = 0; i < s->nls && n < SK_MAX_POLL_LISTENERS; i++)
+        p[n++] = (struct pollfd){.fd = s->ls[i].fd, .events = POLLIN};
+    nfds_t nl = n;
+    p[n++] = (struct pollfd){.fd = s->stop_rd, .events = POLLIN};
+    if (extra_fd >= 0)
+        p[n++] = (struct pollfd){.fd = extra_fd, .events = POLLIN};
+    int r = poll(p, n, timeout_ms);
+    if (r <= 0)
+        return -2; /* timeout, or EINTR (a child exited): the caller looks around */
+    if (p[nl].revents)
+        return -1;
+    /* Start the scan where the last one ended, so a busy listener cannot
+     * starve the others. */
+    static _Thread_local size_t next;
+    for (size_t k = 0; k < nl; k++) {
+        size_t i = (next + k) % nl;
+        if (p[i].revents) {
+            next = i + 1;
+            return (int)i;
+        }
+    }
+    return -2;
+}
+
+int sk__accept(sk_server *s, const sk_listener *l, struct sockaddr *peer, socklen_t *plen,
+               int nonblock)
+{
+    int fd = sk_accept(l->fd, peer, plen, nonblock);
+    if (fd >= 0)
+        return fd;
+    int e = errno;
+    if (e == EAGAIN || e == EWOULDBLOCK)
+        return -1;
+    if ((e == EMFILE || e == ENFILE) && s->spare_fd >= 0) {
+        /* Out of descriptors. The pending connection would keep the listener
+         * readable and the loop spinning: use the reserve descriptor to take
+         * it off the queue and close it, then take the reserve back. */
+        close(s->spare_fd);
+        s->spare_fd = -1;
+        int shed = accept(l->fd, NULL, NULL);
+        if (shed >= 0)
+            close(shed);
+        s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        sk_server_log(s, SK_LOG_ERROR, "accept %s: too many open files: connection closed",
+                      l->name);
+        return -1;
+    }
+    sk_server_log(s, SK_LOG_ERROR, "accept %s: %s", l->name, strerror(e));
+    if (e == ENOBUFS || e == ENOMEM || e == EMFILE || e == ENFILE) {
+        /* Nothing to shed with: back off instead of spinning. */
+        poll(NULL, 0, 100);
+    }
+    return -1;
+}

@@ -1,0 +1,156 @@
+/*
+ * engine.h - internal to the server engine (src/engine). Not installed.
+ *
+ * The pieces:
+ *   server.c     sk_server: options, listeners, stop signal, model registry
+ *   conn.c       sk_conn: one connection's buffers and the calls into the service
+ *   blocking.c   drives one connection (or one datagram) in its own flow of control;
+ *                used by iterative, fork, thread and prefork
+ *   acceptor.c   waiting on several listeners at once; accept with EMFILE shedding
+ *   model_*.c    one concurrency model each, exporting an sk_model
+ */
+#ifndef SK_ENGINE_H
+#define SK_ENGINE_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+
+#include "sockit.h"
+
+#define SK_READ_CHUNK 65536        /* one read()'s worth */
+#define SK_HIGH_WATER (256 * 1024) /* stop reading while this much output is queued */
+#define SK_MAX_QUEUE_DEFAULT (4u << 20)
+#define SK_GRACE_DEFAULT_MS 10000
+#define SK_LINGER_MS 1000 /* after our close: wait this long for the peer's FIN */
+
+struct sk_server {
+    sk_server_opts o;
+    const sk_service *svc;
+    const sk_model *model;
+    void *svc_state;
+    sk_listener *ls;
+    size_t nls, capls;
+    /* Stop pipe: written once by sk_server_stop and never drained, so it stays
+     * readable for every poller, in every process and thread that shares it. */
+    int stop_rd, stop_wr;
+    volatile sig_atomic_t stopping;
+    int is_child;        /* a forked worker: stop requests come from the parent */
+    int spare_fd;        /* reserve descriptor, released to shed a connection at EMFILE */
+    atomic_long nconns;  /* connections open now (models that share memory) */
+    atomic_ulong served; /* connections/datagrams finished, for --once */
+};
+
+/* Peer address, compactly: connections must stay small (idle capacity). */
+typedef struct sk_peer {
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } u;
+    socklen_t len;
+} sk_peer;
+
+/* Connection flags */
+#define SK_C_EOF 0x01     /* peer shut down its sending side */
+#define SK_C_CLOSING 0x02 /* close once output is flushed */
+#define SK_C_DRAIN 0x04   /* service wants on_drain */
+#define SK_C_DEAD 0x08    /* I/O error: close now, drop output */
+#define SK_C_WSHUT 0x10   /* we shut down our sending side (lingering close) */
+
+/* Bytes posted to a connection by other connections (SK_SVC_SHARED services),
+ * waiting for the connection's own thread to move them to its output. */
+typedef struct sk_inbox {
+    pthread_mutex_t mu;
+    sk_buf buf;
+    int overflow;
+    int queued; /* a wake-up is already on its way */
+} sk_inbox;
+
+struct sk_conn {
+    int fd;
+    unsigned flags;
+    sk_transport transport;
+    sk_server *srv;
+    sk_buf out;
+    uint64_t bytes_in, bytes_out;
+    int64_t started_ms, last_io_ms;
+    sk_peer peer;
+    void *loop_data; /* owned by the model driving this connection */
+    int loop_index;
+    sk_inbox *inbox;          /* SK_SVC_SHARED services only */
+    void (*wake)(sk_conn *c); /* set by the model: make the owner call sk__conn_take_inbox */
+    _Alignas(max_align_t) unsigned char data[]; /* service's conn_size bytes */
+};
+
+/* conn.c */
+sk_conn *sk__conn_new(sk_server *s, int fd, const struct sockaddr *peer, socklen_t plen,
+                      sk_transport t);
+void sk__conn_open(sk_conn *c);
+/* Read what is available (once; nonblocking fd) and feed the service. */
+void sk__conn_read(sk_conn *c, uint8_t *scratch, size_t cap);
+/* Write queued output; call on_drain when it empties. */
+void sk__conn_write(sk_conn *c);
+int sk__conn_wants_read(const sk_conn *c);
+int sk__conn_wants_write(const sk_conn *c);
+/* 1 when the connection should be freed now. May start a lingering close. */
+int sk__conn_finished(sk_conn *c);
+/* 1 if the connection has no output in flight (may be closed at shutdown). */
+int sk__conn_idle(const sk_conn *c);
+void sk__conn_free(sk_conn *c);
+/* In the connection's own thread: move posted bytes to its output. */
+void sk__conn_take_inbox(sk_conn *c);
+
+/* blocking.c */
+/* Serve one accepted stream connection to the end in this flow of control. */
+void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer, socklen_t plen,
+                               sk_transport t);
+/* Receive and answer datagrams on a listener until it would block (at most
+ * `max` of them). Returns how many were handled. */
+int sk__serve_datagrams(sk_server *s, const sk_listener *l, int max, uint8_t *buf);
+
+/* acceptor.c */
+/* Wait for a listener to be ready (or the stop pipe, or extra_fd). Returns the
+ * listener index, -1 on stop, -2 on timeout or extra_fd readiness. */
+int sk__wait_listeners(sk_server *s, int extra_fd, int timeout_ms);
+/* Accept from listener l. Returns fd, or -1 (nothing to accept, or shed at EMFILE). */
+int sk__accept(sk_server *s, const sk_listener *l, struct sockaddr *peer, socklen_t *plen,
+               int nonblock);
+
+/* procs.c: child processes (fork, prefork) */
+typedef struct sk_procs {
+    pid_t *pids;
+    size_t n, cap;
+    int chld_rd;        /* readable after SIGCHLD */
+    int keep_listeners; /* children keep the listening sockets (prefork) */
+    struct sigaction old;
+} sk_procs;
+int sk__procs_start(sk_procs *p, sk_err *err);
+void sk__procs_stop(sk_procs *p);
+int sk__procs_add(sk_procs *p, pid_t pid);
+/* Reap every exited child; on_exit (if any) gets each pid and wait status. */
+int sk__procs_reap(sk_procs *p, void (*on_exit)(pid_t, int, void *), void *arg);
+/* Wait for all children; bounded by the grace period once the server stops. */
+void sk__procs_wait_all(sk_server *s, sk_procs *p);
+/* In a new child: drop the parent's descriptors and signal handlers. */
+void sk__child_init(sk_server *s, sk_procs *p);
+
+/* server.c */
+int sk__stopping(sk_server *s);
+void sk__log_conn_open(sk_conn *c);
+/* Service finished one unit of work: returns 1 if --once says stop now. */
+int sk__count_served(sk_server *s);
+
+/* The models */
+extern const sk_model sk__model_iterative;
+extern const sk_model sk__model_fork;
+extern const sk_model sk__model_thread;
+extern const sk_model sk__model_prefork;
+extern const sk_model sk__model_select;
+extern const sk_model sk__model_poll;
+#ifdef __linux__
+extern const sk_model sk__model_epoll;
+#endif
+
+#endif

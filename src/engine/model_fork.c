@@ -1,0 +1,90 @@
+/*
+ * model_fork.c - a process per connection: the tutorial's forking server,
+ * without its zombies. The parent accepts; each child serves one connection
+ * and exits; the parent reaps every child (procs.c).
+ *
+ * Costs a fork() per connection and a whole process per open connection;
+ * connections share nothing, so a crash takes down one client, not the server.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+static int fork_run(sk_server *s, sk_err *err)
+{
+    sk_procs kids;
+    if (sk__procs_start(&kids, err) < 0)
+        return -1;
+    uint8_t *dbuf = malloc(2 * SK_DGRAM_MAX);
+    int rc = 0;
+    if (dbuf == NULL) {
+        rc = sk_errno(err, ENOMEM, "buffer");
+        goto out;
+    }
+    while (!sk__stopping(s)) {
+        sk__procs_reap(&kids, NULL, NULL);
+        if (s->o.max_conns > 0 && kids.n >= (size_t)s->o.max_conns) {
+            /* At the limit: new connections wait in the kernel's backlog until
+             * a child exits (SIGCHLD wakes us). */
+            struct pollfd w[2] = {{.fd = kids.chld_rd, .events = POLLIN},
+                                  {.fd = s->stop_rd, .events = POLLIN}};
+            poll(w, 2, -1);
+            continue;
+        }
+        int i = sk__wait_listeners(s, kids.chld_rd, -1);
+        if (i == -1)
+            break;
+        if (i < 0)
+            continue;
+        const sk_listener *l = &s->ls[i];
+        if (!sk_transport_is_stream(l->transport)) {
+            /* Datagrams have no connection to fork for: the parent answers them. */
+            sk__serve_datagrams(s, l, 64, dbuf);
+            if (s->o.once && atomic_load(&s->served) > 0)
+                break;
+            continue;
+        }
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof peer;
+        int fd = sk__accept(s, l, (struct sockaddr *)&peer, &plen, 0);
+        if (fd < 0)
+            continue;
+        pid_t pid = fork();
+        if (pid < 0) {
+            sk_server_log(s, SK_LOG_ERROR, "fork: %s: connection closed", strerror(errno));
+            close(fd);
+            poll(NULL, 0, 100); /* out of processes: back off rather than spin */
+            continue;
+        }
+        if (pid == 0) {
+            sk_transport t = l->transport;
+            sk__child_init(s, &kids);
+            sk__serve_stream_blocking(s, fd, (struct sockaddr *)&peer, plen, t);
+            _exit(0);
+        }
+        close(fd);
+        if (sk__procs_add(&kids, pid) < 0)
+            sk_server_log(s, SK_LOG_ERROR, "out of memory tracking children");
+        if (sk__count_served(s))
+            break;
+    }
+    /* Stop accepting at once: new clients are refused instead of queued. */
+    for (size_t i = 0; i < s->nls; i++)
+        sk_listener_close(&s->ls[i]);
+    sk__procs_wait_all(s, &kids);
+out:
+    sk__procs_stop(&kids);
+    free(dbuf);
+    return rc;
+}
+
+const sk_model sk__model_fork = {
+    .name = "fork",
+    .summary = "a new process for each connection (the tutorial's forking server, reaped)",
+    .caps = 0,
+    .run = fork_run,
+};

@@ -1,0 +1,47 @@
+/*
+ * model_iterative.c - one connection at a time, in one process: the
+ * tutorial's first server. Accept, serve to the end, accept the next. Simple
+ * and cheap, and a single slow client makes everyone else wait.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "engine.h"
+
+static int iterative_run(sk_server *s, sk_err *err)
+{
+    uint8_t *dbuf = malloc(2 * SK_DGRAM_MAX);
+    if (dbuf == NULL)
+        return sk_errno(err, ENOMEM, "buffer");
+    while (!sk__stopping(s)) {
+        int i = sk__wait_listeners(s, -1, -1);
+        if (i == -1)
+            break;
+        if (i < 0)
+            continue;
+        const sk_listener *l = &s->ls[i];
+        if (!sk_transport_is_stream(l->transport)) {
+            sk__serve_datagrams(s, l, 64, dbuf);
+            if (s->o.once && atomic_load(&s->served) > 0)
+                break;
+            continue;
+        }
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof peer;
+        int fd = sk__accept(s, l, (struct sockaddr *)&peer, &plen, 1);
+        if (fd < 0)
+            continue;
+        sk__serve_stream_blocking(s, fd, (struct sockaddr *)&peer, plen, l->transport);
+        if (sk__count_served(s))
+            break;
+    }
+    free(dbuf);
+    return 0;
+}
+
+const sk_model sk__model_iterative = {
+    .name = "iterative",
+    .summary = "one connection at a time in one process (the tutorial's first server)",
+    .caps = SK_MODEL_SHARED,
+    .run = iterative_run,
+};

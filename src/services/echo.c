@@ -1,0 +1,42 @@
+/*
+ * echo.c - RFC 862: send back whatever arrives. Also reports each read as the
+ * tutorial's echo server does: "Received N bytes from ADDR, port P".
+ */
+#include <string.h>
+
+#include "services.h"
+
+static void echo_data(sk_conn *c, const uint8_t *data, size_t len)
+{
+    sk_server *s = sk_conn_server(c);
+    if (sk_server_options(s)->report) {
+        char host[SK_NAME_MAX];
+        unsigned port;
+        sk_conn_peer_host_port(c, host, sizeof host, &port);
+        sk_server_report(s, "Received %zu bytes from %s, port %u", len, host, port);
+    }
+    sk_conn_send(c, data, len);
+}
+
+static int echo_datagram(sk_server *s, void *state, const sk_dgram *d, uint8_t *reply, size_t cap,
+                         size_t *rlen)
+{
+    (void)state;
+    if (sk_server_options(s)->report) {
+        char who[SK_NAME_MAX + 16];
+        sk__peer_words(d->peer, d->peerlen, who, sizeof who);
+        sk_server_report(s, "Received %zu bytes from %s", d->len, who);
+    }
+    size_t n = d->len < cap ? d->len : cap;
+    memcpy(reply, d->data, n);
+    *rlen = n;
+    return 1;
+}
+
+const sk_service sk__svc_echo = {
+    .name = "echo",
+    .summary = "RFC 862: sends back everything it receives",
+    .flags = SK_SVC_STREAM | SK_SVC_DGRAM,
+    .on_data = echo_data,
+    .on_datagram = echo_datagram,
+};
