@@ -292,7 +292,9 @@ typedef struct sk_dgram {
 /* Service flags */
 #define SK_SVC_STREAM 0x1u /* runs on stream transports (on_open .. on_close) */
 #define SK_SVC_DGRAM 0x2u  /* runs on datagram transports (on_datagram) */
-#define SK_SVC_SHARED 0x4u /* connections interact: needs a model that shares memory */
+#define SK_SVC_SHARED                                                                              \
+    0x4u /* connections interact: needs a model that serves them at the                            \
+          * same time in one address space (thread, select, poll, epoll) */
 
 #define SK_DGRAM_MAX 65536 /* largest datagram a service receives or sends */
 
@@ -335,6 +337,7 @@ void *sk_conn_data(sk_conn *c);  /* the service's per-connection bytes */
 void *sk_conn_state(sk_conn *c); /* the service's global state (from init) */
 sk_server *sk_conn_server(sk_conn *c);
 int sk_conn_fd(sk_conn *c);
+sk_transport sk_conn_transport(const sk_conn *c);
 /* Queue bytes for the peer. Returns 0, or -1 if the connection is closing or its
  * queue limit was passed (the connection is then closed). */
 int sk_conn_send(sk_conn *c, const void *data, size_t len);
@@ -357,7 +360,8 @@ const char *sk_conn_peer_name(sk_conn *c);
 void sk_conn_peer_host_port(sk_conn *c, char *host, size_t cap, unsigned *port);
 
 /* Concurrency models */
-#define SK_MODEL_SHARED 0x1u /* connections share one address space (broker may run) */
+#define SK_MODEL_SHARED 0x1u     /* connections share one address space */
+#define SK_MODEL_CONCURRENT 0x2u /* many connections are served at the same time */
 
 typedef struct sk_model {
     const char *name;

@@ -14,6 +14,9 @@ _Noreturn void cli_die(const sk_err *err);
 /* "sockit: ..." on stderr; the program goes on. */
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Explain what getopt_long rejected (returned ':' or '?') and exit 2. */
+_Noreturn void cli_bad_option(const char *cmd, int ch, char **argv);
+
 /* Strict numbers: the whole word, in range, or a usage error naming the option. */
 long cli_number(const char *opt, const char *s, long min, long max);
 /* Seconds with an optional fraction ("1", "0.25"), returned in milliseconds. */

@@ -64,11 +64,7 @@ static void parse(int argc, char **argv, struct connect_cfg *c)
         case 'z': c->zero = 1; break;
         case 'v': c->verbose = 1; break;
         case 'h': connect_help(stdout); exit(0);
-        case ':': cli_usage("option %s needs a value", argv[optind - 1]);
-        default:
-            if (optopt)
-                cli_usage("unknown option \"-%c\" (see sockit connect --help)", optopt);
-            cli_usage("unknown option \"%s\" (see sockit connect --help)", argv[optind - 1]);
+        default: cli_bad_option("connect", ch, argv);
         }
     }
     if (c->prompt && c->zero)

@@ -30,11 +30,24 @@ struct serve_cfg {
 };
 
 static sk_server *g_server;
+/* serve stdio: the listeners a signal must clean up (until the peer is accepted). */
+static sk_listener *g_stdio_ls;
+static volatile sig_atomic_t g_stdio_n;
 
 static void on_stop_signal(int sig)
 {
     (void)sig;
     sk_server_stop(g_server);
+}
+
+/* serve stdio has no event loop to tell: clean up here and end. Only
+ * async-signal-safe calls (close, lstat, unlink, _exit). */
+static void on_stdio_signal(int sig)
+{
+    (void)sig;
+    for (sig_atomic_t i = 0; i < g_stdio_n; i++)
+        sk_listener_close(&g_stdio_ls[i]);
+    _exit(0);
 }
 
 static void serve_help(FILE *f)
@@ -88,13 +101,14 @@ static void log_line(void *arg, int level, const char *line)
 
 static void parse(int argc, char **argv, struct serve_cfg *c)
 {
-    enum { O_MODEL = 256, O_WORKERS, O_ONCE, O_MAXCONNS, O_IDLE };
+    enum { O_MODEL = 256, O_WORKERS, O_ONCE, O_MAXCONNS, O_IDLE, O_GRACE };
     static const struct option longs[] = {
         {"model", required_argument, NULL, O_MODEL},
         {"workers", required_argument, NULL, O_WORKERS},
         {"once", no_argument, NULL, O_ONCE},
         {"max-conns", required_argument, NULL, O_MAXCONNS},
         {"idle-timeout", required_argument, NULL, O_IDLE},
+        {"grace", required_argument, NULL, O_GRACE},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -103,21 +117,22 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
     const char *model = NULL;
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, "vqh", longs, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":vqh", longs, NULL)) != -1) {
         switch (ch) {
         case O_MODEL: model = optarg; break;
         case O_WORKERS: c->o.workers = (int)cli_number("--workers", optarg, 1, 1024); break;
         case O_ONCE: c->o.once = 1; break;
         case O_MAXCONNS: c->o.max_conns = (int)cli_number("--max-conns", optarg, 1, 1000000); break;
         case O_IDLE: c->o.idle_timeout_ms = cli_seconds_ms("--idle-timeout", optarg); break;
+        case O_GRACE:
+            c->o.grace_ms = cli_seconds_ms("--grace", optarg);
+            if (c->o.grace_ms == 0)
+                c->o.grace_ms = 1; /* "0" means: do not wait (the library's 0 is the default) */
+            break;
         case 'v': c->o.verbose = 1; break;
         case 'q': c->quiet = 1; break;
         case 'h': serve_help(stdout); exit(0);
-        case ':': cli_usage("option %s needs a value", argv[optind - 1]);
-        default:
-            if (optopt)
-                cli_usage("unknown option \"-%c\" (see sockit serve --help)", optopt);
-            cli_usage("unknown option \"%s\" (see sockit serve --help)", argv[optind - 1]);
+        default: cli_bad_option("serve", ch, argv);
         }
     }
     if (c->quiet && c->o.verbose)
@@ -152,11 +167,11 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
     }
 }
 
-static void install_signals(void)
+static void install_signals(void (*handler)(int))
 {
     sk_ignore_sigpipe();
     struct sigaction sa = {0};
-    sa.sa_handler = on_stop_signal;
+    sa.sa_handler = handler;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
@@ -240,6 +255,7 @@ static int serve_stdio(struct serve_cfg *c, sk_listener *ls, size_t n)
                                                               l->transport, name, sizeof name));
     }
     int stream = sk_transport_is_stream(ls[which].transport);
+    g_stdio_n = 0; /* from here on a signal just ends the relay */
     for (size_t i = 0; i < n; i++)
         sk_listener_close(&ls[i]); /* like nc -l: one peer, then done */
     sk_relay_opts ro = {.stream = stream,
@@ -276,14 +292,14 @@ int cli_serve(int argc, char **argv)
         if (s == NULL)
             cli_die(&err);
     }
-    if (s != NULL)
-        install_signals(); /* stdio keeps the default: a signal simply ends it */
-    else
-        sk_ignore_sigpipe();
+    install_signals(s ? on_stop_signal : on_stdio_signal);
     g_server = s;
     size_t n = open_listeners(&c, ls, MAX_LISTENERS);
-    if (s == NULL)
+    if (s == NULL) {
+        g_stdio_ls = ls;
+        g_stdio_n = (sig_atomic_t)n;
         return serve_stdio(&c, ls, n);
+    }
     for (size_t i = 0; i < n; i++) {
         if (sk_server_add_listener(s, &ls[i], &err) < 0) {
             for (size_t j = i; j < n; j++)

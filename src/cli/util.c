@@ -1,5 +1,7 @@
 /* util.c - messages, exits and strict option parsing for the sockit program. */
+#include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,6 +48,28 @@ void cli_die(const sk_err *err)
 {
     fprintf(stderr, "sockit: %s\n", err->msg);
     exit(err->usage ? EXIT_USAGE : 1);
+}
+
+void cli_bad_option(const char *cmd, int ch, char **argv)
+{
+    /* getopt_long leaves the offending word at argv[optind - 1], and optopt
+     * holds a short option's letter (or a long option's code, not printable). */
+    const char *word = optind > 0 ? argv[optind - 1] : "?";
+    int letter = optopt > 0 && optopt < 128 && isalnum(optopt) ? optopt : 0;
+    if (ch == ':') {
+        if (letter && strncmp(word, "--", 2) != 0)
+            cli_usage("option -%c needs a value", letter);
+        cli_usage("option %s needs a value", word);
+    }
+    if (strncmp(word, "--", 2) == 0) {
+        const char *eq = strchr(word, '=');
+        if (eq != NULL)
+            cli_usage("option %.*s takes no value", (int)(eq - word), word);
+        cli_usage("unknown option \"%s\" (see sockit %s --help)", word, cmd);
+    }
+    if (letter)
+        cli_usage("unknown option \"-%c\" (see sockit %s --help)", letter, cmd);
+    cli_usage("unknown option \"%s\" (see sockit %s --help)", word, cmd);
 }
 
 long cli_number(const char *opt, const char *s, long min, long max)

@@ -61,8 +61,16 @@ int sk__accept(sk_server *s, const sk_listener *l, struct sockaddr *peer, sockle
         if (shed >= 0)
             close(shed);
         s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        sk_server_log(s, SK_LOG_ERROR, "accept %s: too many open files: connection closed",
-                      l->name);
+        /* Under a flood this happens per connection: say it once a second. */
+        static _Atomic int64_t last_said;
+        static atomic_long shed_since;
+        long n = atomic_fetch_add(&shed_since, 1) + 1;
+        int64_t now = sk_now_ms(), last = atomic_load(&last_said);
+        if (now - last >= 1000 && atomic_compare_exchange_strong(&last_said, &last, now)) {
+            atomic_fetch_sub(&shed_since, n);
+            sk_server_log(s, SK_LOG_ERROR,
+                          "accept %s: too many open files: %ld connection(s) closed", l->name, n);
+        }
         return -1;
     }
     sk_server_log(s, SK_LOG_ERROR, "accept %s: %s", l->name, strerror(e));

@@ -77,7 +77,8 @@ void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer
                 break;
             grace_deadline = now + grace_ms;
         }
-        if (grace_deadline >= 0 && now >= grace_deadline)
+        /* Stopping: go when the work is done, or when the grace period is. */
+        if (grace_deadline >= 0 && (now >= grace_deadline || sk__conn_idle(c)))
             break;
 
         int64_t deadline = grace_deadline;
@@ -131,76 +132,4 @@ void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer
         close(wake[0]);
         close(wake[1]);
     }
-}
-
-/* The old echo/chargen loop attack: a forged datagram from one UDP service's
- * port to another's makes them answer each other forever. Real clients use
- * ports above 1023; only our own port is allowed below that. */
-static int peer_allowed(const sk_listener *l, const struct sockaddr *sa)
-{
-    unsigned port = 0, mine = 0;
-    if (sa->sa_family == AF_INET)
-        port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
-    else if (sa->sa_family == AF_INET6)
-        port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-    else
-        return 1;
-    if (l->local.family == AF_INET)
-        mine = ntohs(((const struct sockaddr_in *)&l->local.sa)->sin_port);
-    else if (l->local.family == AF_INET6)
-        mine = ntohs(((const struct sockaddr_in6 *)&l->local.sa)->sin6_port);
-    return port >= 1024 || port == mine;
-}
-
-int sk__serve_datagrams(sk_server *s, const sk_listener *l, int max, uint8_t *buf)
-{
-    uint8_t *reply = buf + SK_DGRAM_MAX;
-    int handled = 0;
-    while (handled < max) {
-        struct sockaddr_storage peer;
-        socklen_t plen = sizeof peer;
-        ssize_t n =
-            recvfrom(l->fd, buf, SK_DGRAM_MAX, MSG_DONTWAIT, (struct sockaddr *)&peer, &plen);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            /* EAGAIN: done for now. Anything else (an ICMP error reported for an
-             * earlier reply) concerns no datagram we hold: also done for now. */
-            break;
-        }
-        handled++;
-        char name[SK_NAME_MAX];
-        if (s->o.verbose)
-            sk_sockaddr_format((struct sockaddr *)&peer, plen, l->transport, name, sizeof name);
-        if (!peer_allowed(l, (struct sockaddr *)&peer)) {
-            if (s->o.verbose)
-                sk_server_log(s, SK_LOG_INFO, "ignored datagram from privileged port: %s", name);
-            continue;
-        }
-        size_t rlen = 0;
-        sk_dgram d = {.data = buf,
-                      .len = (size_t)n,
-                      .peer = (struct sockaddr *)&peer,
-                      .peerlen = plen,
-                      .transport = l->transport};
-        int answer = s->svc->on_datagram &&
-                     s->svc->on_datagram(s, s->svc_state, &d, reply, SK_DGRAM_MAX, &rlen);
-        /* An unnamed Unix datagram sender cannot be answered. */
-        if (answer && plen <= (socklen_t)sizeof(sa_family_t))
-            answer = 0;
-        if (answer) {
-            ssize_t w;
-            do
-                w = sendto(l->fd, reply, rlen, MSG_DONTWAIT | MSG_NOSIGNAL,
-                           (struct sockaddr *)&peer, plen);
-            while (w < 0 && errno == EINTR);
-            /* A full send buffer drops the reply, as the network may: UDP. */
-        }
-        if (s->o.verbose)
-            sk_server_log(s, SK_LOG_INFO, "datagram from %s: %zd bytes in, %zu bytes out", name, n,
-                          answer ? rlen : 0);
-        if (sk__count_served(s))
-            break;
-    }
-    return handled;
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -129,7 +130,15 @@ int sk__conn_wants_write(const sk_conn *c)
 
 int sk__conn_idle(const sk_conn *c)
 {
-    return c->out.len == 0 || (c->flags & SK_C_DRAIN);
+    if (c->flags & SK_C_DRAIN)
+        return 1; /* an endless generator (chargen) has no work "in flight" */
+    if (c->out.len > 0)
+        return 0;
+    /* Bytes the peer sent that we have not read yet are a request in flight. */
+    int unread = 0;
+    if (!(c->flags & SK_C_EOF) && ioctl(c->fd, FIONREAD, &unread) == 0 && unread > 0)
+        return 0;
+    return 1;
 }
 
 int sk__conn_finished(sk_conn *c)
@@ -195,6 +204,11 @@ sk_server *sk_conn_server(sk_conn *c)
 int sk_conn_fd(sk_conn *c)
 {
     return c->fd;
+}
+
+sk_transport sk_conn_transport(const sk_conn *c)
+{
+    return c->transport;
 }
 
 int sk_conn_send(sk_conn *c, const void *data, size_t len)

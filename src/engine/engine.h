@@ -106,9 +106,14 @@ void sk__conn_take_inbox(sk_conn *c);
 /* Serve one accepted stream connection to the end in this flow of control. */
 void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer, socklen_t plen,
                                sk_transport t);
+
+/* dgram.c: datagram services, batched with recvmmsg/sendmmsg where available */
+typedef struct sk_dgram_batch sk_dgram_batch;
+sk_dgram_batch *sk__dgram_batch_new(void); /* NULL when out of memory */
+void sk__dgram_batch_free(sk_dgram_batch *b);
 /* Receive and answer datagrams on a listener until it would block (at most
- * `max` of them). Returns how many were handled. */
-int sk__serve_datagrams(sk_server *s, const sk_listener *l, int max, uint8_t *buf);
+ * `max`). Returns how many were handled. */
+int sk__serve_datagrams(sk_server *s, const sk_listener *l, int max, sk_dgram_batch *b);
 
 /* acceptor.c */
 /* Wait for a listener to be ready (or the stop pipe, or extra_fd). Returns the

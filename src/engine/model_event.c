@@ -38,9 +38,9 @@ typedef struct worker {
     const sk_ev_backend *be;
     sk_ev_loop *loop;
     pthread_t tid;
-    uint8_t *scratch; /* one read's worth, shared by all connections of this loop */
-    uint8_t *dbuf;    /* datagram in + reply */
-    sk_conn **conns;  /* every open connection, for timers and shutdown */
+    uint8_t *scratch;     /* one read's worth, shared by all connections of this loop */
+    sk_dgram_batch *dbuf; /* datagrams in, replies out */
+    sk_conn **conns;      /* every open connection, for timers and shutdown */
     size_t nconns, capconns;
     int accepting;
     int stopping;
@@ -281,7 +281,7 @@ static void sweep(worker *w)
             if (w->s->o.verbose)
                 sk_server_log(w->s, SK_LOG_INFO, "idle timeout: %s", sk_conn_peer_name(c));
         }
-        if (w->stopping && now >= w->grace_deadline)
+        if (w->stopping && (now >= w->grace_deadline || sk__conn_idle(c)))
             expired = 1;
         if (expired)
             drop(w, c);
@@ -323,7 +323,7 @@ static void worker_free(worker *w)
 {
     sk_ev_free(w->loop);
     free(w->scratch);
-    free(w->dbuf);
+    sk__dgram_batch_free(w->dbuf);
     free(w->conns);
     free(w->pending);
     free(w->lw);
@@ -343,7 +343,7 @@ static int worker_init(worker *w, sk_server *s, const sk_ev_backend *be, sk_err 
     pthread_mutex_init(&w->mu, NULL);
     w->loop = sk_ev_new(be);
     w->scratch = malloc(SK_READ_CHUNK);
-    w->dbuf = malloc(2 * SK_DGRAM_MAX);
+    w->dbuf = sk__dgram_batch_new();
     w->lw = calloc(s->nls, sizeof *w->lw);
     int p[2];
     if (w->loop == NULL || w->scratch == NULL || w->dbuf == NULL || w->lw == NULL)
@@ -410,14 +410,14 @@ static int run_poll(sk_server *s, sk_err *err)
 const sk_model sk__model_select = {
     .name = "select",
     .summary = "one process, one select() loop (descriptors below 1024)",
-    .caps = SK_MODEL_SHARED,
+    .caps = SK_MODEL_SHARED | SK_MODEL_CONCURRENT,
     .run = run_select,
 };
 
 const sk_model sk__model_poll = {
     .name = "poll",
     .summary = "one process, one poll() loop per worker",
-    .caps = SK_MODEL_SHARED,
+    .caps = SK_MODEL_SHARED | SK_MODEL_CONCURRENT,
     .run = run_poll,
 };
 
@@ -430,7 +430,7 @@ static int run_epoll(sk_server *s, sk_err *err)
 const sk_model sk__model_epoll = {
     .name = "epoll",
     .summary = "one process, one epoll loop per worker (Linux; the default)",
-    .caps = SK_MODEL_SHARED,
+    .caps = SK_MODEL_SHARED | SK_MODEL_CONCURRENT,
     .run = run_epoll,
 };
 #endif

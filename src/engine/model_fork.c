@@ -19,7 +19,7 @@ static int fork_run(sk_server *s, sk_err *err)
     sk_procs kids;
     if (sk__procs_start(&kids, err) < 0)
         return -1;
-    uint8_t *dbuf = malloc(2 * SK_DGRAM_MAX);
+    sk_dgram_batch *dbuf = sk__dgram_batch_new();
     int rc = 0;
     if (dbuf == NULL) {
         rc = sk_errno(err, ENOMEM, "buffer");
@@ -78,13 +78,13 @@ static int fork_run(sk_server *s, sk_err *err)
     sk__procs_wait_all(s, &kids);
 out:
     sk__procs_stop(&kids);
-    free(dbuf);
+    sk__dgram_batch_free(dbuf);
     return rc;
 }
 
 const sk_model sk__model_fork = {
     .name = "fork",
     .summary = "a new process for each connection (the tutorial's forking server, reaped)",
-    .caps = 0,
+    .caps = SK_MODEL_CONCURRENT,
     .run = fork_run,
 };

@@ -10,7 +10,7 @@
 
 static int iterative_run(sk_server *s, sk_err *err)
 {
-    uint8_t *dbuf = malloc(2 * SK_DGRAM_MAX);
+    sk_dgram_batch *dbuf = sk__dgram_batch_new();
     if (dbuf == NULL)
         return sk_errno(err, ENOMEM, "buffer");
     while (!sk__stopping(s)) {
@@ -35,7 +35,7 @@ static int iterative_run(sk_server *s, sk_err *err)
         if (sk__count_served(s))
             break;
     }
-    free(dbuf);
+    sk__dgram_batch_free(dbuf);
     return 0;
 }
 

@@ -18,7 +18,7 @@
 
 static void worker(sk_server *s)
 {
-    uint8_t *dbuf = malloc(2 * SK_DGRAM_MAX);
+    sk_dgram_batch *dbuf = sk__dgram_batch_new();
     if (dbuf == NULL)
         _exit(1);
     while (!sk__stopping(s)) {
@@ -89,6 +89,10 @@ static int prefork_run(sk_server *s, sk_err *err)
         return -1;
     kids.keep_listeners = 1;
     long n = s->o.workers > 0 ? s->o.workers : default_workers();
+    /* Each worker serves one connection at a time, so the worker count is the
+     * connection limit: --max-conns caps it. */
+    if (s->o.max_conns > 0 && n > s->o.max_conns)
+        n = s->o.max_conns;
     struct supervisor sv = {.s = s};
     int rc = 0;
     for (long i = 0; i < n; i++) {
@@ -127,6 +131,6 @@ static int prefork_run(sk_server *s, sk_err *err)
 const sk_model sk__model_prefork = {
     .name = "prefork",
     .summary = "N processes started up front, each serving one connection at a time",
-    .caps = 0,
+    .caps = SK_MODEL_CONCURRENT,
     .run = prefork_run,
 };

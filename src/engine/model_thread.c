@@ -63,7 +63,7 @@ static void wait_live(sk_server *s, long limit, int64_t deadline)
 
 static int thread_run(sk_server *s, sk_err *err)
 {
-    uint8_t *dbuf = malloc(2 * SK_DGRAM_MAX);
+    sk_dgram_batch *dbuf = sk__dgram_batch_new();
     if (dbuf == NULL)
         return sk_errno(err, ENOMEM, "buffer");
     pthread_attr_t attr;
@@ -134,13 +134,13 @@ static int thread_run(sk_server *s, sk_err *err)
         if (left == 0 || stopping)
             break;
     }
-    free(dbuf);
+    sk__dgram_batch_free(dbuf);
     return 0;
 }
 
 const sk_model sk__model_thread = {
     .name = "thread",
     .summary = "a new thread for each connection",
-    .caps = SK_MODEL_SHARED,
+    .caps = SK_MODEL_SHARED | SK_MODEL_CONCURRENT,
     .run = thread_run,
 };

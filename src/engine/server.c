@@ -56,11 +56,14 @@ sk_server *sk_server_new(const sk_server_opts *o, sk_err *err)
         return NULL;
     }
     const sk_model *m = o->model ? o->model : sk_model_find(sk_model_default());
-    if ((o->service->flags & SK_SVC_SHARED) && !(m->caps & SK_MODEL_SHARED)) {
+    unsigned need = SK_MODEL_SHARED | SK_MODEL_CONCURRENT;
+    if ((o->service->flags & SK_SVC_SHARED) && (m->caps & need) != need) {
         sk_err_usage(err,
-                     "service %s needs connections that share memory; model %s gives each "
-                     "connection its own process (use thread, select, poll or epoll)",
-                     o->service->name, m->name);
+                     "service %s needs connections served at the same time in one process; "
+                     "model %s %s (use thread, select, poll or epoll)",
+                     o->service->name, m->name,
+                     (m->caps & SK_MODEL_SHARED) ? "serves one connection at a time"
+                                                 : "gives each connection its own process");
         return NULL;
     }
     sk_server *s = calloc(1, sizeof *s);

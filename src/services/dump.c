@@ -10,11 +10,11 @@
 
 #include "services.h"
 
-static void dump(sk_server *s, const struct sockaddr *sa, socklen_t salen, const uint8_t *p,
-                 size_t len)
+static void dump(sk_server *s, const struct sockaddr *sa, socklen_t salen, sk_transport t,
+                 const uint8_t *p, size_t len)
 {
     char who[SK_NAME_MAX + 16];
-    sk__peer_words(sa, salen, who, sizeof who);
+    sk__peer_words(sa, salen, t, who, sizeof who);
     /* Each byte is 3 characters, each 16-byte line ends in a newline. */
     size_t cap = len * 3 + len / 16 + 2;
     char *hex = malloc(cap);
@@ -40,7 +40,7 @@ static void dump_data(sk_conn *c, const uint8_t *data, size_t len)
     socklen_t sl = sizeof ss;
     if (getpeername(sk_conn_fd(c), (struct sockaddr *)&ss, &sl) < 0)
         sl = 0;
-    dump(sk_conn_server(c), (struct sockaddr *)&ss, sl, data, len);
+    dump(sk_conn_server(c), (struct sockaddr *)&ss, sl, sk_conn_transport(c), data, len);
 }
 
 static int dump_datagram(sk_server *s, void *state, const sk_dgram *d, uint8_t *reply, size_t cap,
@@ -50,7 +50,7 @@ static int dump_datagram(sk_server *s, void *state, const sk_dgram *d, uint8_t *
     (void)reply;
     (void)cap;
     (void)rlen;
-    dump(s, d->peer, d->peerlen, d->data, d->len);
+    dump(s, d->peer, d->peerlen, d->transport, d->data, d->len);
     return 0;
 }
 

@@ -24,7 +24,7 @@ static int echo_datagram(sk_server *s, void *state, const sk_dgram *d, uint8_t *
     (void)state;
     if (sk_server_options(s)->report) {
         char who[SK_NAME_MAX + 16];
-        sk__peer_words(d->peer, d->peerlen, who, sizeof who);
+        sk__peer_words(d->peer, d->peerlen, d->transport, who, sizeof who);
         sk_server_report(s, "Received %zu bytes from %s", d->len, who);
     }
     size_t n = d->len < cap ? d->len : cap;

@@ -23,12 +23,14 @@ const sk_service *sk_service_find(const char *name)
     return NULL;
 }
 
-void sk__peer_words(const struct sockaddr *sa, socklen_t len, char *buf, size_t cap)
+void sk__peer_words(const struct sockaddr *sa, socklen_t len, sk_transport t, char *buf, size_t cap)
 {
     char host[SK_NAME_MAX];
     unsigned port;
     sk_sockaddr_host_port(sa, len, host, sizeof host, &port);
-    if (sa != NULL && len >= (socklen_t)sizeof(sa_family_t) && sa->sa_family == AF_UNIX) {
+    /* An unnamed Unix sender comes with an address length of 0: go by the
+     * transport, not by the address. */
+    if (t == SK_UNIX || t == SK_UNIXGRAM) {
         if (strcmp(host, "unnamed") == 0)
             snprintf(buf, cap, "an unnamed unix socket");
         else

@@ -15,7 +15,8 @@ extern const sk_service sk__svc_time;
 extern const sk_service sk__svc_broker;
 
 /* "127.0.0.1, port 40000" for IP peers, "unix:/path" or "an unnamed unix socket". */
-void sk__peer_words(const struct sockaddr *sa, socklen_t len, char *buf, size_t cap);
+void sk__peer_words(const struct sockaddr *sa, socklen_t len, sk_transport t, char *buf,
+                    size_t cap);
 
 /* Copy len bytes to dst (cap >= len+1) as printable text: control bytes become
  * '.', so a peer cannot send escape sequences to the operator's terminal.

@@ -1,0 +1,283 @@
+#!/usr/bin/env python3
+"""Run the sockit integration tests.
+
+    SOCKIT=/abs/path/to/sockit python3 tests/integration/run.py \
+        [-k SUBSTRING] [--summary FILE] [--timeout SECONDS]
+
+Finds the test_* functions of tests/integration/test_*.py and runs each, in
+file order, in a process of its own (its own process group), with a
+watchdog: a test still running after its timeout (30 s unless the function
+has a `timeout` attribute) is killed with everything it started, and fails.
+Prints one line per test, `PASS file::name (0.12s)`, `FAIL file::name:
+reason` or `SKIP file::name: reason`, then `integration: N passed, N failed`.
+Exits 0 iff none failed. --summary FILE receives "PASSED FAILED".
+"""
+
+import argparse
+import glob
+import importlib.util
+import json
+import os
+import select
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import harness  # noqa: E402
+
+DEFAULT_TIMEOUT = 30
+GRACE = 3  # seconds an interrupted test has to report and clean up
+
+
+def discover(pattern):
+    """[(label, function)] in file order, then definition order."""
+    tests = []
+    for path in sorted(glob.glob(os.path.join(HERE, "test_*.py"))):
+        name = os.path.splitext(os.path.basename(path))[0]
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        funcs = [f for n, f in vars(module).items()
+                 if n.startswith("test_") and callable(f)
+                 and getattr(f, "__module__", None) == name]
+        funcs.sort(key=lambda f: f.__code__.co_firstlineno)
+        for f in funcs:
+            label = "%s::%s" % (os.path.basename(path), f.__name__)
+            if pattern is None or pattern in label:
+                tests.append((label, f))
+    return tests
+
+
+def describe(exc):
+    """One readable reason for an exception raised by a test."""
+    if isinstance(exc, AssertionError):
+        text = str(exc) or "assertion failed"
+        tb = traceback.extract_tb(exc.__traceback__)
+        where = [fr for fr in tb if os.path.basename(fr.filename).startswith(
+            "test_")]
+        if where:
+            fr = where[-1]
+            text = "%s (%s:%d: %s)" % (text, os.path.basename(fr.filename),
+                                       fr.lineno, fr.line)
+        return text
+    return "".join(traceback.format_exception(type(exc), exc,
+                                              exc.__traceback__)).rstrip()
+
+
+class TestTimeout(Exception):
+    """Raised inside a test when the watchdog's time is up."""
+
+
+def on_watchdog(signum, frame):
+    raise TestTimeout("timed out: the watchdog interrupted the test")
+
+
+def child(func, wfd):
+    """In the test's own process: run it, report a JSON result on wfd."""
+    result = {"status": "pass", "reason": ""}
+    signal.signal(signal.SIGUSR1, on_watchdog)
+    try:
+        func()
+    except harness.Skip as e:
+        result = {"status": "skip", "reason": str(e)}
+    except BaseException as e:  # noqa: B902 - report everything
+        result = {"status": "fail", "reason": describe(e)}
+        context = harness.failure_context()
+        if context:
+            result["reason"] += "\n" + context
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    try:
+        problems = harness.cleanup()
+    except BaseException as e:  # noqa: B902
+        problems = ["cleanup failed: %s" % describe(e)]
+    if problems and result["status"] != "fail":
+        result = {"status": "fail", "reason": "\n".join(problems)}
+    os.write(wfd, json.dumps(result).encode())
+    os.close(wfd)
+
+
+def become_subreaper():
+    """Adopt the orphans of tests (Linux), so that they are reaped here."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def reap_orphans():
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def kill_group(pgid):
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_one(func, timeout):
+    """Run one test in a forked process; returns (status, reason)."""
+    rfd, wfd = os.pipe()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()  # nothing buffered may be written twice
+        except OSError:
+            pass
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.setpgid(0, 0)
+            os.close(rfd)
+            child(func, wfd)
+        except BaseException:  # noqa: B902
+            code = 1
+        finally:
+            os._exit(code)
+    try:
+        os.setpgid(pid, pid)
+    except OSError:
+        pass  # the child did it first
+    os.close(wfd)
+    data = b""
+    # At the deadline the test is interrupted (SIGUSR1 raises in it, so it
+    # reports where it was and what its servers said, and cleans up); if it
+    # has not finished GRACE seconds later, its whole group is killed.
+    timed_out = killed = False
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            if not timed_out:
+                timed_out = True
+                try:
+                    os.kill(pid, signal.SIGUSR1)
+                except ProcessLookupError:
+                    pass
+                deadline = time.monotonic() + GRACE
+                continue
+            killed = True
+            break
+        ready, _, _ = select.select([rfd], [], [], left)
+        if ready:
+            chunk = os.read(rfd, 65536)
+            if not chunk:
+                break
+            data += chunk
+    os.close(rfd)
+    if killed:
+        kill_group(pid)
+    _, wstatus = os.waitpid(pid, 0)
+    # Anything of this test's still alive now was leaked by it (or is a
+    # stray worker of a server it stopped): give it a moment, then kill it.
+    leaked = False
+    if not timed_out:
+        end = time.monotonic() + 2
+        while group_alive(pid) and time.monotonic() < end:
+            reap_orphans()  # exited orphans are zombies of ours until then
+            time.sleep(0.05)
+        reap_orphans()
+        leaked = group_alive(pid)
+    kill_group(pid)
+    reap_orphans()
+    if killed:
+        return "fail", "timed out after %ss (watchdog killed it)" % timeout
+    try:
+        result = json.loads(data.decode())
+    except ValueError:
+        return "fail", "test process died (wait status %d) without a result" \
+            % wstatus
+    status, reason = result["status"], result["reason"]
+    if timed_out:
+        status = "fail"
+        reason = "timed out after %ss; %s" % (timeout, reason)
+    if leaked and status == "pass":
+        return "fail", "processes left running after the test"
+    return status, reason
+
+
+def say(line):
+    """Print a line now; a reader that went away does not stop the run."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        pass
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("-k", dest="pattern", help="run tests whose "
+                    "file::name contains this substring")
+    ap.add_argument("--summary", help='write "PASSED FAILED" to this file')
+    ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                    help="per-test timeout in seconds (default %(default)s)")
+    args = ap.parse_args()
+
+    if not os.access(harness.SOCKIT, os.X_OK):
+        print("integration: %s is not an executable (set SOCKIT)"
+              % harness.SOCKIT)
+        if args.summary:
+            with open(args.summary, "w") as f:
+                f.write("0 1\n")
+        return 1
+
+    become_subreaper()
+    # Every temporary file of the run lives under one short directory.
+    base = tempfile.mkdtemp(prefix="skit-", dir="/tmp")
+    os.environ["SKIT_TMP"] = base
+    passed = failed = skipped = 0
+    start = time.monotonic()
+    try:
+        tests = discover(args.pattern)
+        for label, func in tests:
+            t0 = time.monotonic()
+            timeout = getattr(func, "timeout", args.timeout)
+            status, reason = run_one(func, timeout)
+            took = time.monotonic() - t0
+            if status == "pass":
+                passed += 1
+                say("PASS %s (%.2fs)" % (label, took))
+            elif status == "skip":
+                skipped += 1
+                say("SKIP %s: %s" % (label, reason))
+            else:
+                failed += 1
+                say("FAIL %s: %s" % (label, reason))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    if args.summary:
+        with open(args.summary, "w") as f:
+            f.write("%d %d\n" % (passed, failed))
+    if skipped:
+        say("integration: %d skipped (a required tool is missing)" % skipped)
+    say("integration: %.1fs" % (time.monotonic() - start))
+    say("integration: %d passed, %d failed" % (passed, failed))
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
