@@ -22,7 +22,7 @@ OPT     ?= -O2 -g
 CFLAGS  ?=
 CPPFLAGS += -Iinclude
 ALL_CFLAGS = $(CSTD) $(OPT) $(WARN) $(CPPFLAGS) $(CFLAGS) -MMD -MP
-LDLIBS  += -lpthread
+LDLIBS  += -lpthread -lcrypt
 
 LIB_SRC := $(wildcard src/lib/*.c src/engine/*.c src/services/*.c src/http/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)

@@ -317,9 +317,10 @@ typedef struct sk_service {
 
     void (*on_open)(sk_conn *c);                                  /* connected */
     void (*on_data)(sk_conn *c, const uint8_t *data, size_t len); /* bytes arrived */
-    void (*on_eof)(sk_conn *c);   /* peer shut down its side; default: close when flushed */
-    void (*on_drain)(sk_conn *c); /* output queue emptied, after sk_conn_want_drain(c,1) */
-    void (*on_close)(sk_conn *c); /* about to be freed */
+    void (*on_eof)(sk_conn *c);     /* peer shut down its side; default: close when flushed */
+    void (*on_drain)(sk_conn *c);   /* output queue emptied, after sk_conn_want_drain(c,1) */
+    void (*on_close)(sk_conn *c);   /* about to be freed */
+    void (*on_timeout)(sk_conn *c); /* the timer of sk_conn_set_timer ran out */
 
     /* One datagram in, at most one out: write up to cap bytes to reply, set
      * *reply_len, return 1 to send it or 0 to stay silent. */
@@ -349,6 +350,30 @@ int sk_conn_send(sk_conn *c, const void *data, size_t len);
  * Returns 0, or -1 if the target is over its limit or closing.
  */
 int sk_conn_post(sk_conn *target, const void *data, size_t len);
+/*
+ * Queue `len` bytes of the open file `fd` from offset `off`, after everything
+ * queued so far (bytes queued later go after it). The connection owns fd from
+ * now on and closes it when sent or dropped. The bytes go out with sendfile()
+ * where the system has it, never through a user-space copy. Returns 0, or -1
+ * (fd closed) if the connection is closing or out of memory. If the file
+ * turns out shorter than len, the connection is reset: the length promised to
+ * the peer cannot be kept.
+ */
+int sk_conn_sendfile(sk_conn *c, int fd, off_t off, uint64_t len);
+/* As sk_conn_sendfile, but fd stays the caller's: instead of closing it, the
+ * connection calls release(arg) once it no longer needs it (sent, dropped, or
+ * at once on failure). For descriptors shared between responses (a cache). */
+int sk_conn_sendfile_shared(sk_conn *c, int fd, off_t off, uint64_t len, void (*release)(void *arg),
+                            void *arg);
+/* Queue len bytes at mem without copying them (a mapped file, a shared
+ * buffer): mem must stay valid until the connection calls release(arg). When
+ * it directly follows queued bytes, both leave in one sendmsg(). */
+int sk_conn_send_shared(sk_conn *c, const void *mem, size_t len, void (*release)(void *arg),
+                        void *arg);
+/* Call the service's on_timeout after ms milliseconds (0 cancels). One timer
+ * per connection; setting it again replaces it. Without on_timeout the
+ * connection is closed. */
+void sk_conn_set_timer(sk_conn *c, int ms);
 /* Close once the queued output has been written. */
 void sk_conn_close(sk_conn *c);
 /* Ask for on_drain whenever the output queue empties (chargen's generator). */
@@ -382,14 +407,15 @@ const char *sk_model_default(void);              /* "epoll" where available */
 
 typedef struct sk_server_opts {
     const sk_service *service;
-    const sk_model *model; /* NULL = sk_model_default() */
-    int workers;           /* processes/threads/loops for models that use them; 0 = default */
-    int once;              /* serve one connection or datagram, then stop */
-    int max_conns;         /* 0 = no limit */
-    int idle_timeout_ms;   /* 0 = none */
-    int grace_ms;          /* on stop: time for busy connections to finish; 0 = 10 s */
-    int verbose;           /* log each connection through `log` */
-    size_t max_queue;      /* per-connection output queue limit; 0 = 4 MiB */
+    const sk_model *model;      /* NULL = sk_model_default() */
+    int workers;                /* processes/threads/loops for models that use them; 0 = default */
+    int once;                   /* serve one connection or datagram, then stop */
+    int max_conns;              /* 0 = no limit */
+    int idle_timeout_ms;        /* 0 = none */
+    int grace_ms;               /* on stop: time for busy connections to finish; 0 = 10 s */
+    int verbose;                /* log each connection through `log` */
+    size_t max_queue;           /* per-connection output queue limit; 0 = 4 MiB */
+    const void *service_config; /* the service's own settings (e.g. sk_http_config) */
     /* Service output for the operator ("Here is the message: hi"): one or more
      * lines, without the final newline. Called once per report, so a caller
      * that writes it with one write() keeps reports from several processes

@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE /* getopt_long */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
@@ -17,12 +18,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../http/http.h"
 #include "cli.h"
 
 #define MAX_LISTENERS 64
 
 struct serve_cfg {
     sk_server_opts o;
+    sk_http_config http;
+    const char *http_opt; /* the first http-only option given, to refuse it elsewhere */
+    const char *access_log;
     const char *service;
     int quiet;
     char **addrs;
@@ -67,6 +72,12 @@ static void serve_help(FILE *f)
             "  --max-conns N         at most N connections at once (others wait in the backlog)\n"
             "  --idle-timeout SECS   close connections idle this long\n"
             "  -v, --verbose         log each connection on stderr\n"
+            "http only:\n"
+            "  --root DIR            directory to serve (default .)\n"
+            "  --index NAME          file served for a directory (default index.html)\n"
+            "  --listing             list directories that have no index file\n"
+            "  --auth FILE           require HTTP Basic auth against user:crypt-hash lines\n"
+            "  --access-log FILE|-   Combined Log Format, to FILE or stdout\n"
             "  -q, --quiet           no service output, no messages but errors\n"
             "  -h, --help            this text\n"
             "\nWith port 0 the kernel picks a port; the address bound is printed on stderr as\n"
@@ -101,7 +112,19 @@ static void log_line(void *arg, int level, const char *line)
 
 static void parse(int argc, char **argv, struct serve_cfg *c)
 {
-    enum { O_MODEL = 256, O_WORKERS, O_ONCE, O_MAXCONNS, O_IDLE, O_GRACE };
+    enum {
+        O_MODEL = 256,
+        O_WORKERS,
+        O_ONCE,
+        O_MAXCONNS,
+        O_IDLE,
+        O_GRACE,
+        O_ROOT,
+        O_INDEX,
+        O_LISTING,
+        O_AUTH,
+        O_ACCESS_LOG
+    };
     static const struct option longs[] = {
         {"model", required_argument, NULL, O_MODEL},
         {"workers", required_argument, NULL, O_WORKERS},
@@ -109,6 +132,11 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
         {"max-conns", required_argument, NULL, O_MAXCONNS},
         {"idle-timeout", required_argument, NULL, O_IDLE},
         {"grace", required_argument, NULL, O_GRACE},
+        {"root", required_argument, NULL, O_ROOT},
+        {"index", required_argument, NULL, O_INDEX},
+        {"listing", no_argument, NULL, O_LISTING},
+        {"auth", required_argument, NULL, O_AUTH},
+        {"access-log", required_argument, NULL, O_ACCESS_LOG},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -129,6 +157,11 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
             if (c->o.grace_ms == 0)
                 c->o.grace_ms = 1; /* "0" means: do not wait (the library's 0 is the default) */
             break;
+        case O_ROOT: c->http.root = optarg, c->http_opt = "--root"; break;
+        case O_INDEX: c->http.index = optarg, c->http_opt = "--index"; break;
+        case O_LISTING: c->http.listing = 1, c->http_opt = "--listing"; break;
+        case O_AUTH: c->http.auth_file = optarg, c->http_opt = "--auth"; break;
+        case O_ACCESS_LOG: c->access_log = optarg, c->http_opt = "--access-log"; break;
         case 'v': c->o.verbose = 1; break;
         case 'q': c->quiet = 1; break;
         case 'h': serve_help(stdout); exit(0);
@@ -156,6 +189,8 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
             cli_usage("unknown model \"%s\" (%s)", model, names);
         }
     }
+    if (c->http_opt && strcmp(c->service, "http") != 0)
+        cli_usage("%s is an option of the http service, not of %s", c->http_opt, c->service);
     if (strcmp(c->service, "stdio") != 0) {
         c->o.service = sk_service_find(c->service);
         if (c->o.service == NULL) {
@@ -281,6 +316,20 @@ int cli_serve(int argc, char **argv)
     parse(argc, argv, &c);
     c.o.report = c.quiet ? NULL : report_line;
     c.o.log = log_line;
+    c.http.access_log_fd = -1;
+    if (c.access_log) {
+        c.http.access_log_fd =
+            strcmp(c.access_log, "-") == 0
+                ? STDOUT_FILENO
+                : open(c.access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (c.http.access_log_fd < 0)
+            cli_fail("--access-log %s: %s", c.access_log, strerror(errno));
+    }
+    if (c.o.service && strcmp(c.o.service->name, "http") == 0) {
+        c.o.service_config = &c.http;
+        if (c.o.idle_timeout_ms == 0)
+            c.o.idle_timeout_ms = 60000; /* a client that stops reading a response */
+    }
 
     sk_listener ls[MAX_LISTENERS];
     sk_err err;

@@ -82,6 +82,8 @@ void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer
             break;
 
         int64_t deadline = grace_deadline;
+        if (c->timer_at)
+            deadline = min_deadline(deadline, c->timer_at);
         if (c->flags & SK_C_WSHUT)
             deadline = min_deadline(deadline, c->last_io_ms + SK_LINGER_MS);
         else if (s->o.idle_timeout_ms > 0)
@@ -105,6 +107,8 @@ void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer
         }
         if (r == 0) {
             now = sk_now_ms();
+            if (sk__conn_check_timer(c, now))
+                continue; /* the service acted (e.g. answered 408): write, then decide */
             if (c->flags & SK_C_WSHUT)
                 break; /* the peer never sent its FIN: close anyway */
             if (s->o.idle_timeout_ms > 0 && now - c->last_io_ms >= s->o.idle_timeout_ms) {

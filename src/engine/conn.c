@@ -10,8 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/sendfile.h>
+#endif
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -86,27 +90,126 @@ void sk__conn_read(sk_conn *c, uint8_t *scratch, size_t cap)
         c->srv->svc->on_data(c, scratch, (size_t)n);
 }
 
+/* Total bytes queued for the peer (buffered and file). */
+static uint64_t pending(const sk_conn *c)
+{
+    return c->out.len + c->fbytes;
+}
+
+/* Where newly queued bytes go: after the last queued file, if any. */
+static sk_buf *tail_buf(sk_conn *c)
+{
+    return c->ftail ? &c->ftail->after : &c->out;
+}
+
+/* Send part of the head file. Returns bytes sent, 0 if the socket is full, -1 on error. */
+static ssize_t send_file_part(sk_conn *c, sk_fileseg *f)
+{
+    size_t want = f->left > (1u << 20) ? (1u << 20) : (size_t)f->left;
+#ifdef __linux__
+    ssize_t n = sendfile(c->fd, f->fd, &f->off, want);
+#else
+    char tmp[16384];
+    if (want > sizeof tmp)
+        want = sizeof tmp;
+    ssize_t n = pread(f->fd, tmp, want, f->off);
+    if (n > 0) {
+        ssize_t w = send(c->fd, tmp, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0)
+            f->off += w;
+        n = w;
+    }
+#endif
+    if (n < 0)
+        return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+    if (n == 0) {
+        errno = EIO; /* the file shrank under us: the promised length cannot be kept */
+        return -1;
+    }
+    return n;
+}
+
+static void fileseg_done(sk_fileseg *f)
+{
+    if (f->release)
+        f->release(f->arg);
+    else if (f->fd >= 0)
+        close(f->fd);
+}
+
+/* The head file is sent: its trailing bytes become the front of the queue. */
+static void pop_file(sk_conn *c)
+{
+    sk_fileseg *f = c->fhead;
+    c->fhead = f->next;
+    if (c->fhead == NULL)
+        c->ftail = NULL;
+    fileseg_done(f);
+    c->fbytes -= f->after.len;
+    sk_buf_free(&c->out); /* empty: the head file is only sent once out is */
+    size_t max = c->out.max;
+    c->out = f->after;
+    c->out.max = max;
+    free(f);
+}
+
 void sk__conn_write(sk_conn *c)
 {
     /* A budget per call keeps one endless writer (chargen to a fast reader)
      * from starving the other connections of an event loop. */
     size_t budget = 4 * SK_READ_CHUNK * 4;
-    while (c->out.len > 0 && !(c->flags & SK_C_DEAD) && budget > 0) {
-        ssize_t n = send(c->fd, sk_buf_head(&c->out), c->out.len, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
+    while (!(c->flags & SK_C_DEAD) && budget > 0) {
+        ssize_t n;
+        sk_fileseg *m = c->fhead && c->fhead->mem && c->fhead->left ? c->fhead : NULL;
+        if (c->out.len > 0 || m != NULL) {
+            /* Buffered bytes and a memory segment after them leave in one call;
+             * before a file, MSG_MORE lets the head and the body share packets. */
+            struct iovec iov[2];
+            int k = 0;
+            if (c->out.len > 0)
+                iov[k++] = (struct iovec){(void *)sk_buf_head(&c->out), c->out.len};
+            if (m != NULL)
+                iov[k++] = (struct iovec){(void *)(m->mem + m->off), (size_t)m->left};
+            struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)k};
+            int more = c->fhead && !m ? MSG_MORE : 0;
+            n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | more);
+            if (n < 0 && errno == EINTR)
                 continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
+            if (n < 0) {
+                if (errno != EAGAIN && errno != EWOULDBLOCK)
+                    c->flags |= SK_C_DEAD;
+                break;
+            }
+            size_t from_buf = (size_t)n < c->out.len ? (size_t)n : c->out.len;
+            sk_buf_consume(&c->out, from_buf);
+            if ((size_t)n > from_buf) {
+                m->off += (off_t)((size_t)n - from_buf);
+                m->left -= (size_t)n - from_buf;
+                c->fbytes -= (size_t)n - from_buf;
+            }
+        } else if (c->fhead != NULL) {
+            if (c->fhead->left == 0) {
+                pop_file(c);
+                continue;
+            }
+            n = send_file_part(c, c->fhead);
+            if (n < 0)
                 c->flags |= SK_C_DEAD;
-            return;
+            if (n <= 0)
+                break;
+            c->fhead->left -= (uint64_t)n;
+            c->fbytes -= (uint64_t)n;
+        } else {
+            if ((c->flags & SK_C_DRAIN) && !(c->flags & SK_C_CLOSING) && c->srv->svc->on_drain) {
+                c->srv->svc->on_drain(c); /* may queue more: the loop goes on */
+                if (pending(c) > 0)
+                    continue;
+            }
+            break;
         }
         c->bytes_out += (uint64_t)n;
         budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
         c->last_io_ms = sk_now_ms();
-        sk_buf_consume(&c->out, (size_t)n);
-        if (c->out.len == 0 && (c->flags & SK_C_DRAIN) && !(c->flags & SK_C_CLOSING) &&
-            c->srv->svc->on_drain)
-            c->srv->svc->on_drain(c); /* may queue more: the loop goes on */
     }
     if (c->out.len == 0)
         sk_buf_free(&c->out); /* idle connections keep no buffer memory */
@@ -118,21 +221,21 @@ int sk__conn_wants_read(const sk_conn *c)
         return 0;
     /* Backpressure: a peer that does not read our output cannot make us read
      * (and buffer) more of its input. */
-    return c->out.len < SK_HIGH_WATER;
+    return pending(c) < SK_HIGH_WATER;
 }
 
 int sk__conn_wants_write(const sk_conn *c)
 {
     if (c->flags & SK_C_DEAD)
         return 0;
-    return c->out.len > 0 || ((c->flags & SK_C_DRAIN) && !(c->flags & SK_C_CLOSING));
+    return pending(c) > 0 || ((c->flags & SK_C_DRAIN) && !(c->flags & SK_C_CLOSING));
 }
 
 int sk__conn_idle(const sk_conn *c)
 {
     if (c->flags & SK_C_DRAIN)
         return 1; /* an endless generator (chargen) has no work "in flight" */
-    if (c->out.len > 0)
+    if (pending(c) > 0)
         return 0;
     /* Bytes the peer sent that we have not read yet are a request in flight. */
     int unread = 0;
@@ -145,7 +248,7 @@ int sk__conn_finished(sk_conn *c)
 {
     if (c->flags & SK_C_DEAD)
         return 1;
-    if (!(c->flags & SK_C_CLOSING) || c->out.len > 0)
+    if (!(c->flags & SK_C_CLOSING) || pending(c) > 0)
         return 0;
     if (c->flags & SK_C_EOF)
         return 1;
@@ -175,6 +278,13 @@ void sk__conn_free(sk_conn *c)
     }
     close(c->fd);
     sk_buf_free(&c->out);
+    while (c->fhead) {
+        sk_fileseg *f = c->fhead;
+        c->fhead = f->next;
+        fileseg_done(f);
+        sk_buf_free(&f->after);
+        free(f);
+    }
     if (c->inbox) {
         pthread_mutex_destroy(&c->inbox->mu);
         sk_buf_free(&c->inbox->buf);
@@ -215,13 +325,75 @@ int sk_conn_send(sk_conn *c, const void *data, size_t len)
 {
     if (c->flags & (SK_C_DEAD | SK_C_CLOSING))
         return -1;
-    if (sk_buf_append(&c->out, data, len) < 0) {
+    sk_buf *b = tail_buf(c);
+    if (b != &c->out)
+        b->max = c->out.max;
+    if (sk_buf_append(b, data, len) < 0) {
         /* Over the queue limit: the peer is not reading. Drop it rather than
          * grow without bound. */
         c->flags |= SK_C_DEAD;
         return -1;
     }
+    if (b != &c->out)
+        c->fbytes += len;
     return 0;
+}
+
+int sk_conn_sendfile_shared(sk_conn *c, int fd, off_t off, uint64_t len, void (*release)(void *arg),
+                            void *arg)
+{
+    sk_fileseg tmp = {.fd = fd, .release = release, .arg = arg};
+    if ((c->flags & (SK_C_DEAD | SK_C_CLOSING)) || len == 0) {
+        fileseg_done(&tmp);
+        return len == 0 && !(c->flags & (SK_C_DEAD | SK_C_CLOSING)) ? 0 : -1;
+    }
+    sk_fileseg *f = calloc(1, sizeof *f);
+    if (f == NULL) {
+        fileseg_done(&tmp);
+        c->flags |= SK_C_DEAD;
+        return -1;
+    }
+    *f = tmp;
+    f->off = off;
+    f->left = len;
+    if (c->ftail)
+        c->ftail->next = f;
+    else
+        c->fhead = f;
+    c->ftail = f;
+    c->fbytes += len;
+    return 0;
+}
+
+int sk_conn_send_shared(sk_conn *c, const void *mem, size_t len, void (*release)(void *arg),
+                        void *arg)
+{
+    if (sk_conn_sendfile_shared(c, -1, 0, len, release, arg) < 0 || len == 0)
+        return len == 0 ? 0 : -1;
+    c->ftail->mem = mem;
+    return 0;
+}
+
+int sk_conn_sendfile(sk_conn *c, int fd, off_t off, uint64_t len)
+{
+    return sk_conn_sendfile_shared(c, fd, off, len, NULL, NULL);
+}
+
+void sk_conn_set_timer(sk_conn *c, int ms)
+{
+    c->timer_at = ms > 0 ? sk_now_ms() + ms : 0;
+}
+
+int sk__conn_check_timer(sk_conn *c, int64_t now)
+{
+    if (c->timer_at == 0 || now < c->timer_at)
+        return 0;
+    c->timer_at = 0;
+    if (c->srv->svc->on_timeout)
+        c->srv->svc->on_timeout(c);
+    else
+        sk_conn_close(c);
+    return 1;
 }
 
 int sk_conn_post(sk_conn *c, const void *data, size_t len)
@@ -255,13 +427,13 @@ void sk__conn_take_inbox(sk_conn *c)
         return;
     pthread_mutex_lock(&in->mu);
     in->queued = 0;
-    if (in->overflow || c->out.len + in->buf.len > c->out.max) {
+    if (in->overflow || pending(c) + in->buf.len > c->out.max) {
         c->flags |= SK_C_DEAD;
         if (c->srv->o.verbose)
             sk_server_log(c->srv, SK_LOG_INFO, "%s reads too slowly: queue full, dropped",
                           sk_conn_peer_name(c));
     } else if (in->buf.len > 0 && !(c->flags & SK_C_CLOSING)) {
-        if (c->out.len == 0) {
+        if (c->out.len == 0 && c->fhead == NULL) {
             /* Take the whole buffer instead of copying it. */
             sk_buf t = c->out;
             c->out = in->buf;
@@ -269,7 +441,7 @@ void sk__conn_take_inbox(sk_conn *c)
             in->buf = t;
             in->buf.max = c->out.max;
         } else {
-            sk_buf_append(&c->out, sk_buf_head(&in->buf), in->buf.len);
+            sk_conn_send(c, sk_buf_head(&in->buf), in->buf.len);
         }
     }
     sk_buf_consume(&in->buf, in->buf.len);
@@ -291,7 +463,7 @@ void sk_conn_want_drain(sk_conn *c, int on)
 
 size_t sk_conn_pending(const sk_conn *c)
 {
-    return c->out.len;
+    return (size_t)pending(c);
 }
 
 const char *sk_conn_peer_name(sk_conn *c)

@@ -68,12 +68,27 @@ typedef struct sk_inbox {
     int queued; /* a wake-up is already on its way */
 } sk_inbox;
 
+/* A file region queued for output, and the bytes queued after it. */
+typedef struct sk_fileseg {
+    struct sk_fileseg *next;
+    int fd;
+    off_t off;
+    uint64_t left;
+    sk_buf after;
+    const uint8_t *mem;         /* not NULL: a memory segment (mem + off), no file */
+    void (*release)(void *arg); /* NULL: close fd when done */
+    void *arg;
+} sk_fileseg;
+
 struct sk_conn {
     int fd;
     unsigned flags;
     sk_transport transport;
     sk_server *srv;
-    sk_buf out;
+    sk_buf out;                /* bytes to send first */
+    sk_fileseg *fhead, *ftail; /* then files, each followed by its bytes */
+    uint64_t fbytes;           /* file and after-file bytes queued */
+    int64_t timer_at;          /* sk_conn_set_timer deadline, 0 = none */
     uint64_t bytes_in, bytes_out;
     int64_t started_ms, last_io_ms;
     sk_peer peer;
@@ -98,6 +113,8 @@ int sk__conn_wants_write(const sk_conn *c);
 int sk__conn_finished(sk_conn *c);
 /* 1 if the connection has no output in flight (may be closed at shutdown). */
 int sk__conn_idle(const sk_conn *c);
+/* Run the service timer if it is due. Returns 1 if it ran. */
+int sk__conn_check_timer(sk_conn *c, int64_t now);
 void sk__conn_free(sk_conn *c);
 /* In the connection's own thread: move posted bytes to its output. */
 void sk__conn_take_inbox(sk_conn *c);

@@ -285,6 +285,8 @@ static void sweep(worker *w)
             expired = 1;
         if (expired)
             drop(w, c);
+        else if (sk__conn_check_timer(c, now))
+            settle(w, c);
     }
     if (!w->accepting && !w->stopping)
         set_accepting(w, 1); /* a connection of another loop may have closed */
@@ -294,6 +296,8 @@ static int needs_timer(const worker *w)
 {
     if (w->stopping || !w->accepting || w->s->o.idle_timeout_ms > 0)
         return 1;
+    if (w->s->svc->on_timeout && w->nconns > 0)
+        return 1; /* the service uses timers (http: header and keep-alive deadlines) */
     for (size_t i = 0; i < w->nconns; i++)
         if (w->conns[i]->flags & SK_C_WSHUT)
             return 1;

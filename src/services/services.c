@@ -7,7 +7,8 @@
 
 static const sk_service *const services[] = {
     &sk__svc_ack,  &sk__svc_echo,    &sk__svc_discard, &sk__svc_chargen, &sk__svc_daytime,
-    &sk__svc_time, &sk__svc_counter, &sk__svc_dump,    &sk__svc_broker,  NULL,
+    &sk__svc_time, &sk__svc_counter, &sk__svc_dump,    &sk__svc_broker,  &sk__svc_http,
+    NULL,
 };
 
 const sk_service *const *sk_services(void)

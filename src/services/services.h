@@ -13,6 +13,7 @@ extern const sk_service sk__svc_chargen;
 extern const sk_service sk__svc_daytime;
 extern const sk_service sk__svc_time;
 extern const sk_service sk__svc_broker;
+extern const sk_service sk__svc_http; /* src/http/server.c */
 
 /* "127.0.0.1, port 40000" for IP peers, "unix:/path" or "an unnamed unix socket". */
 void sk__peer_words(const struct sockaddr *sa, socklen_t len, sk_transport t, char *buf,
