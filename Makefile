@@ -99,7 +99,7 @@ uninstall:
 	    $(DESTDIR)$(PREFIX)/share/man/man1/sockit.1
 
 bench: all
-	bash bench/run.sh
+	python3 bench/run.py $(BENCH_ARGS)
 
 format:
 	clang-format -i $(LIB_SRC) $(CLI_SRC) $(EX_SRC) $(UNIT_SRC) include/*.h src/*/*.h

@@ -56,5 +56,21 @@ if [ "$what" != unit ]; then
     rm -f "$summary"
 fi
 
+if [ "$what" = all ] && [ -z "$pattern" ]; then
+    # The seed programs rewritten on libsockit, run against each other.
+    out=$(cd "$root" && BUILD="$BUILD" timeout 300 bash examples/check.sh 2>&1)
+    rc=$?
+    line=$(printf '%s\n' "$out" | grep -E '^examples: [0-9]+ passed, [0-9]+ failed' | tail -1)
+    ep=$(echo "$line" | sed -n 's/^examples: \([0-9]*\) passed.*/\1/p')
+    ef=$(echo "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
+    ep=${ep:-0}
+    ef=${ef:-0}
+    if [ "$rc" -ne 0 ] && [ "$ef" -eq 0 ]; then ef=1; fi
+    [ "$ef" -eq 0 ] || printf '%s\n' "$out" | grep -E 'FAIL' | head -20
+    echo "examples: $ep passed, $ef failed"
+    passed=$((passed + ep))
+    failed=$((failed + ef))
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -6,11 +6,17 @@
  *
  *   in_fd --> [to_net] --> net_fd --> [to_out] --> out_fd
  */
+#define _GNU_SOURCE /* splice */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#ifdef __linux__
+#include <sys/sendfile.h>
+#endif
 #include <unistd.h>
 
 #include "sockit.h"
@@ -59,6 +65,47 @@ static int drain(int fd, sk_buf *b, int is_net, int dgram)
     return 0;
 }
 
+enum { ZC_NONE, ZC_SPLICE, ZC_SENDFILE };
+enum { ZC_MOVED, ZC_EOF, ZC_FULL, ZC_UNSUPPORTED, ZC_ERROR };
+#define ZC_CHUNK (1u << 20)
+
+/* Move input to the socket without copying it here, until one side would
+ * block (at most a few chunks, so the other direction is served too). */
+static int zero_copy(int zc, int in_fd, int net_fd, sk_relay_stats *st)
+{
+    for (int i = 0; i < 8; i++) {
+        ssize_t n;
+#ifdef __linux__
+        if (zc == ZC_SPLICE)
+            n = splice(in_fd, NULL, net_fd, NULL, ZC_CHUNK,
+                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK | SPLICE_F_MORE);
+        else
+            n = sendfile(net_fd, in_fd, NULL, ZC_CHUNK);
+#else
+        (void)zc;
+        (void)in_fd;
+        (void)net_fd;
+        errno = EINVAL;
+        n = -1;
+#endif
+        if (n > 0) {
+            st->to_net += (uint64_t)n;
+            continue;
+        }
+        if (n == 0)
+            return ZC_EOF;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            /* A spliced pipe said readable, a file always is: the socket is full. */
+            return i == 0 ? ZC_FULL : ZC_MOVED;
+        if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)
+            return i == 0 ? ZC_UNSUPPORTED : ZC_MOVED;
+        return ZC_ERROR;
+    }
+    return ZC_MOVED;
+}
+
 int sk_relay(int net_fd, int in_fd, int out_fd, const sk_relay_opts *o, sk_relay_stats *st,
              sk_err *err)
 {
@@ -86,6 +133,12 @@ int sk_relay(int net_fd, int in_fd, int out_fd, const sk_relay_opts *o, sk_relay
 
     if (in_fd < 0)
         up.eof = 1;
+    /* Zero copy for the way out: a pipe on input is spliced to the socket, a
+     * regular file is sent with sendfile(); the bytes never enter our memory. */
+    int zc = ZC_NONE, net_full = 0;
+    struct stat in_st;
+    if (o->stream && in_fd >= 0 && fstat(in_fd, &in_st) == 0)
+        zc = S_ISFIFO(in_st.st_mode) ? ZC_SPLICE : S_ISREG(in_st.st_mode) ? ZC_SENDFILE : ZC_NONE;
     for (;;) {
         /* Stream input finished and delivered: half-close so the peer sees EOF. */
         if (up.eof && up.buf.len == 0 && !up.done) {
@@ -109,7 +162,7 @@ int sk_relay(int net_fd, int in_fd, int out_fd, const sk_relay_opts *o, sk_relay
 
         struct pollfd p[3];
         int np = 0, i_in = -1, i_net, i_out = -1;
-        if (!up.eof && up.buf.len == 0) {
+        if (!up.eof && up.buf.len == 0 && zc != ZC_SENDFILE && !(zc && net_full)) {
             /* Read input only when its buffer is empty: for datagrams one read is
              * one datagram; for streams it keeps memory bounded. */
             i_in = np;
@@ -117,6 +170,8 @@ int sk_relay(int net_fd, int in_fd, int out_fd, const sk_relay_opts *o, sk_relay
         }
         i_net = np;
         p[np] = (struct pollfd){.fd = net_fd, .events = 0};
+        if (zc && net_full && !up.eof)
+            p[np].events |= POLLOUT;
         if (!down.eof && down.buf.len + chunk <= down.buf.max)
             p[np].events |= POLLIN;
         if (up.buf.len > 0)
@@ -140,12 +195,37 @@ int sk_relay(int net_fd, int in_fd, int out_fd, const sk_relay_opts *o, sk_relay
             if (timeout < 0 || left < timeout)
                 timeout = (int)left;
         }
+        if (zc == ZC_SENDFILE && !up.eof && !net_full)
+            timeout = 0; /* a file is always ready: go straight to sendfile */
         int r = poll(p, (nfds_t)np, timeout);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
             rc = sk_errno(err, errno, "poll");
             break;
+        }
+        if (zc && net_full && (p[i_net].revents & (POLLOUT | POLLERR | POLLHUP)))
+            net_full = 0;
+        if (zc && !up.eof && !net_full &&
+            (zc == ZC_SENDFILE || (i_in >= 0 && (p[i_in].revents & (POLLIN | POLLHUP))))) {
+            int zr = zero_copy(zc, in_fd, net_fd, st);
+            if (zr == ZC_EOF) {
+                up.eof = 1;
+            } else if (zr == ZC_FULL) {
+                net_full = 1;
+            } else if (zr == ZC_UNSUPPORTED) {
+                zc = ZC_NONE; /* e.g. a file system without splice: plain reads */
+            } else if (zr == ZC_ERROR) {
+                if (errno == EPIPE || errno == ECONNRESET) {
+                    up.eof = up.done = 1;
+                } else {
+                    rc = sk_errno(err, errno, "send standard input to socket");
+                    break;
+                }
+            } else {
+                last_activity = sk_now_ms();
+            }
+            i_in = -1; /* consumed here, not by the copying path below */
         }
         if (r == 0) {
             if (o->idle_timeout_ms > 0 && sk_now_ms() - last_activity >= o->idle_timeout_ms &&
