@@ -6,6 +6,7 @@
 #   make test-sanitize   the whole test suite on the sanitizer build
 #   make CC=clang        any C11 compiler
 #   make install PREFIX=/usr/local DESTDIR=
+#   make fuzz            the HTTP parser under libFuzzer (FUZZ_SECONDS=20)
 #   make bench           the benchmark suite (bench/)
 #   make format          clang-format every source file
 
@@ -36,7 +37,7 @@ BIN     := $(BUILD)/sockit
 EXAMPLES := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit integration sanitize test-sanitize install uninstall clean format bench check-format
+.PHONY: fuzz all test unit integration sanitize test-sanitize install uninstall clean format bench check-format
 all: $(BIN) $(EXAMPLES) $(BUILD)/sockit.pc
 
 $(BUILD)/%.o: %.c
@@ -97,6 +98,9 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/sockit $(DESTDIR)$(PREFIX)/lib/libsockit.a \
 	    $(DESTDIR)$(PREFIX)/include/sockit.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/sockit.pc \
 	    $(DESTDIR)$(PREFIX)/share/man/man1/sockit.1
+
+fuzz:
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 bench: all
 	python3 bench/run.py $(BENCH_ARGS)

@@ -1,0 +1,417 @@
+/* parser.c - the HTTP/1.x request-head parser: no I/O, no allocation (see http.h). */
+#include <stdint.h>
+#include <string.h>
+
+#include "http.h"
+
+#define E400 (-400)
+#define E414 (-414)
+#define E431 (-431)
+#define E501 (-501)
+#define E505 (-505)
+
+/* tchar (RFC 9110 5.6.2): ALPHA DIGIT and !#$%&'*+-.^_`|~ */
+static int is_tchar(unsigned char c)
+{
+    static const char punct[] = "!#$%&'*+-.^_`|~";
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return 1;
+    return c != 0 && memchr(punct, c, sizeof punct - 1) != NULL;
+}
+
+/* The characters of an authority (host[:port], IP literals) without userinfo. */
+static int is_authority_char(unsigned char c)
+{
+    static const char punct[] = "-._~!$&'()*+,;=%:[]";
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return 1;
+    return c != 0 && memchr(punct, c, sizeof punct - 1) != NULL;
+}
+
+static int is_ows(unsigned char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static unsigned char lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
+int sk_http_slice_eq(sk_http_slice s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.n == n && (n == 0 || memcmp(s.p, lit, n) == 0);
+}
+
+int sk_http_slice_ieq(sk_http_slice s, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (s.n != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (lower((unsigned char)s.p[i]) != lower((unsigned char)lit[i]))
+            return 0;
+    return 1;
+}
+
+const sk_http_header *sk_http_find_header(const sk_http_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (sk_http_slice_ieq(req->headers[i].name, name))
+            return &req->headers[i];
+    return NULL;
+}
+
+static sk_http_slice slice(const unsigned char *p, size_t n)
+{
+    sk_http_slice s = {(const char *)p, n};
+    return s;
+}
+
+/* Find the end of the line starting at b[i]. Its CR must lie before `crb` and
+ * its LF before `lfb`, else the line is too long: returns `over` (as soon as a
+ * byte at or past crb is not the CR). Returns 1 with *eol = the position of the
+ * CR, 0 if more bytes are needed, -400 for a bare CR or a bare LF. */
+static int find_eol(const unsigned char *b, size_t len, size_t i, size_t crb, size_t lfb, int over,
+                    size_t *eol)
+{
+    size_t end = len < crb ? len : crb;
+    while (i < end && b[i] != '\r' && b[i] != '\n')
+        i++;
+    if (i == end)
+        return end == crb ? over : 0;
+    if (b[i] == '\n')
+        return E400;
+    if (i + 1 >= lfb)
+        return over;
+    if (i + 1 >= len)
+        return 0;
+    if (b[i + 1] != '\n')
+        return E400;
+    *eol = i;
+    return 1;
+}
+
+/* Split an origin-form path ("/p?q") into path and query. */
+static void split_query(sk_http_request *r, const unsigned char *p, size_t n)
+{
+    const unsigned char *q = memchr(p, '?', n);
+    if (q == NULL) {
+        r->path = slice(p, n);
+        r->query = slice(NULL, 0);
+    } else {
+        r->path = slice(p, (size_t)(q - p));
+        r->query = slice(q + 1, n - (size_t)(q - p) - 1);
+    }
+}
+
+static int prefix_ieq(const unsigned char *p, size_t n, const char *lit)
+{
+    size_t k = strlen(lit);
+    return n >= k && sk_http_slice_ieq(slice(p, k), lit);
+}
+
+/* Interpret the request-target t[0..n) (already known to be visible ASCII). */
+static int parse_target(sk_http_request *r, const unsigned char *t, size_t n)
+{
+    static const char root[] = "/";
+    size_t skip;
+    if (t[0] == '/') {
+        split_query(r, t, n);
+        return 0;
+    }
+    if (n == 1 && t[0] == '*') {
+        if (!sk_http_slice_eq(r->method, "OPTIONS"))
+            return E400;
+        r->path = slice(t, 1);
+        return 0;
+    }
+    if (prefix_ieq(t, n, "http://"))
+        skip = 7;
+    else if (prefix_ieq(t, n, "https://"))
+        skip = 8;
+    else
+        return E400; /* authority-form, relative references, other schemes */
+    size_t a = skip, e = skip;
+    while (e < n && t[e] != '/' && t[e] != '?') {
+        if (!is_authority_char(t[e]))
+            return E400; /* '@' (userinfo) among others */
+        e++;
+    }
+    if (e == a)
+        return E400;
+    r->host = slice(t + a, e - a);
+    if (e < n && t[e] == '/') {
+        split_query(r, t + e, n - e);
+    } else {
+        r->path = slice((const unsigned char *)root, 1);
+        r->query = e < n ? slice(t + e + 1, n - e - 1) : slice(NULL, 0);
+    }
+    return 0;
+}
+
+/* Parse the complete request line b[s..eol). */
+static int parse_request_line(sk_http_request *r, const unsigned char *b, size_t s, size_t eol)
+{
+    size_t i = s;
+    while (i < eol && is_tchar(b[i]))
+        i++;
+    if (i == s || i == eol || b[i] != ' ')
+        return E400;
+    r->method = slice(b + s, i - s);
+    size_t t = ++i;
+    while (i < eol && b[i] >= 0x21 && b[i] <= 0x7e && b[i] != '#')
+        i++;
+    if (i == t || i == eol || b[i] != ' ')
+        return E400;
+    r->target = slice(b + t, i - t);
+    i++;
+    const unsigned char *v = b + i;
+    size_t vn = eol - i;
+    if (vn >= 6 && memcmp(v, "HTTP/", 5) == 0 && v[5] >= '0' && v[5] <= '9' && v[5] != '1')
+        return E505;
+    if (vn != 8 || memcmp(v, "HTTP/1.", 7) != 0 || v[7] < '0' || v[7] > '9')
+        return E400;
+    r->minor = v[7] == '0' ? 0 : 1;
+    return parse_target(r, b + t, i - 1 - t);
+}
+
+/* Parse the complete field line b[s..eol) into h. */
+static int parse_field_line(sk_http_header *h, const unsigned char *b, size_t s, size_t eol)
+{
+    size_t i = s;
+    while (i < eol && is_tchar(b[i]))
+        i++;
+    if (i == s || i == eol || b[i] != ':')
+        return E400; /* empty name, whitespace before the colon, no colon */
+    h->name = slice(b + s, i - s);
+    i++;
+    while (i < eol && is_ows(b[i]))
+        i++;
+    size_t e = eol;
+    while (e > i && is_ows(b[e - 1]))
+        e--;
+    for (size_t k = i; k < e; k++)
+        if ((b[k] < 0x20 && b[k] != '\t') || b[k] == 0x7f)
+            return E400;
+    h->value = slice(b + i, e - i);
+    return 0;
+}
+
+/* Call fn on each element of the comma list v (elements trimmed of OWS, maybe
+ * empty). Stops at and returns the first nonzero result of fn. */
+static int each_element(sk_http_slice v, int (*fn)(sk_http_slice, void *), void *arg)
+{
+    size_t i = 0;
+    for (;;) {
+        size_t s = i;
+        while (i < v.n && v.p[i] != ',')
+            i++;
+        size_t e = i;
+        while (s < e && is_ows((unsigned char)v.p[s]))
+            s++;
+        while (e > s && is_ows((unsigned char)v.p[e - 1]))
+            e--;
+        int rc = fn(slice((const unsigned char *)v.p + s, e - s), arg);
+        if (rc != 0)
+            return rc;
+        if (i >= v.n)
+            return 0;
+        i++;
+    }
+}
+
+typedef struct te_state {
+    size_t chunked; /* how many "chunked" */
+    size_t unknown; /* how many other codings */
+    int last_chunked;
+} te_state;
+
+static int te_element(sk_http_slice e, void *arg)
+{
+    te_state *st = arg;
+    if (e.n == 0)
+        return E400;
+    st->last_chunked = sk_http_slice_ieq(e, "chunked");
+    if (st->last_chunked)
+        st->chunked++;
+    else
+        st->unknown++;
+    return 0;
+}
+
+typedef struct conn_state {
+    int close, keep_alive;
+} conn_state;
+
+static int conn_element(sk_http_slice e, void *arg)
+{
+    conn_state *st = arg;
+    if (sk_http_slice_ieq(e, "close"))
+        st->close = 1;
+    else if (sk_http_slice_ieq(e, "keep-alive"))
+        st->keep_alive = 1;
+    return 0;
+}
+
+static int parse_content_length(sk_http_slice v, uint64_t *out)
+{
+    uint64_t x = 0;
+    if (v.n == 0)
+        return E400;
+    for (size_t i = 0; i < v.n; i++) {
+        unsigned d = (unsigned char)v.p[i] - '0';
+        if (d > 9 || x > (UINT64_MAX - d) / 10)
+            return E400;
+        x = x * 10 + d;
+    }
+    *out = x;
+    return 0;
+}
+
+/* Store v in *dst, refusing a second occurrence of the field. */
+static int once(sk_http_slice *dst, sk_http_slice v)
+{
+    if (dst->p != NULL)
+        return E400;
+    *dst = v;
+    return 0;
+}
+
+/* Interpret the field lines of a complete head. */
+static int interpret(sk_http_request *r, int absolute_form)
+{
+    te_state te = {0, 0, 0};
+    conn_state conn = {0, 0};
+    int has_te = 0, rc = 0;
+    size_t hosts = 0;
+    for (size_t i = 0; i < r->nheaders && rc == 0; i++) {
+        sk_http_slice n = r->headers[i].name, v = r->headers[i].value;
+        if (sk_http_slice_ieq(n, "content-length")) {
+            if (r->has_content_length)
+                return E400;
+            r->has_content_length = 1;
+            rc = parse_content_length(v, &r->content_length);
+        } else if (sk_http_slice_ieq(n, "transfer-encoding")) {
+            has_te = 1;
+            rc = each_element(v, te_element, &te);
+        } else if (sk_http_slice_ieq(n, "host")) {
+            if (++hosts > 1)
+                return E400;
+            for (size_t k = 0; k < v.n; k++)
+                if (!is_authority_char((unsigned char)v.p[k]))
+                    return E400;
+            if (!absolute_form)
+                r->host = v;
+        } else if (sk_http_slice_ieq(n, "connection")) {
+            rc = each_element(v, conn_element, &conn);
+        } else if (sk_http_slice_ieq(n, "if-modified-since")) {
+            rc = once(&r->if_modified_since, v);
+        } else if (sk_http_slice_ieq(n, "if-none-match")) {
+            rc = once(&r->if_none_match, v);
+        } else if (sk_http_slice_ieq(n, "range")) {
+            rc = once(&r->range, v);
+        } else if (sk_http_slice_ieq(n, "authorization")) {
+            rc = once(&r->authorization, v);
+        }
+    }
+    if (rc != 0)
+        return rc;
+    if (r->minor == 1 && hosts == 0)
+        return E400;
+    if (has_te) {
+        if (r->has_content_length || r->minor == 0 || te.chunked != 1 || !te.last_chunked)
+            return E400;
+        if (te.unknown > 0)
+            return E501;
+        r->chunked = 1;
+    }
+    r->keep_alive = conn.close ? 0 : (r->minor == 1 || conn.keep_alive);
+    return 0;
+}
+
+static size_t clamp(size_t v, size_t def)
+{
+    if (v == 0)
+        return def;
+    return v > SK_HTTP_LIMIT_MAX ? SK_HTTP_LIMIT_MAX : v;
+}
+
+int sk_http_parse_request(const char *buf, size_t len, sk_http_request *req,
+                          const sk_http_limits *lim)
+{
+    const unsigned char *b = (const unsigned char *)buf;
+    size_t max_line = clamp(lim ? lim->max_line : 0, SK_HTTP_MAX_LINE_DEFAULT);
+    size_t max_hbytes = clamp(lim ? lim->max_headers_bytes : 0, SK_HTTP_MAX_HEADERS_BYTES_DEFAULT);
+    size_t max_h = lim && lim->max_headers ? lim->max_headers : SK_HTTP_MAX_HEADERS_DEFAULT;
+    if (max_h > req->nheaders)
+        max_h = req->nheaders;
+
+    sk_http_request r;
+    memset(&r, 0, sizeof r);
+    r.headers = req->headers;
+
+    /* Empty lines before the request line (RFC 9112 2.2). */
+    size_t i = 0;
+    while (i < len && (b[i] == '\r' || b[i] == '\n')) {
+        if (b[i] == '\n' || (i + 1 < len && b[i + 1] != '\n'))
+            return E400;
+        if (i + 1 >= len)
+            return 0;
+        i += 2;
+        if (i > max_line)
+            return E400;
+    }
+    if (i >= len)
+        return 0;
+
+    size_t eol;
+    /* max_line bytes, then the CR may come; the CRLF itself is not counted. */
+    int rc = find_eol(b, len, i, i + max_line + 1, SIZE_MAX, E414, &eol);
+    if (rc <= 0)
+        return rc;
+    rc = parse_request_line(&r, b, i, eol);
+    if (rc != 0)
+        return rc;
+    i = eol + 2;
+
+    size_t hbound = i + max_hbytes;
+    for (;;) {
+        /* The head is not over yet, so a byte at hbound, seen or not, is one too many. */
+        if (i >= hbound)
+            return E431;
+        if (i >= len)
+            return 0;
+        if (b[i] == '\r' || b[i] == '\n') {
+            if (b[i] == '\n')
+                return E400;
+            if (i + 1 >= hbound)
+                return E431;
+            if (i + 1 >= len)
+                return 0;
+            if (b[i + 1] != '\n')
+                return E400;
+            i += 2;
+            break;
+        }
+        if (is_ows(b[i]))
+            return E400; /* obs-fold, or whitespace after the request line */
+        if (r.nheaders >= max_h)
+            return E431;
+        rc = find_eol(b, len, i, hbound, hbound, E431, &eol);
+        if (rc <= 0)
+            return rc;
+        rc = parse_field_line(&r.headers[r.nheaders], b, i, eol);
+        if (rc != 0)
+            return rc;
+        r.nheaders++;
+        i = eol + 2;
+    }
+
+    rc = interpret(&r, r.host.p != NULL);
+    if (rc != 0)
+        return rc;
+    *req = r;
+    return (int)i;
+}
