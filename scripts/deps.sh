@@ -14,9 +14,11 @@ set -euo pipefail
 #   libcrypt-dev          crypt(3) for HTTP Basic auth
 #   libuv1-dev            the libuv peer in bench/peers
 #   lighttpd nginx wrk iperf3 gnuplot   benchmark peers and charts
+#   chromium              headless browser for tests/integration/test_http_browser.py
+#   openssl               `openssl passwd -6` for the auth tests once Python lacks crypt (3.13+)
 pkgs=(clang libclang-rt-14-dev libcmocka-dev pkg-config socat netcat-openbsd ncat rdate
       iproute2 procps libcrypt-dev libuv1-dev lighttpd nginx-light wrk iperf3 gnuplot-nox
-      netbase python3 curl wget)
+      netbase python3 curl wget chromium openssl)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -198,25 +198,38 @@ static void simple_response(sk_conn *c, const sk_http_request *req, int status, 
                             struct outcome *o)
 {
     struct http_conn *h = sk_conn_data(c);
-    char body[256], head[1024];
+    char body[256];
     int bn = 0;
     if (status != 304)
         bn = snprintf(body, sizeof body,
                       "<!DOCTYPE html>\n<html><head><title>%d %s</title></head>"
                       "<body><h1>%d %s</h1></body></html>\n",
                       status, reason(status), status, reason(status));
-    int n = head_start(head, sizeof head, status, req, h->closing);
-    if (status != 304)
-        n += snprintf(head + n, sizeof head - (size_t)n,
-                      "Content-Type: text/html; charset=utf-8\r\nContent-Length: %d\r\n", bn);
-    n += snprintf(head + n, sizeof head - (size_t)n, "%s\r\n", extra ? extra : "");
+    /* extra may be long (a Location): size the head for it, never truncate. */
+    size_t elen = extra ? strlen(extra) : 0;
+    sk_buf head = {0};
+    char *p = (char *)sk_buf_reserve(&head, 512 + elen + (size_t)bn);
+    if (p == NULL) {
+        h->closing = 1;
+        return;
+    }
+    size_t n = (size_t)head_start(p, 256, status, req, h->closing);
+    if (status != 304) {
+        n += PUT(p + n, "Content-Type: text/html; charset=utf-8\r\nContent-Length: ");
+        n += put_u64(p + n, (uint64_t)bn);
+        n += PUT(p + n, "\r\n");
+    }
+    memcpy(p + n, extra ? extra : "", elen);
+    n += elen;
+    n += PUT(p + n, "\r\n");
     int is_head = req != NULL && sk_http_slice_eq(req->method, "HEAD");
-    if (!is_head && bn > 0 && (size_t)n + (size_t)bn < sizeof head) {
-        memcpy(head + n, body, (size_t)bn); /* head and body leave together */
-        n += bn;
+    if (!is_head && bn > 0) {
+        memcpy(p + n, body, (size_t)bn); /* head and body leave together */
+        n += (size_t)bn;
         o->body = (uint64_t)bn;
     }
-    sk_conn_send(c, head, (size_t)n);
+    sk_conn_send(c, p, n);
+    sk_buf_free(&head);
     o->status = status;
 }
 
@@ -266,9 +279,8 @@ static void serve_file(sk_conn *c, const sk_http_request *req, sk_http_file *f, 
     if (req->range.p) {
         int r = sk_http_parse_range(req->range.p, req->range.n, size, &first, &last);
         if (r == 0) {
-            char cr[384];
-            snprintf(cr, sizeof cr, "Content-Range: bytes */%llu\r\n%s", (unsigned long long)size,
-                     f->fixed);
+            char cr[64];
+            snprintf(cr, sizeof cr, "Content-Range: bytes */%llu\r\n", (unsigned long long)size);
             simple_response(c, req, 416, cr, o);
             sk__http_file_release(f);
             return;
@@ -333,6 +345,23 @@ static void serve_listing(sk_conn *c, const sk_http_request *req, int dir_fd, co
         o->body = body.len;
     }
     sk_buf_free(&body);
+}
+
+/* Percent-encode a decoded path for a header: unreserved characters and '/'
+ * stay, every other byte becomes %XX. */
+static int append_url_path(sk_buf *b, const char *p, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        int plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' || ch == '~' ||
+                    ch == '/';
+        char enc[3] = {'%', hex[ch >> 4], hex[ch & 15]};
+        if (sk_buf_append(b, plain ? (const char *)&ch : enc, plain ? 1 : 3) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 static int is_known_method(sk_http_slice m)
@@ -428,11 +457,18 @@ static void respond(sk_conn *c, const sk_http_request *req, struct outcome *o)
     if (S_ISDIR(sb.st_mode)) {
         if (path[plen - 1] != '/') {
             /* /dir -> /dir/, so that relative links inside it resolve. */
-            char loc[HTTP_PATH_MAX + 64];
-            snprintf(loc, sizeof loc, "Location: %.*s/%s%.*s\r\n", (int)req->path.n, req->path.p,
-                     req->query.p ? "?" : "", (int)req->query.n, req->query.p ? req->query.p : "");
+            /* Built from the normalized path, re-encoded: "//host" was collapsed
+             * to "/host", so the Location can never name another site. */
+            sk_buf loc = {0};
+            int bad = sk_buf_append(&loc, "Location: ", 10) < 0 ||
+                      append_url_path(&loc, path, plen) < 0 || sk_buf_append(&loc, "/", 1) < 0 ||
+                      (req->query.p && (sk_buf_append(&loc, "?", 1) < 0 ||
+                                        sk_buf_append(&loc, req->query.p, req->query.n) < 0)) ||
+                      sk_buf_append(&loc, "\r\n", 3) < 0; /* with the NUL */
             close(fd);
-            simple_response(c, req, 301, loc, o);
+            simple_response(c, req, bad ? 500 : 301, bad ? NULL : (const char *)sk_buf_head(&loc),
+                            o);
+            sk_buf_free(&loc);
             return;
         }
         int ifd = sk__http_open_beneath(fd, st->index);

@@ -12,6 +12,8 @@ sockets and kernel-picked ports, and cleans up after itself:
   tempdir()           a short directory under /tmp (sun_path is 108 bytes).
   zombies(pid)        children of pid in state Z.
   fd_count(pid)       open descriptors of pid.
+  read_http_response(rfile)  one HTTP/1.x response from a socket's
+                      makefile("rb"), framed by Content-Length.
 
 The runner (run.py) runs each test in its own process group and removes
 $SKIT_TMP afterwards, so even a test killed by the watchdog leaves nothing.
@@ -40,7 +42,8 @@ LISTENING = re.compile(r"^sockit: listening on (\S+)$")
 
 # Options of `sockit serve` that take a value (to find SERVICE and ADDRESSes).
 SERVE_VALUE_OPTS = {"--model", "--workers", "--max-conns", "--idle-timeout",
-                    "--root", "--dir"}
+                    "--root", "--dir", "--grace", "--index", "--auth",
+                    "--access-log"}
 
 
 class Skip(Exception):
@@ -525,6 +528,79 @@ def exchange(s, data):
     s.sendall(data)
     s.shutdown(socket.SHUT_WR)
     return recv_all(s)
+
+
+# -- HTTP ------------------------------------------------------------------
+
+class HttpResponse:
+    """One HTTP/1.x response: .version, .status, .reason, .headers (a list
+    of (name, value) in order), .body and .raw (every byte it took)."""
+
+    def __init__(self, version, status, reason, headers, body, raw):
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+        self.raw = raw
+
+    def header(self, name):
+        """The value of the first field called name (any case), or None."""
+        for n, v in self.headers:
+            if n.lower() == name.lower():
+                return v
+        return None
+
+    def header_values(self, name):
+        return [v for n, v in self.headers if n.lower() == name.lower()]
+
+    def __repr__(self):
+        return "<HTTP %d %s, %r, %d body bytes>" % (
+            self.status, self.reason, self.headers, len(self.body))
+
+
+def read_http_response(rfile, head=False, limit=64 << 20):
+    """Read one response from rfile (a buffered binary file: a socket's
+    makefile("rb")). head: it answers a HEAD request (no body). The body is
+    framed by Content-Length (none for 1xx, 204, 304), else runs to EOF.
+    Returns None on EOF before the first byte; a truncated response fails
+    the test. Bounded by the socket's timeout."""
+    raw = bytearray()
+    line = rfile.readline(65537)
+    if not line:
+        return None
+    raw += line
+    assert line.endswith(b"\r\n"), "bad status line %r" % bytes(raw)
+    parts = line[:-2].decode("latin-1").split(" ", 2)
+    assert len(parts) >= 2 and parts[0].startswith("HTTP/1.") and \
+        parts[1].isdigit(), "bad status line %r" % line
+    status = int(parts[1])
+    headers = []
+    while True:
+        line = rfile.readline(65537)
+        raw += line
+        assert line.endswith(b"\r\n"), "truncated head %r" % bytes(raw)
+        if line == b"\r\n":
+            break
+        name, sep, value = line[:-2].decode("latin-1").partition(":")
+        assert sep and name and name == name.strip(), "bad field %r" % line
+        headers.append((name, value.strip(" \t")))
+        assert len(raw) < 65536, "response head too long"
+    resp = HttpResponse(parts[0], status, parts[2] if len(parts) > 2 else "",
+                        headers, b"", b"")
+    cl = resp.header("Content-Length")
+    if head or status < 200 or status in (204, 304):
+        body = b""
+    elif cl is not None:
+        n = int(cl)
+        assert n <= limit, "Content-Length %d too large" % n
+        body = rfile.read(n)
+        assert len(body) == n, "body: %d of %d bytes" % (len(body), n)
+    else:
+        body = rfile.read(limit)
+    resp.body = body
+    resp.raw = bytes(raw) + body
+    return resp
 
 
 # -- runner support ------------------------------------------------------
