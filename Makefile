@@ -63,9 +63,12 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Isrc/engine -Isrc/services -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS) -lcmocka
 
-$(BUILD)/sockit.pc: sockit.pc.in
+VERSION := $(shell sed -n 's/\#define SOCKIT_VERSION "\(.*\)"/\1/p' include/sockit.h)
+
+# For use from the build tree; `make install` writes its own with the real PREFIX.
+$(BUILD)/sockit.pc: sockit.pc.in Makefile
 	@mkdir -p $(dir $@)
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/#define SOCKIT_VERSION "\(.*\)"/\1/p' include/sockit.h)|g' $< > $@
+	@sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
 # The test command: unit tests (cmocka) then integration tests (the real
 # binary, driven by real clients); tests/run.sh prints the final tally.
@@ -91,7 +94,9 @@ install: all
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/sockit
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libsockit.a
 	install -m 644 include/sockit.h $(DESTDIR)$(PREFIX)/include/sockit.h
-	install -m 644 $(BUILD)/sockit.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/sockit.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' sockit.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sockit.pc
+	chmod 644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/sockit.pc
 	install -m 644 man/sockit.1 $(DESTDIR)$(PREFIX)/share/man/man1/sockit.1
 
 uninstall:

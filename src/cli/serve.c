@@ -220,9 +220,16 @@ static size_t open_listeners(struct serve_cfg *c, sk_listener *ls, size_t cap)
     sk_err err;
     /* Parse them all first: a typo in the third address is a usage error
      * before anything is bound. */
-    for (int i = 0; i < c->naddrs; i++)
+    for (int i = 0; i < c->naddrs; i++) {
         if (sk_addr_parse(&addrs[i], c->addrs[i], &err) < 0)
             cli_die(&err);
+        /* Refuse a transport the service cannot use before binding anything. */
+        const sk_service *svc = c->o.service;
+        int stream = sk_transport_is_stream(addrs[i].transport);
+        if (svc && !(svc->flags & (stream ? SK_SVC_STREAM : SK_SVC_DGRAM)))
+            cli_usage("service %s does not run on %s sockets (%s)", svc->name,
+                      stream ? "stream" : "datagram", c->addrs[i]);
+    }
     for (int i = 0; i < c->naddrs; i++) {
         size_t n = 0;
         if (sk_listen(&addrs[i], NULL, ls + total, cap - total, &n, &err) < 0) {

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -81,6 +82,46 @@ static sk_transport transport_of(const sk_endpoint *e)
     return e->socktype == SOCK_STREAM ? SK_TCP : SK_UDP;
 }
 
+#ifdef __linux__
+/*
+ * Is a stream socket listening at path? Asked of /proc/net/unix, so that the
+ * question does not itself connect (a live --once server would take the probe
+ * for its one client). Returns 1 yes, 0 no, -1 cannot tell (no /proc, or a
+ * socket bound under a relative name that may or may not be this path).
+ */
+static int unix_listening(const char *path)
+{
+    FILE *f = fopen("/proc/net/unix", "re");
+    if (f == NULL)
+        return -1;
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    char line[4096];
+    int verdict = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        /* Num RefCount Protocol Flags Type St Inode Path */
+        unsigned long flags = 0;
+        unsigned type = 0;
+        int pos = 0;
+        if (sscanf(line, "%*s %*s %*s %lx %x %*s %*s %n", &flags, &type, &pos) < 2 || pos == 0)
+            continue;
+        char *name = line + pos;
+        name[strcspn(name, "\n")] = '\0';
+        if (!(flags & 0x10000) || type != 1 /* SOCK_STREAM */)
+            continue; /* not listening */
+        if (strcmp(name, path) == 0) {
+            verdict = 1;
+            break;
+        }
+        const char *nb = strrchr(name, '/');
+        if (name[0] != '/' && strcmp(nb ? nb + 1 : name, base) == 0)
+            verdict = -1; /* a relative name ending the same way: cannot tell */
+    }
+    fclose(f);
+    return verdict;
+}
+#endif
+
 /*
  * A Unix socket path may hold a file already. A socket nobody answers on is a
  * leftover of a dead server: remove it. A live server's socket, or any file
@@ -96,6 +137,19 @@ static int clear_stale_unix(const sk_endpoint *e, const char *name, sk_err *err)
         return errno == ENOENT ? 0 : sk_errno(err, errno, "bind %s", name);
     if (!S_ISSOCK(st.st_mode))
         return sk_errf(err, EEXIST, "bind %s: File exists and is not a socket", name);
+#ifdef __linux__
+    if (e->socktype == SOCK_STREAM && sun->sun_path[0] == '/') {
+        int live = unix_listening(sun->sun_path);
+        if (live == 1)
+            return sk_errf(err, EADDRINUSE, "bind %s: Address already in use (a server is running)",
+                           name);
+        if (live == 0) {
+            if (unlink(sun->sun_path) < 0 && errno != ENOENT)
+                return sk_errno(err, errno, "bind %s: removing the stale socket", name);
+            return 0;
+        }
+    }
+#endif
     int fd = new_socket(AF_UNIX, e->socktype, 1);
     if (fd < 0)
         return sk_errno(err, errno, "socket %s", name);
