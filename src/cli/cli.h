@@ -24,5 +24,6 @@ int cli_seconds_ms(const char *opt, const char *s);
 
 int cli_serve(int argc, char **argv);
 int cli_connect(int argc, char **argv);
+int cli_bench(int argc, char **argv);
 
 #endif

@@ -11,6 +11,7 @@ static void usage(FILE *f)
             "\n"
             "  serve SERVICE ADDRESS...     run a service (sockit serve --help)\n"
             "  connect ADDRESS | HOST PORT  the client: stdin to the socket, the socket to stdout\n"
+            "  bench [OPTIONS] ADDRESS      load generator, checking every reply\n"
             "\n"
             "Addresses: PORT, HOST:PORT, [IPV6]:PORT, tcp://HOST:PORT, udp://HOST:PORT,\n"
             "tcp4:// tcp6:// udp4:// udp6://, unix:PATH, unixgram:PATH, unix:@NAME.\n"
@@ -37,5 +38,7 @@ int main(int argc, char **argv)
         return cli_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "connect") == 0)
         return cli_connect(argc - 1, argv + 1);
-    cli_usage("unknown subcommand \"%s\" (serve, connect; see sockit --help)", cmd);
+    if (strcmp(cmd, "bench") == 0)
+        return cli_bench(argc - 1, argv + 1);
+    cli_usage("unknown subcommand \"%s\" (serve, connect, bench; see sockit --help)", cmd);
 }

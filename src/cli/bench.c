@@ -1,0 +1,460 @@
+/*
+ * bench.c - `sockit bench [OPTIONS] ADDRESS`: a load generator that checks
+ * every reply. Options, the loopback rule, the probe, the run's phases and the
+ * report; the loops are in bench_engine.c, the modes in bench_modes.c.
+ *
+ * Load goes only to loopback (127.0.0.0/8, ::1) or Unix sockets: any other
+ * target is refused before anything is sent. Every run ends by itself after
+ * --warmup + -d seconds (at most an hour).
+ */
+#define _GNU_SOURCE /* getopt_long */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "cli.h"
+
+#define SEC 1000000000LL
+#define DURATION_MAX_S 3600
+#define WARMUP_MAX_S 60
+
+static const char *const mode_names[] = {"echo", "conn", "http", "bulk", "udp", "idle"};
+static bench_run g_run;
+
+static void bench_help(FILE *f)
+{
+    fprintf(f, "usage: sockit bench [OPTIONS] ADDRESS\n"
+               "\n"
+               "Load generator for loopback and Unix-socket servers. Every reply is checked:\n"
+               "a fast wrong answer is an error, never a success.\n"
+               "\n"
+               "Modes (--mode, default echo):\n"
+               "  echo   persistent connections, --pipeline messages of -s bytes in flight each;\n"
+               "         the echo must be byte-identical\n"
+               "  conn   connect, send one message, read its echo, close (connections/s)\n"
+               "  http   keep-alive GET --path (default /); non-2xx responses are errors\n"
+               "  bulk   one stream per connection, written as fast as it goes (bytes/s);\n"
+               "         --check-echo reads it back from an echo server and checks it\n"
+               "  udp    datagram ping-pong on -c sockets; no reply within --timeout: lost\n"
+               "  idle   open -c connections, hold them -d seconds, then check that each\n"
+               "         still echoes; reports the server's RSS per idle connection (use a\n"
+               "         freshly started server: memory it freed before is reused)\n"
+               "\n"
+               "Options:\n"
+               "  -c, --connections N   connections (udp: sockets), default 50\n"
+               "  -d, --duration SECS   measured time, default 5 (at most 3600)\n"
+               "  -s, --size BYTES      message size (bulk: chunk size), default 64 (bulk 128k)\n"
+               "  --pipeline N          echo, http: messages in flight per connection (1)\n"
+               "  --workers N           threads, each with its own epoll loop (default: CPUs)\n"
+               "  --warmup SECS         run this long first, uncounted (default 1, at most 60)\n"
+               "  --timeout SECS        a reply later than this is an error (2; udp 0.2);\n"
+               "                        a connect may take this or 4 s, the longer\n"
+               "  --path PATH           http: the path to GET\n"
+               "  --check-echo          bulk: read the stream back and check it\n"
+               "  --server-pid PID      idle: the server (else found by its listening socket)\n"
+               "  --json                one JSON object on stdout instead of the table\n"
+               "  -q, --quiet           no progress line, no notes\n"
+               "  -h, --help            this text\n"
+               "\n"
+               "Throughput counts the bytes of checked replies (http: whole responses; bulk\n"
+               "without --check-echo: bytes written). Latency: from a message's first byte\n"
+               "written to its whole reply (conn: from the connect; bulk: to the chunk\n"
+               "written, or echoed with --check-echo).\n"
+               "Targets must be loopback (127.0.0.0/8, ::1) or Unix sockets. Errors are\n"
+               "counted over the whole run, warmup included; ops and latency only after it.\n"
+               "Exit status: 0 the run completed (errors are in the report), 1 nothing could\n"
+               "connect, 2 usage error.\n");
+}
+
+static size_t parse_size(const char *s)
+{
+    char *end;
+    errno = 0;
+    if (*s < '0' || *s > '9')
+        cli_usage("-s: expected a size in bytes, got \"%s\"", s);
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end == 'k' || *end == 'K')
+        v *= 1024, end++;
+    else if (*end == 'm' || *end == 'M')
+        v *= 1024 * 1024, end++;
+    if (*end != '\0' || errno == ERANGE || v < 1 || v > BENCH_MSG_MAX)
+        cli_usage("-s: %s is not a size from 1 to %u bytes (k and m suffixes work)", s,
+                  BENCH_MSG_MAX);
+    return (size_t)v;
+}
+
+static int64_t parse_secs(const char *opt, const char *s, int64_t max_s)
+{
+    int ms = cli_seconds_ms(opt, s);
+    if (ms > max_s * 1000)
+        cli_usage("%s: %s is out of range (at most %lld seconds)", opt, s, (long long)max_s);
+    return (int64_t)ms * 1000000LL;
+}
+
+static int is_loopback(const sk_endpoint *e)
+{
+    if (e->family == AF_UNIX)
+        return 1;
+    if (e->family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)&e->sa;
+        return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (e->family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)&e->sa)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return 0;
+}
+
+static void parse(int argc, char **argv, bench_cfg *c)
+{
+    enum { O_PIPE = 256, O_WORKERS, O_WARMUP, O_TIMEOUT, O_PATH, O_CHECK, O_PID, O_JSON, O_MODE };
+    static const struct option longs[] = {
+        {"mode", required_argument, NULL, O_MODE},
+        {"connections", required_argument, NULL, 'c'},
+        {"duration", required_argument, NULL, 'd'},
+        {"size", required_argument, NULL, 's'},
+        {"pipeline", required_argument, NULL, O_PIPE},
+        {"workers", required_argument, NULL, O_WORKERS},
+        {"warmup", required_argument, NULL, O_WARMUP},
+        {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"path", required_argument, NULL, O_PATH},
+        {"check-echo", no_argument, NULL, O_CHECK},
+        {"server-pid", required_argument, NULL, O_PID},
+        {"json", no_argument, NULL, O_JSON},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    const char *mode = "echo";
+    int size_set = 0, pipe_set = 0;
+    c->connections = 50;
+    c->duration_ns = 5 * SEC;
+    c->warmup_ns = 1 * SEC;
+    c->size = 64;
+    c->pipeline = 1;
+    c->timeout_ns = -1;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":c:d:s:qh", longs, NULL)) != -1) {
+        switch (ch) {
+        case O_MODE: mode = optarg; break;
+        case 'c': c->connections = (int)cli_number("-c", optarg, 1, 1000000); break;
+        case 'd': c->duration_ns = parse_secs("-d", optarg, DURATION_MAX_S); break;
+        case 's':
+            c->size = parse_size(optarg);
+            size_set = 1;
+            break;
+        case O_PIPE:
+            c->pipeline = (int)cli_number("--pipeline", optarg, 1, 1024);
+            pipe_set = 1;
+            break;
+        case O_WORKERS: c->workers = (int)cli_number("--workers", optarg, 1, 1024); break;
+        case O_WARMUP: c->warmup_ns = parse_secs("--warmup", optarg, WARMUP_MAX_S); break;
+        case O_TIMEOUT: c->timeout_ns = parse_secs("--timeout", optarg, 60); break;
+        case O_PATH: c->path = optarg; break;
+        case O_CHECK: c->check_echo = 1; break;
+        case O_PID: c->server_pid = cli_number("--server-pid", optarg, 1, 0x7fffffff); break;
+        case O_JSON: c->json = 1; break;
+        case 'q': c->quiet = 1; break;
+        case 'h': bench_help(stdout); exit(0);
+        default: cli_bad_option("bench", ch, argv);
+        }
+    }
+    int m = -1;
+    for (int i = 0; i < (int)(sizeof mode_names / sizeof *mode_names); i++)
+        if (strcmp(mode, mode_names[i]) == 0)
+            m = i;
+    if (m < 0)
+        cli_usage("unknown mode \"%s\" (echo, conn, http, bulk, udp, idle)", mode);
+    c->mode = (enum bench_mode)m;
+    if (c->duration_ns <= 0)
+        cli_usage("-d: the duration must be more than 0 seconds");
+    if (c->timeout_ns == 0)
+        cli_usage("--timeout: must be more than 0 seconds");
+    if (c->timeout_ns < 0)
+        c->timeout_ns = c->mode == BM_UDP ? SEC / 5 : 2 * SEC;
+    c->connect_timeout_ns = c->timeout_ns > 4 * SEC ? c->timeout_ns : 4 * SEC;
+    if (pipe_set && c->mode != BM_ECHO && c->mode != BM_HTTP)
+        cli_usage("--pipeline is for --mode echo and http");
+    if (c->path && c->mode != BM_HTTP)
+        cli_usage("--path is for --mode http");
+    if (c->check_echo && c->mode != BM_BULK)
+        cli_usage("--check-echo is for --mode bulk");
+    if (c->server_pid && c->mode != BM_IDLE)
+        cli_usage("--server-pid is for --mode idle");
+    if (size_set && c->mode == BM_HTTP)
+        cli_usage("-s has no meaning for --mode http (the response decides)");
+    if (!c->path)
+        c->path = "/";
+    if (c->path[0] != '/' || strpbrk(c->path, " \r\n\t") != NULL)
+        cli_usage("--path: \"%s\" must start with / and contain no spaces", c->path);
+    if (c->mode == BM_BULK && !size_set)
+        c->size = 128 * 1024;
+    if (c->mode == BM_UDP && (c->size < BENCH_HDR || c->size > BENCH_DGRAM_MAX))
+        cli_usage("-s: udp datagrams are %d to %d bytes", BENCH_HDR, BENCH_DGRAM_MAX);
+    if (c->mode == BM_IDLE)
+        c->warmup_ns = 0; /* the hold is the run */
+
+    int words = argc - optind;
+    sk_err err;
+    if (words == 1) {
+        if (sk_addr_parse(&c->addr, argv[optind], &err) < 0)
+            cli_die(&err);
+    } else if (words == 2) {
+        if (sk_addr_parse_host_port(&c->addr, argv[optind], argv[optind + 1], &err) < 0)
+            cli_die(&err);
+    } else {
+        cli_usage("usage: sockit bench [OPTIONS] ADDRESS (see sockit bench --help)");
+    }
+    int stream = sk_transport_is_stream(c->addr.transport);
+    if (c->mode == BM_UDP && stream)
+        cli_usage("--mode udp needs a datagram address (udp://HOST:PORT or unixgram:PATH)");
+    if (c->mode != BM_UDP && !stream)
+        cli_usage("--mode %s needs a stream address (HOST:PORT, tcp://, unix:PATH)", mode);
+}
+
+/* Resolve, and refuse anything that is not loopback or a Unix socket. */
+static size_t resolve_loopback(bench_cfg *c, sk_endpoint *eps, size_t cap)
+{
+    sk_err err;
+    size_t n = 0;
+    char name[SK_NAME_MAX + SK_HOST_MAX];
+    sk_addr_format(&c->addr, name, sizeof name);
+    if (sk_resolve(&c->addr, 0, eps, cap, &n, &err) < 0)
+        cli_die(&err);
+    for (size_t i = 0; i < n; i++) {
+        if (!is_loopback(&eps[i])) {
+            char ep[SK_NAME_MAX];
+            sk_sockaddr_format((struct sockaddr *)&eps[i].sa, eps[i].len, c->addr.transport, ep,
+                               sizeof ep);
+            int same = strcmp(name, ep) == 0;
+            cli_usage("bench: refusing %s%s%s%s: load goes only to loopback (127.0.0.0/8, ::1) "
+                      "or Unix sockets",
+                      name, same ? "" : " (", same ? "" : ep, same ? "" : ")");
+        }
+    }
+    return n;
+}
+
+/* One connection (one datagram and its reply), blocking, to pick the endpoint. */
+static int probe(const bench_cfg *c, const sk_endpoint *e)
+{
+    int fd = socket(e->family, e->socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    int64_t deadline = sk_now_ms() + c->connect_timeout_ns / 1000000;
+    int ok = 0;
+    if (e->family == AF_UNIX && e->socktype == SOCK_DGRAM) {
+        struct sockaddr_un me = {.sun_family = AF_UNIX};
+        if (bind(fd, (struct sockaddr *)&me, sizeof(sa_family_t)) < 0)
+            goto out;
+    }
+    if (connect(fd, (const struct sockaddr *)&e->sa, e->len) < 0) {
+        if (errno != EINPROGRESS || sk_wait_fd(fd, POLLOUT, deadline) != 1)
+            goto out;
+        int soerr = 0;
+        socklen_t sl = sizeof soerr;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr != 0) {
+            errno = soerr;
+            goto out;
+        }
+    }
+    if (e->socktype == SOCK_DGRAM) {
+        uint8_t msg[BENCH_HDR], reply[64];
+        bench_msg_header(0xffffffffu, 0, msg);
+        if (send(fd, msg, sizeof msg, MSG_NOSIGNAL) < 0)
+            goto out;
+        ssize_t r = sk_read_deadline(fd, reply, sizeof reply, deadline);
+        if (r < 0)
+            goto out;
+    }
+    ok = 1;
+out:;
+    int e2 = errno;
+    close(fd);
+    errno = e2;
+    return ok ? 0 : -1;
+}
+
+static void choose_endpoint(bench_cfg *c)
+{
+    sk_endpoint eps[SK_RESOLVE_MAX];
+    size_t n = resolve_loopback(c, eps, SK_RESOLVE_MAX);
+    int last = ECONNREFUSED;
+    for (size_t i = 0; i < n; i++) {
+        sk_sockaddr_format((struct sockaddr *)&eps[i].sa, eps[i].len, c->addr.transport, c->target,
+                           sizeof c->target);
+        if (probe(c, &eps[i]) == 0) {
+            c->ep = eps[i];
+            c->spread_src = c->ep.family == AF_INET && c->ep.socktype == SOCK_STREAM;
+            return;
+        }
+        last = errno;
+    }
+    if (c->mode == BM_UDP && last == ETIMEDOUT)
+        cli_fail("no reply from %s within %.1f s: is it an echo service?", c->target,
+                 (double)c->connect_timeout_ns / SEC);
+    cli_fail("connect %s: %s", c->target, strerror(last));
+}
+
+static void raise_fd_limit(const bench_cfg *c)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    rlim_t want = (rlim_t)c->connections + 64 + 2 * (rlim_t)c->workers;
+    if (rl.rlim_cur < want && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
+        cli_fail("bench: -c %d needs about %llu descriptors, the limit is %llu (ulimit -n)",
+                 c->connections, (unsigned long long)want, (unsigned long long)rl.rlim_cur);
+}
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    atomic_store(&g_run.stop, 1);
+}
+
+struct tick_state {
+    const bench_cfg *cfg;
+    bench_server *srv;
+    int progress;
+    int64_t last_print;
+    uint64_t last_ops;
+};
+
+static void tick(void *arg, bench_worker *ws, int n)
+{
+    struct tick_state *t = arg;
+    int64_t now = bench_now();
+    uint64_t ops = 0, errs = 0;
+    int open = 0;
+    for (int i = 0; i < n; i++) {
+        ops += atomic_load_explicit(&ws[i].pub_ops, memory_order_relaxed);
+        errs += atomic_load_explicit(&ws[i].pub_errors, memory_order_relaxed);
+        open += atomic_load_explicit(&ws[i].pub_open, memory_order_relaxed);
+    }
+    if (t->cfg->mode == BM_IDLE && now >= g_run.deadline && !atomic_load(&g_run.verify)) {
+        t->srv->held = open;
+        if (t->srv->npids > 0)
+            t->srv->rss_after_kb = bench_rss_kb(t->srv->pids, t->srv->npids);
+        atomic_store_explicit(&g_run.verify, 1, memory_order_release);
+    }
+    if (!t->progress || now - t->last_print < SEC)
+        return;
+    double el = (double)(now - g_run.t0) / SEC;
+    double total = (double)(g_run.deadline - g_run.t0) / SEC;
+    double meas = (double)(now - g_run.measure_start) / SEC;
+    /* The rate of the last second (ops start from 0 when the warmup ends). */
+    double rate = (double)(ops >= t->last_ops ? ops - t->last_ops : ops) /
+                  ((double)(now - t->last_print) / SEC);
+    t->last_print = now;
+    t->last_ops = ops;
+    if (t->cfg->mode == BM_IDLE)
+        fprintf(stderr, "\rsockit bench: %.0f/%.0f s, %d connections open, %llu errors\033[K", el,
+                total, open, (unsigned long long)errs);
+    else if (meas <= 0)
+        fprintf(stderr, "\rsockit bench: %.0f/%.0f s, warming up, %d connections open\033[K", el,
+                total, open);
+    else
+        fprintf(stderr, "\rsockit bench: %.0f/%.0f s, %llu ops, %.0f ops/s, %llu errors\033[K", el,
+                total, (unsigned long long)ops, rate, (unsigned long long)errs);
+    fflush(stderr);
+}
+
+int cli_bench(int argc, char **argv)
+{
+    static bench_cfg cfg;
+    parse(argc, argv, &cfg);
+    sk_ignore_sigpipe();
+    bench_pattern_init();
+    choose_endpoint(&cfg);
+    if (cfg.mode == BM_HTTP && bench_build_request(&cfg) < 0)
+        cli_fail("bench: out of memory");
+    if (cfg.workers == 0) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg.workers = ncpu > 0 ? (int)ncpu : 1;
+    }
+    if (cfg.workers > cfg.connections)
+        cfg.workers = cfg.connections;
+    raise_fd_limit(&cfg);
+
+    bench_server srv = {.rss_before_kb = -1, .rss_after_kb = -1, .held = -1};
+    if (cfg.mode == BM_IDLE) {
+        if (cfg.server_pid > 0) {
+            srv.pids[0] = cfg.server_pid;
+            srv.npids = 1;
+        } else {
+            srv.npids = bench_find_server(&cfg, srv.pids, 16);
+            if (srv.npids == 0 && !cfg.quiet)
+                cli_warn("bench: no process found listening on %s; no RSS figures "
+                         "(--server-pid PID)",
+                         cfg.target);
+        }
+        if (srv.npids > 0 && (srv.rss_before_kb = bench_rss_kb(srv.pids, srv.npids)) < 0) {
+            if (cfg.server_pid > 0)
+                cli_usage("--server-pid: cannot read the RSS of process %ld", cfg.server_pid);
+            cli_fail("bench: cannot read the RSS of server pid %ld", srv.pids[0]);
+        }
+    }
+
+    struct sigaction sa = {0};
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    g_run.t0 = bench_now();
+    if (cfg.mode == BM_IDLE) {
+        g_run.measure_start = g_run.t0;
+        g_run.deadline = g_run.t0 + cfg.duration_ns;
+        g_run.end = g_run.deadline + cfg.timeout_ns + 2 * SEC;
+    } else {
+        g_run.measure_start = g_run.t0 + cfg.warmup_ns;
+        g_run.deadline = g_run.end = g_run.measure_start + cfg.duration_ns;
+    }
+    struct tick_state ts = {
+        .cfg = &cfg, .srv = &srv, .progress = !cfg.quiet && isatty(STDERR_FILENO)};
+    ts.last_print = g_run.t0;
+    bench_stats st;
+    sk_err err;
+    int rc = bench_engine(&cfg, &g_run, &st, tick, &ts, &err);
+    int64_t t_end = bench_now();
+    if (ts.progress) {
+        fprintf(stderr, "\r\033[K");
+        fflush(stderr);
+    }
+    if (rc < 0)
+        cli_die(&err);
+    if (cfg.mode == BM_IDLE && srv.held < 0) /* stopped before the hold ended */
+        srv.held = 0;
+    int64_t stop = cfg.mode == BM_IDLE ? g_run.deadline : g_run.end;
+    if (t_end < stop)
+        stop = t_end;
+    double secs = (double)(stop - (cfg.mode == BM_IDLE ? g_run.t0 : g_run.measure_start)) / SEC;
+    if (secs < 0)
+        secs = 0;
+    bench_report(&cfg, &st, secs, &srv);
+    free(cfg.request);
+    if (st.connects == 0) {
+        cli_warn("bench: no connection to %s succeeded", cfg.target);
+        return 1;
+    }
+    return 0;
+}
