@@ -71,6 +71,8 @@ void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer
             break;
         int64_t now = sk_now_ms();
         if (grace_deadline < 0 && sk__stopping(s)) {
+            if (s->own_listeners)
+                sk__stop_listening(s);
             /* Shutting down: an idle connection goes at once, a busy one gets
              * the grace period to finish what it is sending. */
             if (sk__conn_idle(c))

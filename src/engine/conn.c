@@ -172,7 +172,9 @@ void sk__conn_write(sk_conn *c)
                 iov[k++] = (struct iovec){(void *)(m->mem + m->off), (size_t)m->left};
             struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)k};
             int more = c->fhead && !m ? MSG_MORE : 0;
-            n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | more);
+            n = k == 1 && m == NULL
+                    ? send(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | more)
+                    : sendmsg(c->fd, &msg, MSG_NOSIGNAL | more);
             if (n < 0 && errno == EINTR)
                 continue;
             if (n < 0) {

@@ -37,6 +37,8 @@ struct sk_server {
     int stop_rd, stop_wr;
     volatile sig_atomic_t stopping;
     int is_child;        /* a forked worker: stop requests come from the parent */
+    int own_listeners;   /* this single flow of control may close the listeners at
+                          * stop (iterative, a prefork worker) */
     int spare_fd;        /* reserve descriptor, released to shed a connection at EMFILE */
     atomic_long nconns;  /* connections open now (models that share memory) */
     atomic_ulong served; /* connections/datagrams finished, for --once */
@@ -160,6 +162,10 @@ void sk__child_init(sk_server *s, sk_procs *p);
 
 /* server.c */
 int sk__stopping(sk_server *s);
+/* Close this process's listening sockets (removing Unix socket files unless a
+ * child): new clients are refused and the backlog is reset at once, rather
+ * than left waiting while busy connections finish. Idempotent. */
+void sk__stop_listening(sk_server *s);
 void sk__log_conn_open(sk_conn *c);
 /* Service finished one unit of work: returns 1 if --once says stop now. */
 int sk__count_served(sk_server *s);

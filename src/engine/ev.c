@@ -77,6 +77,17 @@ int sk_ev_watch(sk_ev_loop *l, int fd, unsigned mask, sk_ev_cb *cb, void *ud)
     return 0;
 }
 
+void sk_ev_forget(sk_ev_loop *l, int fd)
+{
+    if (fd < 0 || fd >= l->nw || l->w[fd].mask == 0)
+        return;
+    if (l->be->forget)
+        l->be->forget(l->st, fd, l->w[fd].mask);
+    else
+        l->be->update(l->st, fd, l->w[fd].mask, 0);
+    l->w[fd] = (struct watch){0};
+}
+
 unsigned sk_ev_mask(const sk_ev_loop *l, int fd)
 {
     return fd >= 0 && fd < l->nw ? l->w[fd].mask : 0;

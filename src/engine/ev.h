@@ -27,6 +27,9 @@ typedef struct sk_ev_backend {
     void (*destroy)(void *st);
     /* Change the interest in fd from old_mask to new_mask (0 = not watched). 0 or -1 (errno). */
     int (*update)(void *st, int fd, unsigned old_mask, unsigned new_mask);
+    /* fd is about to be closed: stop watching it (NULL: update to 0). epoll
+     * needs no call at all: closing a descriptor removes it from the set. */
+    void (*forget)(void *st, int fd, unsigned old_mask);
     /* Wait at most timeout_ms (-1: no limit). Fill at most max events; return
      * their number, 0 on timeout or EINTR, -1 on error (errno). */
     int (*wait)(void *st, sk_ev_fired *fired, int max, int timeout_ms);
@@ -44,6 +47,9 @@ void sk_ev_free(sk_ev_loop *loop);
 /* Watch fd for mask with cb(ud); mask 0 stops watching. 0, or -1 (errno;
  * EMFILE when the backend cannot watch a descriptor that high). */
 int sk_ev_watch(sk_ev_loop *loop, int fd, unsigned mask, sk_ev_cb *cb, void *ud);
+/* Stop watching fd because the caller is about to close it (cheaper than
+ * sk_ev_watch(loop, fd, 0, ...) on some backends). */
+void sk_ev_forget(sk_ev_loop *loop, int fd);
 /* The mask fd is watched for (0 if none). */
 unsigned sk_ev_mask(const sk_ev_loop *loop, int fd);
 /* Wait once and run the callbacks. Returns events dispatched, or -1 on error. */

@@ -73,6 +73,13 @@ static int epoll_wait_events(void *st, sk_ev_fired *fired, int max, int timeout_
     return n;
 }
 
+static void epoll_forget(void *st, int fd, unsigned old_mask)
+{
+    (void)st;
+    (void)fd;
+    (void)old_mask; /* close() takes it out of the interest list */
+}
+
 const sk_ev_backend sk__ev_epoll = {
     .name = "epoll",
     .fd_limit = 0,
@@ -80,5 +87,6 @@ const sk_ev_backend sk__ev_epoll = {
     .destroy = epoll_destroy,
     .update = epoll_update,
     .wait = epoll_wait_events,
+    .forget = epoll_forget,
 };
 #endif

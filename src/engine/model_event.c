@@ -34,6 +34,8 @@ typedef struct lwatch {
 
 typedef struct worker {
     sk_server *s;
+    atomic_int *stopped; /* workers that have begun stopping, shared by all */
+    int nworkers;
     lwatch *lw; /* one per listener */
     const sk_ev_backend *be;
     sk_ev_loop *loop;
@@ -76,7 +78,7 @@ static int add_conn(worker *w, sk_conn *c)
 
 static void drop(worker *w, sk_conn *c)
 {
-    sk_ev_watch(w->loop, c->fd, 0, NULL, NULL);
+    sk_ev_forget(w->loop, c->fd); /* sk__conn_free closes it right after */
     size_t i = (size_t)c->loop_index;
     w->conns[i] = w->conns[--w->nconns];
     w->conns[i]->loop_index = (int)i;
@@ -246,6 +248,10 @@ static void begin_stop(worker *w)
         return;
     set_accepting(w, 0);
     w->stopping = 1;
+    /* The last loop to stop watching the listeners closes them: no other
+     * thread can be in accept() on them any more. */
+    if (atomic_fetch_add(w->stopped, 1) + 1 == w->nworkers)
+        sk__stop_listening(w->s);
     sk_ev_watch(w->loop, w->s->stop_rd, 0, NULL, NULL);
     int grace = w->s->o.grace_ms > 0 ? w->s->o.grace_ms : SK_GRACE_DEFAULT_MS;
     w->grace_deadline = sk_now_ms() + grace;
@@ -372,12 +378,16 @@ static int event_run(sk_server *s, const sk_ev_backend *be, sk_err *err)
     if (ws == NULL)
         return sk_errno(err, ENOMEM, "workers");
     int rc = 0, started = 0;
+    atomic_int stopped;
+    atomic_init(&stopped, 0);
     for (; started < n; started++) {
         if (worker_init(&ws[started], s, be, err) < 0) {
             rc = -1;
             worker_free(&ws[started]);
             break;
         }
+        ws[started].stopped = &stopped;
+        ws[started].nworkers = n;
         if (started > 0 && pthread_create(&ws[started].tid, NULL, worker_main, &ws[started]) != 0) {
             rc = sk_errno(err, errno, "pthread_create");
             worker_free(&ws[started]);

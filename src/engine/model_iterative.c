@@ -13,6 +13,7 @@ static int iterative_run(sk_server *s, sk_err *err)
     sk_dgram_batch *dbuf = sk__dgram_batch_new();
     if (dbuf == NULL)
         return sk_errno(err, ENOMEM, "buffer");
+    s->own_listeners = 1;
     while (!sk__stopping(s)) {
         int i = sk__wait_listeners(s, -1, -1);
         if (i == -1)
@@ -35,6 +36,7 @@ static int iterative_run(sk_server *s, sk_err *err)
         if (sk__count_served(s))
             break;
     }
+    sk__stop_listening(s);
     sk__dgram_batch_free(dbuf);
     return 0;
 }

@@ -21,6 +21,7 @@ static void worker(sk_server *s)
     sk_dgram_batch *dbuf = sk__dgram_batch_new();
     if (dbuf == NULL)
         _exit(1);
+    s->own_listeners = 1; /* this process's copies of the listening sockets */
     while (!sk__stopping(s)) {
         int i = sk__wait_listeners(s, -1, -1);
         if (i == -1)
@@ -45,6 +46,7 @@ static void worker(sk_server *s)
         if (sk__count_served(s))
             _exit(EXIT_SERVED_ONCE);
     }
+    sk__stop_listening(s);
     _exit(0);
 }
 
@@ -119,8 +121,7 @@ static int prefork_run(sk_server *s, sk_err *err)
             }
         }
     }
-    for (size_t i = 0; i < s->nls; i++)
-        sk_listener_close(&s->ls[i]);
+    sk__stop_listening(s);
     if (sv.once_done)
         sk_server_stop(s); /* the other workers are idle: they go at once */
     sk__procs_wait_all(s, &kids);

@@ -158,6 +158,20 @@ int sk__stopping(sk_server *s)
     return 0;
 }
 
+void sk__stop_listening(sk_server *s)
+{
+    for (size_t i = 0; i < s->nls; i++) {
+        if (s->ls[i].fd < 0)
+            continue;
+        if (s->is_child) { /* the socket file belongs to the parent */
+            close(s->ls[i].fd);
+            s->ls[i].fd = -1;
+        } else {
+            sk_listener_close(&s->ls[i]);
+        }
+    }
+}
+
 int sk__count_served(sk_server *s)
 {
     unsigned long n = atomic_fetch_add(&s->served, 1) + 1;
