@@ -77,6 +77,13 @@ static void chargen_data(sk_conn *c, const uint8_t *data, size_t len)
     (void)len; /* RFC 864: received data is thrown away */
 }
 
+/* RFC 864: send "until the calling user terminates the connection". A
+ * half-close is not that: keep going until writing fails. */
+static void chargen_eof(sk_conn *c)
+{
+    (void)c;
+}
+
 static int chargen_datagram(sk_server *s, void *state, const sk_dgram *d, uint8_t *reply,
                             size_t cap, size_t *rlen)
 {
@@ -104,5 +111,6 @@ const sk_service sk__svc_chargen = {
     .on_open = chargen_open,
     .on_data = chargen_data,
     .on_drain = chargen_fill,
+    .on_eof = chargen_eof,
     .on_datagram = chargen_datagram,
 };
