@@ -42,6 +42,19 @@ int sk__wait_listeners(sk_server *s, int extra_fd, int timeout_ms)
     return -2;
 }
 
+int sk__wait_work(sk_server *s, int extra_fd, sk_dgram_batch *dgrams)
+{
+    int i = sk__wait_listeners(s, extra_fd, -1);
+    if (i < 0)
+        return i == -1 ? SK_WAIT_STOP : SK_WAIT_AGAIN;
+    const sk_listener *l = &s->ls[i];
+    if (sk_transport_is_stream(l->transport))
+        return i;
+    /* Datagrams have no connection to hand to a process or thread: answer them here. */
+    sk__serve_datagrams(s, l, 64, dgrams);
+    return s->o.once && atomic_load(&s->served) > 0 ? SK_WAIT_STOP : SK_WAIT_AGAIN;
+}
+
 int sk__accept(sk_server *s, const sk_listener *l, struct sockaddr *peer, socklen_t *plen,
                int nonblock)
 {

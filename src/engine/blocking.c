@@ -58,7 +58,7 @@ void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer
             return;
         }
         c->loop_data = &wake[1];
-        c->wake = blocking_wake;
+        s->wake = blocking_wake; /* the same for every connection of this server */
     }
     sk__conn_open(c);
     int grace_ms = s->o.grace_ms > 0 ? s->o.grace_ms : SK_GRACE_DEFAULT_MS;

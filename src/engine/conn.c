@@ -417,8 +417,8 @@ int sk_conn_post(sk_conn *c, const void *data, size_t len)
         wake = 1;
     }
     pthread_mutex_unlock(&in->mu);
-    if (wake && c->wake)
-        c->wake(c);
+    if (wake && c->srv->wake)
+        c->srv->wake(c);
     return rc;
 }
 

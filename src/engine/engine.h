@@ -19,8 +19,9 @@
 
 #include "sockit.h"
 
-#define SK_READ_CHUNK 65536        /* one read()'s worth */
-#define SK_HIGH_WATER (256 * 1024) /* stop reading while this much output is queued */
+#define SK_READ_CHUNK 65536             /* one read()'s worth (blocking drivers: on the stack) */
+#define SK_LOOP_READ_CHUNK (256 * 1024) /* an event loop's shared read buffer */
+#define SK_HIGH_WATER (256 * 1024)      /* stop reading while this much output is queued */
 #define SK_MAX_QUEUE_DEFAULT (4u << 20)
 #define SK_GRACE_DEFAULT_MS 10000
 #define SK_LINGER_MS 1000 /* after our close: wait this long for the peer's FIN */
@@ -36,11 +37,13 @@ struct sk_server {
      * readable for every poller, in every process and thread that shares it. */
     int stop_rd, stop_wr;
     volatile sig_atomic_t stopping;
-    int is_child;        /* a forked worker: stop requests come from the parent */
-    int own_listeners;   /* this single flow of control may close the listeners at
-                          * stop (iterative, a prefork worker) */
-    int spare_fd;        /* reserve descriptor, released to shed a connection at EMFILE */
-    atomic_long nconns;  /* connections open now (models that share memory) */
+    int is_child;       /* a forked worker: stop requests come from the parent */
+    int own_listeners;  /* this single flow of control may close the listeners at
+                         * stop (iterative, a prefork worker) */
+    int spare_fd;       /* reserve descriptor, released to shed a connection at EMFILE */
+    atomic_long nconns; /* connections open now (models that share memory) */
+    /* Set by the model: make a connection's owner call sk__conn_take_inbox. */
+    void (*wake)(sk_conn *c);
     atomic_ulong served; /* connections/datagrams finished, for --once */
 };
 
@@ -82,10 +85,13 @@ typedef struct sk_fileseg {
     void *arg;
 } sk_fileseg;
 
+/* Kept small: an idle connection costs this plus the loop's bookkeeping
+ * (the goal is under 256 bytes of memory per idle connection). */
 struct sk_conn {
     int fd;
-    unsigned flags;
-    sk_transport transport;
+    int loop_index;
+    uint16_t flags;
+    uint8_t transport; /* sk_transport */
     sk_server *srv;
     sk_buf out;                /* bytes to send first */
     sk_fileseg *fhead, *ftail; /* then files, each followed by its bytes */
@@ -94,10 +100,8 @@ struct sk_conn {
     uint64_t bytes_in, bytes_out;
     int64_t started_ms, last_io_ms;
     sk_peer peer;
-    void *loop_data; /* owned by the model driving this connection */
-    int loop_index;
-    sk_inbox *inbox;          /* SK_SVC_SHARED services only */
-    void (*wake)(sk_conn *c); /* set by the model: make the owner call sk__conn_take_inbox */
+    void *loop_data;                            /* owned by the model driving this connection */
+    sk_inbox *inbox;                            /* SK_SVC_SHARED services only */
     _Alignas(max_align_t) unsigned char data[]; /* service's conn_size bytes */
 };
 
@@ -138,6 +142,13 @@ int sk__serve_datagrams(sk_server *s, const sk_listener *l, int max, sk_dgram_ba
 /* Wait for a listener to be ready (or the stop pipe, or extra_fd). Returns the
  * listener index, -1 on stop, -2 on timeout or extra_fd readiness. */
 int sk__wait_listeners(sk_server *s, int extra_fd, int timeout_ms);
+/* The head of every accept loop: wait, answer ready datagram listeners here,
+ * and return the index of a stream listener ready to accept, or
+ * SK_WAIT_STOP (stop requested, or --once served its datagram), or
+ * SK_WAIT_AGAIN (nothing to accept: woken by extra_fd, a signal, ...). */
+#define SK_WAIT_STOP (-1)
+#define SK_WAIT_AGAIN (-2)
+int sk__wait_work(sk_server *s, int extra_fd, sk_dgram_batch *dgrams);
 /* Accept from listener l. Returns fd, or -1 (nothing to accept, or shed at EMFILE). */
 int sk__accept(sk_server *s, const sk_listener *l, struct sockaddr *peer, socklen_t *plen,
                int nonblock);

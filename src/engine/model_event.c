@@ -104,7 +104,7 @@ static void on_conn(sk_ev_loop *loop, int fd, unsigned fired, void *ud)
     worker *w = c->loop_data;
     if (fired & SK_EV_READ) {
         if (sk__conn_wants_read(c) || (c->flags & SK_C_WSHUT))
-            sk__conn_read(c, w->scratch, SK_READ_CHUNK);
+            sk__conn_read(c, w->scratch, SK_LOOP_READ_CHUNK);
         else if (!sk__conn_wants_write(c))
             c->flags |= SK_C_DEAD; /* hangup or error, and nothing left to do */
     }
@@ -182,7 +182,7 @@ static void new_conn(worker *w, const sk_listener *l, int fd, struct sockaddr *p
         return;
     }
     c->loop_data = w;
-    c->wake = ev_wake;
+    w->s->wake = ev_wake;
     if (add_conn(w, c) < 0) {
         sk__conn_free(c);
         return;
@@ -352,7 +352,7 @@ static int worker_init(worker *w, sk_server *s, const sk_ev_backend *be, sk_err 
     w->wake_rd = w->wake_wr = -1;
     pthread_mutex_init(&w->mu, NULL);
     w->loop = sk_ev_new(be);
-    w->scratch = malloc(SK_READ_CHUNK);
+    w->scratch = malloc(SK_LOOP_READ_CHUNK);
     w->dbuf = sk__dgram_batch_new();
     w->lw = calloc(s->nls, sizeof *w->lw);
     int p[2];

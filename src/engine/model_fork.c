@@ -35,19 +35,12 @@ static int fork_run(sk_server *s, sk_err *err)
             poll(w, 2, -1);
             continue;
         }
-        int i = sk__wait_listeners(s, kids.chld_rd, -1);
-        if (i == -1)
+        int i = sk__wait_work(s, kids.chld_rd, dbuf);
+        if (i == SK_WAIT_STOP)
             break;
         if (i < 0)
             continue;
         const sk_listener *l = &s->ls[i];
-        if (!sk_transport_is_stream(l->transport)) {
-            /* Datagrams have no connection to fork for: the parent answers them. */
-            sk__serve_datagrams(s, l, 64, dbuf);
-            if (s->o.once && atomic_load(&s->served) > 0)
-                break;
-            continue;
-        }
         struct sockaddr_storage peer;
         socklen_t plen = sizeof peer;
         int fd = sk__accept(s, l, (struct sockaddr *)&peer, &plen, 0);

@@ -15,18 +15,12 @@ static int iterative_run(sk_server *s, sk_err *err)
         return sk_errno(err, ENOMEM, "buffer");
     s->own_listeners = 1;
     while (!sk__stopping(s)) {
-        int i = sk__wait_listeners(s, -1, -1);
-        if (i == -1)
+        int i = sk__wait_work(s, -1, dbuf);
+        if (i == SK_WAIT_STOP)
             break;
         if (i < 0)
             continue;
         const sk_listener *l = &s->ls[i];
-        if (!sk_transport_is_stream(l->transport)) {
-            sk__serve_datagrams(s, l, 64, dbuf);
-            if (s->o.once && atomic_load(&s->served) > 0)
-                break;
-            continue;
-        }
         struct sockaddr_storage peer;
         socklen_t plen = sizeof peer;
         int fd = sk__accept(s, l, (struct sockaddr *)&peer, &plen, 1);

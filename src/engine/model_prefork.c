@@ -23,18 +23,14 @@ static void worker(sk_server *s)
         _exit(1);
     s->own_listeners = 1; /* this process's copies of the listening sockets */
     while (!sk__stopping(s)) {
-        int i = sk__wait_listeners(s, -1, -1);
-        if (i == -1)
+        int i = sk__wait_work(s, -1, dbuf);
+        if (i == SK_WAIT_STOP && s->o.once && atomic_load(&s->served) > 0)
+            _exit(EXIT_SERVED_ONCE);
+        if (i == SK_WAIT_STOP)
             break;
         if (i < 0)
             continue;
         const sk_listener *l = &s->ls[i];
-        if (!sk_transport_is_stream(l->transport)) {
-            sk__serve_datagrams(s, l, 64, dbuf);
-            if (s->o.once && atomic_load(&s->served) > 0)
-                _exit(EXIT_SERVED_ONCE);
-            continue;
-        }
         struct sockaddr_storage peer;
         socklen_t plen = sizeof peer;
         /* Every worker polls the listeners; the one whose accept() wins serves

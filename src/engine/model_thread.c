@@ -76,18 +76,12 @@ static int thread_run(sk_server *s, sk_err *err)
             if (sk__stopping(s))
                 break;
         }
-        int i = sk__wait_listeners(s, -1, -1);
-        if (i == -1)
+        int i = sk__wait_work(s, -1, dbuf);
+        if (i == SK_WAIT_STOP)
             break;
         if (i < 0)
             continue;
         const sk_listener *l = &s->ls[i];
-        if (!sk_transport_is_stream(l->transport)) {
-            sk__serve_datagrams(s, l, 64, dbuf);
-            if (s->o.once && atomic_load(&s->served) > 0)
-                break;
-            continue;
-        }
         struct job *j = malloc(sizeof *j);
         if (j == NULL) {
             poll(NULL, 0, 100);

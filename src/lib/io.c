@@ -44,6 +44,15 @@ int sk_wait_fd(int fd, short events, int64_t deadline_ms)
     }
 }
 
+/* sk_wait_fd, with running out of time reported as an error (ETIMEDOUT). */
+static int wait_ready(int fd, short events, int64_t deadline_ms)
+{
+    int r = sk_wait_fd(fd, events, deadline_ms);
+    if (r == 0)
+        errno = ETIMEDOUT;
+    return r > 0 ? 0 : -1;
+}
+
 ssize_t sk_write_all(int fd, const void *buf, size_t len, int64_t deadline_ms)
 {
     const char *p = buf;
@@ -67,13 +76,8 @@ ssize_t sk_write_all(int fd, const void *buf, size_t len, int64_t deadline_ms)
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            int r = sk_wait_fd(fd, POLLOUT, deadline_ms);
-            if (r < 0)
+            if (wait_ready(fd, POLLOUT, deadline_ms) < 0)
                 return -1;
-            if (r == 0) {
-                errno = ETIMEDOUT;
-                return -1;
-            }
             continue;
         }
         return -1;
@@ -84,28 +88,16 @@ ssize_t sk_write_all(int fd, const void *buf, size_t len, int64_t deadline_ms)
 ssize_t sk_read_deadline(int fd, void *buf, size_t cap, int64_t deadline_ms)
 {
     for (;;) {
-        if (deadline_ms >= 0) {
-            int r = sk_wait_fd(fd, POLLIN, deadline_ms);
-            if (r < 0)
-                return -1;
-            if (r == 0) {
-                errno = ETIMEDOUT;
-                return -1;
-            }
-        }
+        if (deadline_ms >= 0 && wait_ready(fd, POLLIN, deadline_ms) < 0)
+            return -1;
         ssize_t n = read(fd, buf, cap);
         if (n >= 0)
             return n;
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            int r = sk_wait_fd(fd, POLLIN, deadline_ms);
-            if (r < 0)
+            if (wait_ready(fd, POLLIN, deadline_ms) < 0)
                 return -1;
-            if (r == 0) {
-                errno = ETIMEDOUT;
-                return -1;
-            }
             continue;
         }
         return -1;
