@@ -58,11 +58,12 @@ typedef struct sk_peer {
 } sk_peer;
 
 /* Connection flags */
-#define SK_C_EOF 0x01     /* peer shut down its sending side */
-#define SK_C_CLOSING 0x02 /* close once output is flushed */
-#define SK_C_DRAIN 0x04   /* service wants on_drain */
-#define SK_C_DEAD 0x08    /* I/O error: close now, drop output */
-#define SK_C_WSHUT 0x10   /* we shut down our sending side (lingering close) */
+#define SK_C_EOF 0x01       /* peer shut down its sending side */
+#define SK_C_CLOSING 0x02   /* close once output is flushed */
+#define SK_C_DRAIN 0x04     /* service wants on_drain */
+#define SK_C_DEAD 0x08      /* I/O error: close now, drop output */
+#define SK_C_WSHUT 0x10     /* we shut down our sending side (lingering close) */
+#define SK_C_LINGERING 0x20 /* counted in its event loop's lingering total */
 
 /* Bytes posted to a connection by other connections (SK_SVC_SHARED services),
  * waiting for the connection's own thread to move them to its output. */

@@ -44,6 +44,7 @@ typedef struct worker {
     sk_dgram_batch *dbuf; /* datagrams in, replies out */
     sk_conn **conns;      /* every open connection, for timers and shutdown */
     size_t nconns, capconns;
+    size_t nlinger; /* connections in a lingering close: they need the timer sweep */
     int accepting;
     int stopping;
     int64_t grace_deadline;
@@ -78,6 +79,8 @@ static int add_conn(worker *w, sk_conn *c)
 
 static void drop(worker *w, sk_conn *c)
 {
+    if (c->flags & SK_C_LINGERING)
+        w->nlinger--;
     sk_ev_forget(w->loop, c->fd); /* sk__conn_free closes it right after */
     size_t i = (size_t)c->loop_index;
     w->conns[i] = w->conns[--w->nconns];
@@ -119,6 +122,10 @@ static void settle(worker *w, sk_conn *c)
     if (sk__conn_finished(c)) {
         drop(w, c);
         return;
+    }
+    if ((c->flags & (SK_C_WSHUT | SK_C_LINGERING)) == SK_C_WSHUT) {
+        c->flags |= SK_C_LINGERING; /* its deadline now needs the sweep */
+        w->nlinger++;
     }
     unsigned mask = 0;
     if (sk__conn_wants_read(c) || ((c->flags & SK_C_WSHUT) && !(c->flags & SK_C_EOF)))
@@ -303,11 +310,8 @@ static int needs_timer(const worker *w)
     if (w->stopping || !w->accepting || w->s->o.idle_timeout_ms > 0)
         return 1;
     if (w->s->svc->on_timeout && w->nconns > 0)
-        return 1; /* the service uses timers (http: header and keep-alive deadlines) */
-    for (size_t i = 0; i < w->nconns; i++)
-        if (w->conns[i]->flags & SK_C_WSHUT)
-            return 1;
-    return 0;
+        return 1;          /* the service uses timers (http: header and keep-alive deadlines) */
+    return w->nlinger > 0; /* counted as they start, not found by a scan per wakeup */
 }
 
 static void *worker_main(void *arg)
