@@ -207,17 +207,8 @@ static void parse(int argc, char **argv, bench_cfg *c)
     if (c->mode == BM_IDLE)
         c->warmup_ns = 0; /* the hold is the run */
 
-    int words = argc - optind;
-    sk_err err;
-    if (words == 1) {
-        if (sk_addr_parse(&c->addr, argv[optind], &err) < 0)
-            cli_die(&err);
-    } else if (words == 2) {
-        if (sk_addr_parse_host_port(&c->addr, argv[optind], argv[optind + 1], &err) < 0)
-            cli_die(&err);
-    } else {
-        cli_usage("usage: sockit bench [OPTIONS] ADDRESS (see sockit bench --help)");
-    }
+    cli_client_address(argc - optind, argv + optind, &c->addr,
+                       "usage: sockit bench [OPTIONS] ADDRESS (see sockit bench --help)");
     int stream = sk_transport_is_stream(c->addr.transport);
     if (c->mode == BM_UDP && stream)
         cli_usage("--mode udp needs a datagram address (udp://HOST:PORT or unixgram:PATH)");

@@ -22,6 +22,10 @@ long cli_number(const char *opt, const char *s, long min, long max);
 /* Seconds with an optional fraction ("1", "0.25"), returned in milliseconds. */
 int cli_seconds_ms(const char *opt, const char *s);
 
+/* The client's address: one word (ADDRESS) or the tutorial's two (HOST PORT).
+ * words/argv are what is left after the options; exits 2 with `usage` otherwise. */
+void cli_client_address(int words, char **argv, sk_addr *a, const char *usage);
+
 int cli_serve(int argc, char **argv);
 int cli_connect(int argc, char **argv);
 int cli_bench(int argc, char **argv);

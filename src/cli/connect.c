@@ -69,17 +69,8 @@ static void parse(int argc, char **argv, struct connect_cfg *c)
     }
     if (c->prompt && c->zero)
         cli_usage("--prompt and -z cannot be used together");
-    int words = argc - optind;
-    sk_err err;
-    if (words == 1) {
-        if (sk_addr_parse(&c->addr, argv[optind], &err) < 0)
-            cli_die(&err);
-    } else if (words == 2) {
-        if (sk_addr_parse_host_port(&c->addr, argv[optind], argv[optind + 1], &err) < 0)
-            cli_die(&err);
-    } else {
-        cli_usage("usage: sockit connect [OPTIONS] ADDRESS | HOST PORT");
-    }
+    cli_client_address(argc - optind, argv + optind, &c->addr,
+                       "usage: sockit connect [OPTIONS] ADDRESS | HOST PORT");
     if (c->zero && !sk_transport_is_stream(c->addr.transport))
         cli_usage("-z needs a stream address: a datagram socket accepts nothing to test");
 }

@@ -72,6 +72,20 @@ void cli_bad_option(const char *cmd, int ch, char **argv)
     cli_usage("unknown option \"%s\" (see sockit %s --help)", word, cmd);
 }
 
+void cli_client_address(int words, char **argv, sk_addr *a, const char *usage)
+{
+    sk_err err;
+    int rc;
+    if (words == 1)
+        rc = sk_addr_parse(a, argv[0], &err);
+    else if (words == 2)
+        rc = sk_addr_parse_host_port(a, argv[0], argv[1], &err);
+    else
+        cli_usage("%s", usage);
+    if (rc < 0)
+        cli_die(&err);
+}
+
 long cli_number(const char *opt, const char *s, long min, long max)
 {
     char *end;

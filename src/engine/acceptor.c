@@ -27,8 +27,10 @@ int sk__wait_listeners(sk_server *s, int extra_fd, int timeout_ms)
     int r = poll(p, n, timeout_ms);
     if (r <= 0)
         return -2; /* timeout, or EINTR (a child exited): the caller looks around */
-    if (p[nl].revents)
+    if (p[nl].revents) {
+        sk__saw_stop(s);
         return -1;
+    }
     /* Start the scan where the last one ended, so a busy listener cannot
      * starve the others. */
     static _Thread_local size_t next;

@@ -107,6 +107,10 @@ void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer
                 continue;
             break;
         }
+        if (np == 3 && (p[2].revents & POLLIN)) {
+            sk__saw_stop(s); /* handled at the top of the loop */
+            continue;
+        }
         if (r == 0) {
             now = sk_now_ms();
             if (sk__conn_check_timer(c, now))

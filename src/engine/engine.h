@@ -36,7 +36,10 @@ struct sk_server {
     /* Stop pipe: written once by sk_server_stop and never drained, so it stays
      * readable for every poller, in every process and thread that shares it. */
     int stop_rd, stop_wr;
-    volatile sig_atomic_t stopping;
+    /* Set by sk_server_stop (a signal handler may call it: a lock-free atomic is
+     * async-signal-safe) and by any flow of control that sees the stop pipe
+     * readable in its own poll (a forked worker does not share the parent's flag). */
+    atomic_int stopping;
     int is_child;       /* a forked worker: stop requests come from the parent */
     int own_listeners;  /* this single flow of control may close the listeners at
                          * stop (iterative, a prefork worker) */
@@ -167,6 +170,8 @@ void sk__procs_stop(sk_procs *p);
 int sk__procs_add(sk_procs *p, pid_t pid);
 /* Reap every exited child; on_exit (if any) gets each pid and wait status. */
 int sk__procs_reap(sk_procs *p, void (*on_exit)(pid_t, int, void *), void *arg);
+/* Sleep until a child exits, timeout_ms passes, or (watch_stop) a stop is requested. */
+void sk__procs_wait(sk_server *s, sk_procs *p, int timeout_ms, int watch_stop);
 /* Wait for all children; bounded by the grace period once the server stops. */
 void sk__procs_wait_all(sk_server *s, sk_procs *p);
 /* In a new child: drop the parent's descriptors and signal handlers. */
@@ -174,6 +179,8 @@ void sk__child_init(sk_server *s, sk_procs *p);
 
 /* server.c */
 int sk__stopping(sk_server *s);
+/* The stop pipe was seen readable: remember it (for sk__stopping). */
+void sk__saw_stop(sk_server *s);
 /* Close this process's listening sockets (removing Unix socket files unless a
  * child): new clients are refused and the backlog is reset at once, rather
  * than left waiting while busy connections finish. Idempotent. */

@@ -30,9 +30,7 @@ static int fork_run(sk_server *s, sk_err *err)
         if (s->o.max_conns > 0 && kids.n >= (size_t)s->o.max_conns) {
             /* At the limit: new connections wait in the kernel's backlog until
              * a child exits (SIGCHLD wakes us). */
-            struct pollfd w[2] = {{.fd = kids.chld_rd, .events = POLLIN},
-                                  {.fd = s->stop_rd, .events = POLLIN}};
-            poll(w, 2, -1);
+            sk__procs_wait(s, &kids, -1, 1);
             continue;
         }
         int i = sk__wait_work(s, kids.chld_rd, dbuf);

@@ -101,9 +101,7 @@ static int prefork_run(sk_server *s, sk_err *err)
         }
     }
     while (!sk__stopping(s) && !sv.once_done) {
-        struct pollfd w[2] = {{.fd = kids.chld_rd, .events = POLLIN},
-                              {.fd = s->stop_rd, .events = POLLIN}};
-        poll(w, 2, 1000);
+        sk__procs_wait(s, &kids, 1000, 1);
         sk__procs_reap(&kids, on_exit_cb, &sv);
         if (sv.died_early > 0) {
             sk_server_log(s, SK_LOG_ERROR, "%d worker(s) died; starting new ones", sv.died_early);

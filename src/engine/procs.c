@@ -87,6 +87,14 @@ int sk__procs_reap(sk_procs *p, void (*on_exit)(pid_t, int, void *), void *arg)
     return reaped;
 }
 
+void sk__procs_wait(sk_server *s, sk_procs *p, int timeout_ms, int watch_stop)
+{
+    struct pollfd w[2] = {{.fd = p->chld_rd, .events = POLLIN},
+                          {.fd = s->stop_rd, .events = POLLIN}};
+    if (poll(w, watch_stop ? 2 : 1, timeout_ms) > 0 && watch_stop && (w[1].revents & POLLIN))
+        sk__saw_stop(s);
+}
+
 void sk__procs_wait_all(sk_server *s, sk_procs *p)
 {
     int grace = s->o.grace_ms > 0 ? s->o.grace_ms : SK_GRACE_DEFAULT_MS;
@@ -104,9 +112,7 @@ void sk__procs_wait_all(sk_server *s, sk_procs *p)
                 sk__procs_reap(p, NULL, NULL);
             break;
         }
-        struct pollfd w[2] = {{.fd = p->chld_rd, .events = POLLIN},
-                              {.fd = s->stop_rd, .events = POLLIN}};
-        poll(w, deadline < 0 ? 2 : 1, 200);
+        sk__procs_wait(s, p, 200, deadline < 0);
         sk__procs_reap(p, NULL, NULL);
     }
 }

@@ -137,8 +137,7 @@ void sk_server_stop(sk_server *s)
     if (s == NULL || s->is_child)
         return;
     int e = errno;
-    if (!s->stopping) {
-        s->stopping = 1;
+    if (atomic_exchange(&s->stopping, 1) == 0) {
         ssize_t r = write(s->stop_wr, "x", 1);
         (void)r;
     }
@@ -147,15 +146,14 @@ void sk_server_stop(sk_server *s)
 
 int sk__stopping(sk_server *s)
 {
-    if (s->stopping)
-        return 1;
-    /* In a forked worker the parent's flag is not visible; the pipe is. */
-    struct pollfd p = {.fd = s->stop_rd, .events = POLLIN};
-    if (poll(&p, 1, 0) == 1) {
-        s->stopping = 1;
-        return 1;
-    }
-    return 0;
+    /* A flag read, no system call: every loop that waits also watches the
+     * stop pipe and records what it sees there (sk__saw_stop). */
+    return atomic_load(&s->stopping);
+}
+
+void sk__saw_stop(sk_server *s)
+{
+    atomic_store(&s->stopping, 1);
 }
 
 void sk__stop_listening(sk_server *s)
