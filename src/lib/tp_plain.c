@@ -1,0 +1,143 @@
+/*
+ * tp_plain.c - the plain-socket transport: the operations of transport.h as
+ * the system calls themselves, with MSG_NOSIGNAL, EINTR retried, and
+ * sendfile/splice for zero-copy sends.
+ */
+#define _GNU_SOURCE /* splice, MSG_MORE */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/sendfile.h>
+#endif
+
+#include "transport.h"
+
+#ifndef MSG_MORE
+#define MSG_MORE 0
+#endif
+
+static int again(int e)
+{
+    return e == EAGAIN || e == EWOULDBLOCK;
+}
+
+static ssize_t plain_read(sk_tp *t, void *buf, size_t cap)
+{
+    for (;;) {
+        ssize_t n = recv(t->fd, buf, cap, 0);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (errno == ENOTSOCK) /* a pipe or a terminal stands in for the socket */
+            n = read(t->fd, buf, cap);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (again(errno)) {
+            t->want = SK_TP_WANT_READ;
+            return SK_TP_AGAIN;
+        }
+        return SK_TP_ERR;
+    }
+}
+
+static ssize_t plain_writev(sk_tp *t, const struct iovec *iov, int iovcnt, unsigned flags)
+{
+    int f = MSG_NOSIGNAL | ((flags & SK_TP_MORE) ? MSG_MORE : 0);
+    for (;;) {
+        ssize_t n;
+        if (iovcnt == 1) {
+            n = send(t->fd, iov[0].iov_base, iov[0].iov_len, f);
+        } else {
+            struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
+            n = sendmsg(t->fd, &m, f);
+        }
+        if (n < 0 && errno == ENOTSOCK)
+            n = writev(t->fd, iov, iovcnt);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (again(errno)) {
+            t->want = SK_TP_WANT_WRITE;
+            return SK_TP_AGAIN;
+        }
+        return SK_TP_ERR;
+    }
+}
+
+static ssize_t plain_sendfile(sk_tp *t, int fd, off_t *off, size_t len, unsigned flags)
+{
+    for (;;) {
+        ssize_t n;
+#ifdef __linux__
+        if (flags & SK_TP_PIPE)
+            n = splice(fd, NULL, t->fd, NULL, len,
+                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK |
+                           ((flags & SK_TP_MORE) ? SPLICE_F_MORE : 0));
+        else
+            n = sendfile(t->fd, fd, off, len);
+#else
+        if (flags & SK_TP_PIPE)
+            return SK_TP_UNSUPPORTED;
+        char tmp[16384];
+        if (len > sizeof tmp)
+            len = sizeof tmp;
+        n = off ? pread(fd, tmp, len, *off) : read(fd, tmp, len);
+        if (n > 0) {
+            struct iovec v = {tmp, (size_t)n};
+            ssize_t w = plain_writev(t, &v, 1, flags);
+            if (w < 0)
+                return w; /* nothing consumed from a file at *off; a pipe read is lost */
+            if (off)
+                *off += w;
+            n = w;
+        }
+#endif
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (again(errno)) {
+            t->want = SK_TP_WANT_WRITE;
+            return SK_TP_AGAIN;
+        }
+        if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)
+            return SK_TP_UNSUPPORTED;
+        return SK_TP_ERR;
+    }
+}
+
+static int plain_shutdown(sk_tp *t)
+{
+    return shutdown(t->fd, SHUT_WR) == 0 ? 0 : SK_TP_ERR;
+}
+
+static void plain_close(sk_tp *t)
+{
+    if (t->fd >= 0)
+        close(t->fd);
+    t->fd = -1;
+}
+
+const sk_tp_ops sk__tp_plain_ops = {
+    .name = "plain",
+    .read = plain_read,
+    .writev = plain_writev,
+    .sendfile = plain_sendfile,
+    .shutdown = plain_shutdown,
+    .close = plain_close,
+    .buffered = NULL,
+};
+
+void sk__tp_plain(sk_tp *t, int fd)
+{
+    t->ops = &sk__tp_plain_ops;
+    t->impl = NULL;
+    t->fd = fd;
+    t->want = 0;
+}
