@@ -5,13 +5,16 @@ the files and the libsockit.so symlinks are where they belong, the shared
 library exports exactly the functions include/sockit.h declares (no sk__*
 internals, no internal sk_ev_* / sk_http_* helpers), sockit.pc gives working
 compile lines for the shared and the static library, and an example program
-built each way runs against the other example; `make uninstall` removes
-every file again.
+built each way runs against the other example; the complete program in
+man/libsockit.3's EXAMPLE section compiles (-Wall -Wextra -Werror) and
+serves under two models; `make uninstall` removes every file again.
 """
 
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 
 from harness import run, start, tempdir, timeout
@@ -115,6 +118,55 @@ def run_pair(server, client, env, libdir=None):
             srv.wait()
 
 
+def man_example():
+    """The first .EX block of libsockit.3's EXAMPLE section, as C text."""
+    with open(os.path.join(ROOT, "man", "libsockit.3")) as f:
+        text = f.read()
+    section = text.split("\n.SH EXAMPLE\n", 1)[1]
+    code = section.split("\n.EX\n", 1)[1].split("\n.EE\n", 1)[0]
+    for esc, ch in (("\\e", "\\"), ("\\-", "-"), ("\\(aq", "'"),
+                    ("\\(dq", '"')):
+        code = code.replace(esc, ch)
+    assert "\\(" not in code, "unknown escape in the example"
+    return code + "\n"
+
+
+def check_man_example(tmp, cflags, libs, san, env):
+    src = tmp + "/dostuff.c"
+    with open(src, "w") as f:
+        f.write(man_example())
+    exe = tmp + "/dostuff"
+    r = run(["cc"] + CSTD + ["-Wall", "-Wextra", "-Werror"] + san +
+            ["-o", exe, src] + cflags + libs, timeout=60)
+    assert r.returncode == 0, "the man page's example: %r" % r
+    r = run([exe, "-m", "nosuch", "0"], env=env)
+    assert r.returncode == 2 and "usage: dostuff" in r.err, r
+    for model in ("iterative", "thread"):
+        srv = start([exe, "-m", model, "tcp://127.0.0.1:0"],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE, env=env)
+        try:
+            line = srv.stderr.readline().decode()
+            m = re.match(r"listening on tcp://127\.0\.0\.1:(\d+)$",
+                         line.strip())
+            assert m, "dostuff -m %s said %r" % (model, line)
+            for _ in range(2):
+                with socket.create_connection(
+                        ("127.0.0.1", int(m.group(1))), timeout=5) as c:
+                    c.sendall(b"hel")  # one line in two pieces
+                    c.sendall(b"lo\n")
+                    data = b""
+                    while True:
+                        b = c.recv(100)
+                        if not b:
+                            break
+                        data += b
+                assert data == b"I got your message\n", (model, data)
+        finally:
+            srv.send_signal(signal.SIGTERM)
+            srv.wait(10)
+
+
 def test_header_parser_sees_the_api():
     # The check below is only as good as the header parsing: it must find
     # the API and leave out comments, macros and static inline helpers.
@@ -170,6 +222,7 @@ def test_install_shared_and_static():
     assert "libsockit.so." + major in needed(tmp + "/server_so")
     env = dict(os.environ, LD_LIBRARY_PATH=lib)
     run_pair(tmp + "/server_so", tmp + "/client_so", env, libdir=lib)
+    check_man_example(tmp, cflags, libs, san, env)
     # Without the library on the loader's path the program cannot start:
     # proof that it really is the shared library that ran.
     bare = dict(os.environ)
