@@ -27,16 +27,40 @@ CSTD = ["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-D_DEFAULT_SOURCE"]
 
 
 def header_api(path):
-    """Names of the functions a header declares (static inline ones apart)."""
+    """Names a header declares for export: its functions (not static inline
+    ones, not typedefs of function types) and extern variables. Returns
+    (exported, inline)."""
     with open(path) as f:
         text = f.read()
     text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
     text = re.sub(r"//[^\n]*", " ", text)
     text = re.sub(r"^\s*#.*?(?<!\\)$", " ", text, flags=re.M | re.S)
-    inline = set(re.findall(r"static\s+inline\b[^;{(]*?\b(sk_\w+)\s*\(",
-                            text))
-    declared = set(re.findall(r"\b(sk_\w+)\s*\(", text))
-    return declared - inline, inline
+    exported, inline = set(), set()
+    # Static inline functions are not exported; their bodies call others.
+    while True:
+        m = re.search(r"\bstatic\s+inline\b[^;{]*?\b(sk_\w+)\s*\([^;{]*\{",
+                      text)
+        if not m:
+            break
+        inline.add(m.group(1))
+        depth, i = 1, m.end()
+        while depth and i < len(text):
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        text = text[:m.start()] + ";" + text[i:]
+    for m in re.finditer(r"\b(sk_\w+)\s*(\(|(\[[^\]]*\])?\s*;)", text):
+        start = max(text.rfind(c, 0, m.start()) for c in ";{}") + 1
+        statement = text[start:m.start()].split()
+        if "typedef" in statement:
+            continue
+        if m.group(2) == "(":
+            if "static" in statement:
+                inline.add(m.group(1))
+            elif "(" not in "".join(statement):  # not a parameter
+                exported.add(m.group(1))
+        elif "extern" in statement:
+            exported.add(m.group(1))
+    return exported, inline
 
 
 def version():
