@@ -16,6 +16,14 @@
  *     report callback the caller installs in sk_server_opts.
  *   - Descriptors the library creates are close-on-exec. SIGPIPE never kills
  *     the process through library I/O (MSG_NOSIGNAL, or call sk_ignore_sigpipe).
+ *   - Exported is exactly what this header declares. The library is compiled
+ *     with -fvisibility=hidden, and the declarations below sit between
+ *     `#pragma GCC visibility push(default)` and `pop` (gcc and clang), so a
+ *     function is exported from libsockit.so if and only if it is declared
+ *     here; everything else, including sk__* internals, stays inside. A
+ *     definition that cannot see its declaration here (there should be none)
+ *     would be marked SK_API. tests/integration/test_install.py checks that
+ *     the exports and these declarations are the same set.
  */
 #ifndef SOCKIT_H
 #define SOCKIT_H
@@ -27,6 +35,13 @@
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define SK_API __attribute__((visibility("default")))
+#pragma GCC visibility push(default)
+#else
+#define SK_API
 #endif
 
 #define SOCKIT_VERSION "0.1.0"
@@ -443,6 +458,10 @@ void sk_server_report(sk_server *s, const char *fmt, ...) __attribute__((format(
 /* Emit a log line through opts.log (printf-style). */
 void sk_server_log(sk_server *s, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }
