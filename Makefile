@@ -27,12 +27,15 @@ LDLIBS  += -lpthread -lcrypt
 
 LIB_SRC := $(wildcard src/lib/*.c src/engine/*.c src/services/*.c src/http/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
+BENCH_SRC := $(wildcard src/bench/*.c)
 EX_SRC  := $(wildcard examples/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 LIB     := $(BUILD)/libsockit.a
+BENCH_LIB := $(BUILD)/libsockit-bench.a # the load generator (src/bench): the program and its tests
 BIN     := $(BUILD)/sockit
 EXAMPLES := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -50,9 +53,14 @@ $(LIB): $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
 
-$(BIN): $(CLI_OBJ) $(LIB)
+$(BENCH_LIB): $(BENCH_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(BENCH_LIB) $(LIB)
 	@echo "  LINK    $@"
-	@$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDFLAGS) $(LDLIBS)
+	@$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(BENCH_LIB) $(LIB) $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/examples/%: examples/%.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -62,6 +70,10 @@ $(BUILD)/examples/%: examples/%.c $(LIB)
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Isrc/lib -Isrc/engine -Isrc/services -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/test_bench_%: tests/unit/test_bench_%.c $(BENCH_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Isrc/lib -Isrc/bench -o $@ $< $(BENCH_LIB) $(LIB) $(LDFLAGS) $(LDLIBS) -lcmocka
 
 VERSION := $(shell sed -n 's/\#define SOCKIT_VERSION "\(.*\)"/\1/p' include/sockit.h)
 
@@ -111,12 +123,12 @@ bench: all
 	python3 bench/run.py $(BENCH_ARGS)
 
 format:
-	clang-format -i $(LIB_SRC) $(CLI_SRC) $(EX_SRC) $(UNIT_SRC) include/*.h src/*/*.h
+	clang-format -i $(LIB_SRC) $(CLI_SRC) $(BENCH_SRC) $(EX_SRC) $(UNIT_SRC) include/*.h src/*/*.h
 
 check-format:
-	clang-format --dry-run -Werror $(LIB_SRC) $(CLI_SRC) $(EX_SRC) $(UNIT_SRC) include/*.h src/*/*.h
+	clang-format --dry-run -Werror $(LIB_SRC) $(CLI_SRC) $(BENCH_SRC) $(EX_SRC) $(UNIT_SRC) include/*.h src/*/*.h
 
 clean:
 	rm -rf build build-san
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(BENCH_OBJ:.o=.d)
