@@ -12,6 +12,8 @@
  *   engine.c    the worker threads: one epoll loop each over its connection
  *               slots; every deadline in a timer heap (src/lib/timer.h), every
  *               read and write through the transport seam (src/lib/transport.h)
+ *   run.c       a run's phases: the clock's landmarks, the server measured
+ *               around a hold, the measured seconds
  *   target.c    the loopback rule and the probe that picks the endpoint
  *   server.c    idle: the server's processes and their RSS, through /proc
  *   report.c    the report: a table, or one JSON object
@@ -281,6 +283,22 @@ int bench_msg_verify(bench_worker *w, bench_conn *c, uint64_t seq, size_t pos, c
  * reply) until one answers: sets cfg->ep, cfg->target, cfg->spread_src.
  * Returns 0, or -1 with err. */
 int bench_choose_target(bench_cfg *cfg, sk_err *err);
+
+/* run.c: one run. bench_server_init: for hold modes, the server's processes
+ * (--server-pid, else found by the listening socket; none found: npids 0) and
+ * their RSS now; 0, or -1 with err. bench_run_all: the clock's landmarks in
+ * run, the workers, the server's RSS when the hold ends; fills st and the
+ * measured seconds. `progress` (NULL: none) is called in the calling thread
+ * about every 100 ms. 0, or -1 with err if the workers could not start. */
+typedef struct bench_progress {
+    int64_t now; /* bench_now() */
+    uint64_t ops, errors;
+    int open; /* connections open */
+} bench_progress;
+int bench_server_init(const bench_cfg *cfg, bench_server *srv, sk_err *err);
+int bench_run_all(const bench_cfg *cfg, bench_run *run, bench_server *srv, bench_stats *st,
+                  double *secs, void (*progress)(void *arg, const bench_progress *p), void *arg,
+                  sk_err *err);
 
 /* The processes listening on the target (at most cap), and their summed
  * VmRSS in kB (-1 if one cannot be read). */

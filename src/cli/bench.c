@@ -208,8 +208,6 @@ static void raise_fd_limit(const bench_cfg *c)
                  c->connections, (unsigned long long)want, (unsigned long long)rl.rlim_cur);
 }
 
-/* A hold mode (idle): the run is the hold, then the check; the server's RSS
- * is taken before and at the end of the hold. */
 static int hold(const bench_cfg *c)
 {
     return (c->mode->flags & BENCH_F_HOLD) != 0;
@@ -221,50 +219,36 @@ static void on_sigint(int sig)
     atomic_store(&g_run.stop, 1);
 }
 
-struct tick_state {
+/* The progress line on a terminal, once a second. */
+struct progress_line {
     const bench_cfg *cfg;
-    bench_server *srv;
-    int progress;
     int64_t last_print;
     uint64_t last_ops;
 };
 
-static void tick(void *arg, bench_worker *ws, int n)
+static void progress(void *arg, const bench_progress *p)
 {
-    struct tick_state *t = arg;
-    int64_t now = bench_now();
-    uint64_t ops = 0, errs = 0;
-    int open = 0;
-    for (int i = 0; i < n; i++) {
-        ops += atomic_load_explicit(&ws[i].pub_ops, memory_order_relaxed);
-        errs += atomic_load_explicit(&ws[i].pub_errors, memory_order_relaxed);
-        open += atomic_load_explicit(&ws[i].pub_open, memory_order_relaxed);
-    }
-    if (hold(t->cfg) && now >= g_run.deadline && !atomic_load(&g_run.verify)) {
-        t->srv->held = open;
-        if (t->srv->npids > 0)
-            t->srv->rss_after_kb = bench_rss_kb(t->srv->pids, t->srv->npids);
-        atomic_store_explicit(&g_run.verify, 1, memory_order_release);
-    }
-    if (!t->progress || now - t->last_print < SEC)
+    struct progress_line *t = arg;
+    int64_t now = p->now;
+    if (now - t->last_print < SEC)
         return;
     double el = (double)(now - g_run.t0) / SEC;
     double total = (double)(g_run.deadline - g_run.t0) / SEC;
     double meas = (double)(now - g_run.measure_start) / SEC;
     /* The rate of the last second (ops start from 0 when the warmup ends). */
-    double rate = (double)(ops >= t->last_ops ? ops - t->last_ops : ops) /
+    double rate = (double)(p->ops >= t->last_ops ? p->ops - t->last_ops : p->ops) /
                   ((double)(now - t->last_print) / SEC);
     t->last_print = now;
-    t->last_ops = ops;
+    t->last_ops = p->ops;
     if (hold(t->cfg))
         fprintf(stderr, "\rsockit bench: %.0f/%.0f s, %d connections open, %llu errors\033[K", el,
-                total, open, (unsigned long long)errs);
+                total, p->open, (unsigned long long)p->errors);
     else if (meas <= 0)
         fprintf(stderr, "\rsockit bench: %.0f/%.0f s, warming up, %d connections open\033[K", el,
-                total, open);
+                total, p->open);
     else
         fprintf(stderr, "\rsockit bench: %.0f/%.0f s, %llu ops, %.0f ops/s, %llu errors\033[K", el,
-                total, (unsigned long long)ops, rate, (unsigned long long)errs);
+                total, (unsigned long long)p->ops, rate, (unsigned long long)p->errors);
     fflush(stderr);
 }
 
@@ -285,24 +269,12 @@ int cli_bench(int argc, char **argv)
         cfg.workers = cfg.connections;
     raise_fd_limit(&cfg);
 
-    bench_server srv = {.rss_before_kb = -1, .rss_after_kb = -1, .held = -1};
-    if (hold(&cfg)) {
-        if (cfg.server_pid > 0) {
-            srv.pids[0] = cfg.server_pid;
-            srv.npids = 1;
-        } else {
-            srv.npids = bench_find_server(&cfg, srv.pids, 16);
-            if (srv.npids == 0 && !cfg.quiet)
-                cli_warn("bench: no process found listening on %s; no RSS figures "
-                         "(--server-pid PID)",
-                         cfg.target);
-        }
-        if (srv.npids > 0 && (srv.rss_before_kb = bench_rss_kb(srv.pids, srv.npids)) < 0) {
-            if (cfg.server_pid > 0)
-                cli_usage("--server-pid: cannot read the RSS of process %ld", cfg.server_pid);
-            cli_fail("bench: cannot read the RSS of server pid %ld", srv.pids[0]);
-        }
-    }
+    bench_server srv;
+    if (bench_server_init(&cfg, &srv, &err) < 0)
+        cli_die(&err);
+    if (hold(&cfg) && cfg.server_pid == 0 && srv.npids == 0 && !cfg.quiet)
+        cli_warn("bench: no process found listening on %s; no RSS figures (--server-pid PID)",
+                 cfg.target);
 
     struct sigaction sa = {0};
     sa.sa_handler = on_sigint;
@@ -310,35 +282,17 @@ int cli_bench(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    g_run.t0 = bench_now();
-    if (hold(&cfg)) {
-        g_run.measure_start = g_run.t0;
-        g_run.deadline = g_run.t0 + cfg.duration_ns;
-        g_run.end = g_run.deadline + cfg.timeout_ns + 2 * SEC;
-    } else {
-        g_run.measure_start = g_run.t0 + cfg.warmup_ns;
-        g_run.deadline = g_run.end = g_run.measure_start + cfg.duration_ns;
-    }
-    struct tick_state ts = {
-        .cfg = &cfg, .srv = &srv, .progress = !cfg.quiet && isatty(STDERR_FILENO)};
-    ts.last_print = g_run.t0;
+    int tty = !cfg.quiet && isatty(STDERR_FILENO);
+    struct progress_line pl = {.cfg = &cfg, .last_print = bench_now()};
     bench_stats st;
-    int rc = bench_engine(&cfg, &g_run, &st, tick, &ts, &err);
-    int64_t t_end = bench_now();
-    if (ts.progress) {
+    double secs = 0;
+    int rc = bench_run_all(&cfg, &g_run, &srv, &st, &secs, tty ? progress : NULL, &pl, &err);
+    if (tty) {
         fprintf(stderr, "\r\033[K");
         fflush(stderr);
     }
     if (rc < 0)
         cli_die(&err);
-    if (hold(&cfg) && srv.held < 0) /* stopped before the hold ended */
-        srv.held = 0;
-    int64_t stop = hold(&cfg) ? g_run.deadline : g_run.end;
-    if (t_end < stop)
-        stop = t_end;
-    double secs = (double)(stop - (hold(&cfg) ? g_run.t0 : g_run.measure_start)) / SEC;
-    if (secs < 0)
-        secs = 0;
     bench_report(stdout, &cfg, &st, secs, &srv);
     free(cfg.request);
     if (st.connects == 0) {
