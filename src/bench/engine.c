@@ -463,6 +463,8 @@ int bench_engine(const bench_cfg *cfg, bench_run *run, bench_stats *total,
                  void (*tick)(void *arg, bench_worker *ws, int n), void *arg, sk_err *err)
 {
     int nw = cfg->workers;
+    if (cfg->ring < 1 || cfg->msg_len < 1 || nw < 1)
+        return sk_errf(err, EINVAL, "bench: the run is not prepared (bench_prepare)");
     bench_worker *ws = calloc((size_t)nw, sizeof *ws);
     pthread_t *th = calloc((size_t)nw, sizeof *th);
     if (ws == NULL || th == NULL) {
