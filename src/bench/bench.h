@@ -76,6 +76,10 @@ typedef struct bench_cfg {
     sk_endpoint ep; /* the endpoint that answered the probe */
     int spread_src; /* IPv4 loopback: bind clients to 127.0.0.1..254 */
     char target[SK_NAME_MAX];
+    /* The transport over each new socket (bench --tls: a TLS one); NULL:
+     * plain (sk__tp_plain). 0, or -1 with errno: the connect fails and fd
+     * is still the caller's to close. Used by the workers and the probe. */
+    int (*tp_open)(sk_tp *t, int fd, const struct bench_cfg *cfg);
     uint8_t *request; /* http: the request */
     size_t request_len;
     /* Derived by bench_prepare (modes.c) from the mode and the options. */

@@ -214,7 +214,13 @@ static void conn_connect(bench_worker *w, bench_conn *c, int64_t now)
         bench_conn_fail(w, c, BE_CONNECT);
         return;
     }
-    sk__tp_plain(&c->tp, fd);
+    if (w->cfg->tp_open == NULL) {
+        sk__tp_plain(&c->tp, fd);
+    } else if (w->cfg->tp_open(&c->tp, fd, w->cfg) < 0) {
+        close(fd);
+        bench_conn_fail(w, c, BE_CONNECT);
+        return;
+    }
     c->state = BC_CONNECTING;
     if (r == 0)
         connected(w, c, now);

@@ -87,6 +87,12 @@ static int probe(const bench_cfg *c, const sk_endpoint *e)
         return -1;
     sk_tp tp;
     sk__tp_plain(&tp, fd);
+    if (c->tp_open != NULL && c->tp_open(&tp, fd, c) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
     int64_t deadline = sk_now_ms() + c->connect_timeout_ns / 1000000;
     int ok = 0;
     if (e->family == AF_UNIX && e->socktype == SOCK_DGRAM) {
