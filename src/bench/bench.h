@@ -21,15 +21,17 @@
  *   hist.c/h    the latency histogram: no I/O
  *
  * src/cli/bench.c parses the options, draws the progress line and exits;
- * nothing in this directory exits, and only report.c prints (to the FILE it
- * is given). Errors come back as sk_err. The unit tests link these objects
+ * nothing in this directory exits, and only the report prints (report.c and
+ * the modes' describe/report entries, to the FILE they are given). Errors
+ * come back as sk_err. The unit tests link these objects
  * ($(BUILD)/libsockit-bench.a).
  *
  * Adding a mode: write src/bench/mode_NAME.c defining
  * `const bench_mode bench_mode_NAME = {...}` (the fields below; a stream mode
  * mostly names a fill, check and consume and uses the bench_stream_* calls of
- * stream.c), and add NAME to BENCH_MODES in modes.c. --mode, --help, the option
- * checks and the report follow from the table. Nothing else changes.
+ * stream.c), and add NAME to BENCH_MODES in modes.c. --mode, --help's mode
+ * list, the option checks and the report follow from the table. (Only a mode
+ * with an option of its own also touches src/cli/bench.c's parser and help.)
  */
 #ifndef SK_BENCH_H
 #define SK_BENCH_H
