@@ -27,12 +27,15 @@ LDLIBS  += -lpthread -lcrypt
 
 LIB_SRC := $(wildcard src/lib/*.c src/engine/*.c src/services/*.c src/http/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
+BENCH_SRC := $(wildcard src/bench/*.c)
 EX_SRC  := $(wildcard examples/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 LIB     := $(BUILD)/libsockit.a
+BENCH_LIB := $(BUILD)/libsockit-bench.a # the load generator (src/bench): the program and its tests
 BIN     := $(BUILD)/sockit
 
 VERSION := $(shell sed -n 's/\#define SOCKIT_VERSION "\(.*\)"/\1/p' include/sockit.h)
@@ -87,9 +90,14 @@ $(SOLIB): $(LIB_OBJ)
 	@ln -sf $(SOREAL) $(BUILD)/$(SONAME)
 	@ln -sf $(SONAME) $(BUILD)/libsockit.so
 
-$(BIN): $(CLI_OBJ) $(LIB)
+$(BENCH_LIB): $(BENCH_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(BENCH_LIB) $(LIB)
 	@echo "  LINK    $@"
-	@$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDFLAGS) $(LDLIBS)
+	@$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(BENCH_LIB) $(LIB) $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/examples/%: examples/%.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -99,6 +107,10 @@ $(BUILD)/examples/%: examples/%.c $(LIB)
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Isrc/lib -Isrc/engine -Isrc/services -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/test_bench_%: tests/unit/test_bench_%.c $(BENCH_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Isrc/lib -Isrc/bench -o $@ $< $(BENCH_LIB) $(LIB) $(LDFLAGS) $(LDLIBS) -lcmocka
 
 # For use from the build tree; `make install` writes its own with the real PREFIX.
 $(BUILD)/sockit.pc: sockit.pc.in Makefile
@@ -155,12 +167,12 @@ bench: all
 	python3 bench/run.py $(BENCH_ARGS)
 
 format:
-	clang-format -i $(LIB_SRC) $(CLI_SRC) $(EX_SRC) $(UNIT_SRC) include/*.h src/*/*.h
+	clang-format -i $(LIB_SRC) $(CLI_SRC) $(BENCH_SRC) $(EX_SRC) $(UNIT_SRC) include/*.h src/*/*.h
 
 check-format:
-	clang-format --dry-run -Werror $(LIB_SRC) $(CLI_SRC) $(EX_SRC) $(UNIT_SRC) include/*.h src/*/*.h
+	clang-format --dry-run -Werror $(LIB_SRC) $(CLI_SRC) $(BENCH_SRC) $(EX_SRC) $(UNIT_SRC) include/*.h src/*/*.h
 
 clean:
 	rm -rf build build-san
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(BENCH_OBJ:.o=.d)

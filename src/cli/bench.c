@@ -1,35 +1,30 @@
 /*
- * bench.c - `sockit bench [OPTIONS] ADDRESS`: a load generator that checks
- * every reply. Options, the loopback rule, the probe, the run's phases and the
- * report; the loops are in bench_engine.c, the modes in bench_modes.c.
+ * bench.c - `sockit bench [OPTIONS] ADDRESS`: the command line of the load
+ * generator. Options, usage errors, the progress line, the run's phases and
+ * the exit status; the load generator itself is in src/bench/ (the modes,
+ * the engine, the checkers, the report).
  *
  * Load goes only to loopback (127.0.0.0/8, ::1) or Unix sockets: any other
  * target is refused before anything is sent. Every run ends by itself after
  * --warmup + -d seconds (at most an hour).
  */
 #define _GNU_SOURCE /* getopt_long */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include "bench.h"
+#include "../bench/bench.h"
 #include "cli.h"
 
 #define SEC 1000000000LL
 #define DURATION_MAX_S 3600
 #define WARMUP_MAX_S 60
 
-static const char *const mode_names[] = {"echo", "conn", "http", "bulk", "udp", "idle"};
 static bench_run g_run;
 
 static void bench_help(FILE *f)
@@ -39,18 +34,10 @@ static void bench_help(FILE *f)
                "Load generator for loopback and Unix-socket servers. Every reply is checked:\n"
                "a fast wrong answer is an error, never a success.\n"
                "\n"
-               "Modes (--mode, default echo):\n"
-               "  echo   persistent connections, --pipeline messages of -s bytes in flight each;\n"
-               "         the echo must be byte-identical\n"
-               "  conn   connect, send one message, read its echo, close (connections/s)\n"
-               "  http   keep-alive GET --path (default /); non-2xx responses are errors\n"
-               "  bulk   one stream per connection, written as fast as it goes (bytes/s);\n"
-               "         --check-echo reads it back from an echo server and checks it\n"
-               "  udp    datagram ping-pong on -c sockets; no reply within --timeout: lost\n"
-               "  idle   open -c connections, hold them -d seconds, then check that each\n"
-               "         still echoes; reports the server's RSS per idle connection (use a\n"
-               "         freshly started server: memory it freed before is reused)\n"
-               "\n"
+               "Modes (--mode, default echo):\n");
+    for (size_t i = 0; bench_modes[i] != NULL; i++)
+        fprintf(f, "  %-6s %s\n", bench_modes[i]->name, bench_modes[i]->help);
+    fprintf(f, "\n"
                "Options:\n"
                "  -c, --connections N   connections (udp: sockets), default 50\n"
                "  -d, --duration SECS   measured time, default 5 (at most 3600)\n"
@@ -100,21 +87,6 @@ static int64_t parse_secs(const char *opt, const char *s, int64_t max_s)
     if (ms > max_s * 1000)
         cli_usage("%s: %s is out of range (at most %lld seconds)", opt, s, (long long)max_s);
     return (int64_t)ms * 1000000LL;
-}
-
-static int is_loopback(const sk_endpoint *e)
-{
-    if (e->family == AF_UNIX)
-        return 1;
-    if (e->family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)&e->sa;
-        return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (e->family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)&e->sa)->sin6_addr;
-        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
-    }
-    return 0;
 }
 
 static void parse(int argc, char **argv, bench_cfg *c)
@@ -172,132 +144,52 @@ static void parse(int argc, char **argv, bench_cfg *c)
         default: cli_bad_option("bench", ch, argv);
         }
     }
-    int m = -1;
-    for (int i = 0; i < (int)(sizeof mode_names / sizeof *mode_names); i++)
-        if (strcmp(mode, mode_names[i]) == 0)
-            m = i;
-    if (m < 0)
-        cli_usage("unknown mode \"%s\" (echo, conn, http, bulk, udp, idle)", mode);
-    c->mode = (enum bench_mode)m;
+    const bench_mode *m = bench_mode_find(mode);
+    char list[128];
+    if (m == NULL)
+        cli_usage("unknown mode \"%s\" (%s)", mode, bench_mode_list(0, 0, list, sizeof list));
+    c->mode = m;
     if (c->duration_ns <= 0)
         cli_usage("-d: the duration must be more than 0 seconds");
     if (c->timeout_ns == 0)
         cli_usage("--timeout: must be more than 0 seconds");
     if (c->timeout_ns < 0)
-        c->timeout_ns = c->mode == BM_UDP ? SEC / 5 : 2 * SEC;
+        c->timeout_ns = m->timeout_ns;
     c->connect_timeout_ns = c->timeout_ns > 4 * SEC ? c->timeout_ns : 4 * SEC;
-    if (pipe_set && c->mode != BM_ECHO && c->mode != BM_HTTP)
-        cli_usage("--pipeline is for --mode echo and http");
-    if (c->path && c->mode != BM_HTTP)
-        cli_usage("--path is for --mode http");
-    if (c->check_echo && c->mode != BM_BULK)
-        cli_usage("--check-echo is for --mode bulk");
-    if (c->server_pid && c->mode != BM_IDLE)
-        cli_usage("--server-pid is for --mode idle");
-    if (size_set && c->mode == BM_HTTP)
-        cli_usage("-s has no meaning for --mode http (the response decides)");
+    /* An option only some modes take: the table says which. */
+    static const struct {
+        unsigned flag;
+        const char *opt;
+    } only[] = {
+        {BENCH_F_PIPELINE, "--pipeline"},
+        {BENCH_F_PATH, "--path"},
+        {BENCH_F_CHECK_ECHO, "--check-echo"},
+        {BENCH_F_SERVER_PID, "--server-pid"},
+    };
+    int given[] = {pipe_set, c->path != NULL, c->check_echo, c->server_pid != 0};
+    for (size_t i = 0; i < sizeof only / sizeof *only; i++)
+        if (given[i] && !(m->flags & only[i].flag))
+            cli_usage("%s is for --mode %s", only[i].opt,
+                      bench_mode_list(only[i].flag, 1, list, sizeof list));
+    if (size_set && (m->flags & BENCH_F_NO_SIZE))
+        cli_usage("-s has no meaning for --mode %s (the response decides)", m->name);
     if (!c->path)
         c->path = "/";
     if (c->path[0] != '/' || strpbrk(c->path, " \r\n\t") != NULL)
         cli_usage("--path: \"%s\" must start with / and contain no spaces", c->path);
-    if (c->mode == BM_BULK && !size_set)
-        c->size = 128 * 1024;
-    if (c->mode == BM_UDP && (c->size < BENCH_HDR || c->size > BENCH_DGRAM_MAX))
-        cli_usage("-s: udp datagrams are %d to %d bytes", BENCH_HDR, BENCH_DGRAM_MAX);
-    if (c->mode == BM_IDLE)
-        c->warmup_ns = 0; /* the hold is the run */
+    if (!size_set)
+        c->size = m->size;
+    sk_err err;
+    if (m->validate && m->validate(c, &err) < 0)
+        cli_die(&err);
 
     cli_client_address(argc - optind, argv + optind, &c->addr,
                        "usage: sockit bench [OPTIONS] ADDRESS (see sockit bench --help)");
     int stream = sk_transport_is_stream(c->addr.transport);
-    if (c->mode == BM_UDP && stream)
-        cli_usage("--mode udp needs a datagram address (udp://HOST:PORT or unixgram:PATH)");
-    if (c->mode != BM_UDP && !stream)
+    if ((m->flags & BENCH_F_DGRAM) && stream)
+        cli_usage("--mode %s needs a datagram address (udp://HOST:PORT or unixgram:PATH)", mode);
+    if (!(m->flags & BENCH_F_DGRAM) && !stream)
         cli_usage("--mode %s needs a stream address (HOST:PORT, tcp://, unix:PATH)", mode);
-}
-
-/* Resolve, and refuse anything that is not loopback or a Unix socket. */
-static size_t resolve_loopback(bench_cfg *c, sk_endpoint *eps, size_t cap)
-{
-    sk_err err;
-    size_t n = 0;
-    char name[SK_NAME_MAX + SK_HOST_MAX];
-    sk_addr_format(&c->addr, name, sizeof name);
-    if (sk_resolve(&c->addr, 0, eps, cap, &n, &err) < 0)
-        cli_die(&err);
-    for (size_t i = 0; i < n; i++) {
-        if (!is_loopback(&eps[i])) {
-            char ep[SK_NAME_MAX];
-            sk_sockaddr_format((struct sockaddr *)&eps[i].sa, eps[i].len, c->addr.transport, ep,
-                               sizeof ep);
-            int same = strcmp(name, ep) == 0;
-            cli_usage("bench: refusing %s%s%s%s: load goes only to loopback (127.0.0.0/8, ::1) "
-                      "or Unix sockets",
-                      name, same ? "" : " (", same ? "" : ep, same ? "" : ")");
-        }
-    }
-    return n;
-}
-
-/* One connection (one datagram and its reply), blocking, to pick the endpoint. */
-static int probe(const bench_cfg *c, const sk_endpoint *e)
-{
-    int fd = socket(e->family, e->socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return -1;
-    int64_t deadline = sk_now_ms() + c->connect_timeout_ns / 1000000;
-    int ok = 0;
-    if (e->family == AF_UNIX && e->socktype == SOCK_DGRAM) {
-        struct sockaddr_un me = {.sun_family = AF_UNIX};
-        if (bind(fd, (struct sockaddr *)&me, sizeof(sa_family_t)) < 0)
-            goto out;
-    }
-    if (connect(fd, (const struct sockaddr *)&e->sa, e->len) < 0) {
-        if (errno != EINPROGRESS || sk_wait_fd(fd, POLLOUT, deadline) != 1)
-            goto out;
-        int soerr = 0;
-        socklen_t sl = sizeof soerr;
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr != 0) {
-            errno = soerr;
-            goto out;
-        }
-    }
-    if (e->socktype == SOCK_DGRAM) {
-        uint8_t msg[BENCH_HDR], reply[64];
-        bench_msg_header(0xffffffffu, 0, msg);
-        if (send(fd, msg, sizeof msg, MSG_NOSIGNAL) < 0)
-            goto out;
-        ssize_t r = sk_read_deadline(fd, reply, sizeof reply, deadline);
-        if (r < 0)
-            goto out;
-    }
-    ok = 1;
-out:;
-    int e2 = errno;
-    close(fd);
-    errno = e2;
-    return ok ? 0 : -1;
-}
-
-static void choose_endpoint(bench_cfg *c)
-{
-    sk_endpoint eps[SK_RESOLVE_MAX];
-    size_t n = resolve_loopback(c, eps, SK_RESOLVE_MAX);
-    int last = ECONNREFUSED;
-    for (size_t i = 0; i < n; i++) {
-        sk_sockaddr_format((struct sockaddr *)&eps[i].sa, eps[i].len, c->addr.transport, c->target,
-                           sizeof c->target);
-        if (probe(c, &eps[i]) == 0) {
-            c->ep = eps[i];
-            c->spread_src = c->ep.family == AF_INET && c->ep.socktype == SOCK_STREAM;
-            return;
-        }
-        last = errno;
-    }
-    if (c->mode == BM_UDP && last == ETIMEDOUT)
-        cli_fail("no reply from %s within %.1f s: is it an echo service?", c->target,
-                 (double)c->connect_timeout_ns / SEC);
-    cli_fail("connect %s: %s", c->target, strerror(last));
 }
 
 static void raise_fd_limit(const bench_cfg *c)
@@ -316,56 +208,47 @@ static void raise_fd_limit(const bench_cfg *c)
                  c->connections, (unsigned long long)want, (unsigned long long)rl.rlim_cur);
 }
 
+static int hold(const bench_cfg *c)
+{
+    return (c->mode->flags & BENCH_F_HOLD) != 0;
+}
+
 static void on_sigint(int sig)
 {
     (void)sig;
     atomic_store(&g_run.stop, 1);
 }
 
-struct tick_state {
+/* The progress line on a terminal, once a second. */
+struct progress_line {
     const bench_cfg *cfg;
-    bench_server *srv;
-    int progress;
     int64_t last_print;
     uint64_t last_ops;
 };
 
-static void tick(void *arg, bench_worker *ws, int n)
+static void progress(void *arg, const bench_progress *p)
 {
-    struct tick_state *t = arg;
-    int64_t now = bench_now();
-    uint64_t ops = 0, errs = 0;
-    int open = 0;
-    for (int i = 0; i < n; i++) {
-        ops += atomic_load_explicit(&ws[i].pub_ops, memory_order_relaxed);
-        errs += atomic_load_explicit(&ws[i].pub_errors, memory_order_relaxed);
-        open += atomic_load_explicit(&ws[i].pub_open, memory_order_relaxed);
-    }
-    if (t->cfg->mode == BM_IDLE && now >= g_run.deadline && !atomic_load(&g_run.verify)) {
-        t->srv->held = open;
-        if (t->srv->npids > 0)
-            t->srv->rss_after_kb = bench_rss_kb(t->srv->pids, t->srv->npids);
-        atomic_store_explicit(&g_run.verify, 1, memory_order_release);
-    }
-    if (!t->progress || now - t->last_print < SEC)
+    struct progress_line *t = arg;
+    int64_t now = p->now;
+    if (now - t->last_print < SEC)
         return;
     double el = (double)(now - g_run.t0) / SEC;
     double total = (double)(g_run.deadline - g_run.t0) / SEC;
     double meas = (double)(now - g_run.measure_start) / SEC;
     /* The rate of the last second (ops start from 0 when the warmup ends). */
-    double rate = (double)(ops >= t->last_ops ? ops - t->last_ops : ops) /
+    double rate = (double)(p->ops >= t->last_ops ? p->ops - t->last_ops : p->ops) /
                   ((double)(now - t->last_print) / SEC);
     t->last_print = now;
-    t->last_ops = ops;
-    if (t->cfg->mode == BM_IDLE)
+    t->last_ops = p->ops;
+    if (hold(t->cfg))
         fprintf(stderr, "\rsockit bench: %.0f/%.0f s, %d connections open, %llu errors\033[K", el,
-                total, open, (unsigned long long)errs);
+                total, p->open, (unsigned long long)p->errors);
     else if (meas <= 0)
         fprintf(stderr, "\rsockit bench: %.0f/%.0f s, warming up, %d connections open\033[K", el,
-                total, open);
+                total, p->open);
     else
         fprintf(stderr, "\rsockit bench: %.0f/%.0f s, %llu ops, %.0f ops/s, %llu errors\033[K", el,
-                total, (unsigned long long)ops, rate, (unsigned long long)errs);
+                total, (unsigned long long)p->ops, rate, (unsigned long long)p->errors);
     fflush(stderr);
 }
 
@@ -375,9 +258,9 @@ int cli_bench(int argc, char **argv)
     parse(argc, argv, &cfg);
     sk_ignore_sigpipe();
     bench_pattern_init();
-    choose_endpoint(&cfg);
-    if (cfg.mode == BM_HTTP && bench_build_request(&cfg) < 0)
-        cli_fail("bench: out of memory");
+    sk_err err;
+    if (bench_choose_target(&cfg, &err) < 0 || bench_prepare(&cfg, &err) < 0)
+        cli_die(&err);
     if (cfg.workers == 0) {
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         cfg.workers = ncpu > 0 ? (int)ncpu : 1;
@@ -386,24 +269,12 @@ int cli_bench(int argc, char **argv)
         cfg.workers = cfg.connections;
     raise_fd_limit(&cfg);
 
-    bench_server srv = {.rss_before_kb = -1, .rss_after_kb = -1, .held = -1};
-    if (cfg.mode == BM_IDLE) {
-        if (cfg.server_pid > 0) {
-            srv.pids[0] = cfg.server_pid;
-            srv.npids = 1;
-        } else {
-            srv.npids = bench_find_server(&cfg, srv.pids, 16);
-            if (srv.npids == 0 && !cfg.quiet)
-                cli_warn("bench: no process found listening on %s; no RSS figures "
-                         "(--server-pid PID)",
-                         cfg.target);
-        }
-        if (srv.npids > 0 && (srv.rss_before_kb = bench_rss_kb(srv.pids, srv.npids)) < 0) {
-            if (cfg.server_pid > 0)
-                cli_usage("--server-pid: cannot read the RSS of process %ld", cfg.server_pid);
-            cli_fail("bench: cannot read the RSS of server pid %ld", srv.pids[0]);
-        }
-    }
+    bench_server srv;
+    if (bench_server_init(&cfg, &srv, &err) < 0)
+        cli_die(&err);
+    if (hold(&cfg) && cfg.server_pid == 0 && srv.npids == 0 && !cfg.quiet)
+        cli_warn("bench: no process found listening on %s; no RSS figures (--server-pid PID)",
+                 cfg.target);
 
     struct sigaction sa = {0};
     sa.sa_handler = on_sigint;
@@ -411,37 +282,18 @@ int cli_bench(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    g_run.t0 = bench_now();
-    if (cfg.mode == BM_IDLE) {
-        g_run.measure_start = g_run.t0;
-        g_run.deadline = g_run.t0 + cfg.duration_ns;
-        g_run.end = g_run.deadline + cfg.timeout_ns + 2 * SEC;
-    } else {
-        g_run.measure_start = g_run.t0 + cfg.warmup_ns;
-        g_run.deadline = g_run.end = g_run.measure_start + cfg.duration_ns;
-    }
-    struct tick_state ts = {
-        .cfg = &cfg, .srv = &srv, .progress = !cfg.quiet && isatty(STDERR_FILENO)};
-    ts.last_print = g_run.t0;
+    int tty = !cfg.quiet && isatty(STDERR_FILENO);
+    struct progress_line pl = {.cfg = &cfg, .last_print = bench_now()};
     bench_stats st;
-    sk_err err;
-    int rc = bench_engine(&cfg, &g_run, &st, tick, &ts, &err);
-    int64_t t_end = bench_now();
-    if (ts.progress) {
+    double secs = 0;
+    int rc = bench_run_all(&cfg, &g_run, &srv, &st, &secs, tty ? progress : NULL, &pl, &err);
+    if (tty) {
         fprintf(stderr, "\r\033[K");
         fflush(stderr);
     }
     if (rc < 0)
         cli_die(&err);
-    if (cfg.mode == BM_IDLE && srv.held < 0) /* stopped before the hold ended */
-        srv.held = 0;
-    int64_t stop = cfg.mode == BM_IDLE ? g_run.deadline : g_run.end;
-    if (t_end < stop)
-        stop = t_end;
-    double secs = (double)(stop - (cfg.mode == BM_IDLE ? g_run.t0 : g_run.measure_start)) / SEC;
-    if (secs < 0)
-        secs = 0;
-    bench_report(&cfg, &st, secs, &srv);
+    bench_report(stdout, &cfg, &st, secs, &srv);
     free(cfg.request);
     if (st.connects == 0) {
         cli_warn("bench: no connection to %s succeeded", cfg.target);

@@ -347,3 +347,120 @@ def test_nothing_listening_exits_1():
         assert "refused" in r.err, r
     finally:
         s.close()
+
+
+# -- deadlines: servers that never answer, or hang up -------------------------
+
+class QuietServer:
+    """TCP and UDP on 127.0.0.1 that never answer. TCP connections are
+    accepted and held without a reply (hangup=True: closed at once); UDP
+    answers only bench's probe (connection id ffffffff) and drops the rest."""
+
+    def __init__(self, hangup=False):
+        self.hangup = hangup
+        self.stop = threading.Event()
+        self.held = []
+        self.tcp = socket.socket()
+        self.tcp.bind(("127.0.0.1", 0))
+        self.tcp.listen(64)
+        self.tcp.settimeout(0.2)
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", 0))
+        self.udp.settimeout(0.2)
+        self.threads = [threading.Thread(target=self._accept, daemon=True),
+                        threading.Thread(target=self._udp, daemon=True)]
+        for t in self.threads:
+            t.start()
+
+    def _accept(self):
+        while not self.stop.is_set():
+            try:
+                c, _ = self.tcp.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if self.hangup:
+                c.close()
+            else:
+                self.held.append(c)
+
+    def _udp(self):
+        while not self.stop.is_set():
+            try:
+                data, peer = self.udp.recvfrom(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if data[:4] == b"\xff\xff\xff\xff":
+                self.udp.sendto(data, peer)
+
+    def close(self):
+        self.stop.set()
+        self.tcp.close()
+        self.udp.close()
+        for t in self.threads:
+            t.join(2)
+        for c in self.held:
+            c.close()
+
+
+def test_silent_server_times_out_and_reconnects():
+    srv = QuietServer()
+    try:
+        port = srv.tcp.getsockname()[1]
+        _, d = bench(["-c", "2", "--warmup", "0", "--timeout", "0.2",
+                      "127.0.0.1:%d" % port])
+        assert d["ops"] == 0, d
+        errs = d["errors"]
+        # Each connection times out, is reopened after a short delay, and
+        # times out again: more than one timeout and one connect each.
+        assert errs["timeout"] > 2, errs
+        assert sum(errs.values()) == errs["timeout"], errs
+        assert d["connects"] > 2, d
+    finally:
+        srv.close()
+
+
+def test_hangup_server_reconnects():
+    srv = QuietServer(hangup=True)
+    try:
+        port = srv.tcp.getsockname()[1]
+        _, d = bench(["-c", "2", "--warmup", "0", "127.0.0.1:%d" % port])
+        assert d["ops"] == 0, d
+        errs = d["errors"]
+        failed = errs["closed"] + errs["read"] + errs["write"]
+        assert failed > 2 and sum(errs.values()) == failed, errs
+        assert d["connects"] > 2, d
+    finally:
+        srv.close()
+
+
+def test_udp_no_reply_is_lost():
+    srv = QuietServer()
+    try:
+        port = srv.udp.getsockname()[1]
+        _, d = bench(["--mode", "udp", "-c", "2", "--warmup", "0",
+                      "udp://127.0.0.1:%d" % port])
+        assert d["ops"] == 0, d
+        errs = d["errors"]
+        assert errs["lost"] > 2, errs  # one per --timeout (0.2 s) per socket
+        assert sum(errs.values()) == errs["lost"], errs
+    finally:
+        srv.close()
+
+
+def test_idle_check_times_out():
+    srv = QuietServer()
+    try:
+        port = srv.tcp.getsockname()[1]
+        _, d = bench(["--mode", "idle", "-c", "3", "-d", "0.5", "--timeout",
+                      "0.3", "127.0.0.1:%d" % port])
+        # All three were held, and none answered the check after the hold.
+        assert d["held"] == 3, d
+        assert d["ops"] == 0, d
+        assert d["errors"]["timeout"] == 3, d["errors"]
+        assert sum(d["errors"].values()) == 3, d["errors"]
+    finally:
+        srv.close()

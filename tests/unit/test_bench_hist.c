@@ -1,8 +1,8 @@
 /*
  * test_bench_hist.c - unit tests for the pieces of `sockit bench` that do no
- * I/O: the latency histogram (src/cli/bench_hist.c) and the reply checkers
- * (src/cli/bench_check.c: message patterns, streams, the HTTP response parser).
- * The cli objects are not in libsockit.a, so the sources are included here.
+ * I/O: the latency histogram (src/bench/hist.c) and the reply checkers
+ * (src/bench/check.c: message patterns, streams, the HTTP response parser).
+ * Linked with the bench objects ($(BUILD)/libsockit-bench.a).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/cli/bench_check.c"
-#include "../../src/cli/bench_hist.c"
+#include "check.h"
+#include "hist.h"
 
 static uint64_t rng_state = 0x2545f4914f6cdd1dULL;
 

@@ -1,14 +1,21 @@
 /*
- * bench_engine.c - the worker threads of `sockit bench`.
+ * engine.c - the worker threads of `sockit bench`.
  *
- * Each worker owns a share of the connections and one epoll loop over them
- * (edge-triggered: each socket is registered once and never modified). Work
- * per event is bounded (a few reads or writes); a connection that still has
- * work goes on the "again" list and is served on the next turn, so every
- * connection gets its turn and the deadline is checked at least every 100 ms.
- * Failed connections are reopened after a short delay (a FIFO: one constant
- * delay keeps it sorted); a sweep (every quarter --timeout, at most 100 ms)
- * finds connections whose reply is overdue.
+ * Each worker owns a share of the connections (slots) and one epoll loop over
+ * them (edge-triggered: each socket is registered once and never modified).
+ * Work per event is bounded (a few reads or writes); a connection that still
+ * has work goes on the "again" list and is served on the next turn, so every
+ * connection gets its turn. What a connection does is its mode's business
+ * (w->mode: open, io, expire, verify); the engine connects, closes, counts
+ * and keeps the time.
+ *
+ * Every deadline is a timer in the worker's heap (src/lib/timer.h), never a
+ * scan: each connection has one, whose meaning follows its state (connecting:
+ * the connect timeout; waiting: the retry after a failure; open: the mode's
+ * reply timeout, which the mode re-arms lazily when it fires early), and the
+ * worker has two (the run's end; the end of a hold). Times are nanoseconds
+ * of bench_now(). The loop still wakes at least every 100 ms for the stop
+ * flag and the progress counters.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,8 +37,9 @@
 #endif
 
 #define EV_BATCH 256
-#define RETRY_NS (20 * 1000000LL)     /* a failed connection tries again after this */
-#define TURN_MAX_NS (100 * 1000000LL) /* longest wait in epoll: stop flag, progress */
+#define RETRY_NS (20 * 1000000LL)      /* a failed connection tries again after this */
+#define TURN_MAX_NS (100 * 1000000LL)  /* longest wait in epoll: stop flag, progress */
+#define VERIFY_POLL_NS (5 * 1000000LL) /* hold over: how often to look for the verify flag */
 #define RBUF_SIZE (256 * 1024)
 
 const char *const bench_err_names[BE_NKINDS] = {
@@ -68,39 +76,47 @@ void bench_again(bench_worker *w, bench_conn *c, unsigned ev)
     }
 }
 
+/* The heap has room for every timer of the worker (reserved by worker_init),
+ * so arming never allocates and cannot fail. */
+static void arm(bench_worker *w, sk__timer *t, int64_t at)
+{
+    (void)sk__timer_set(&w->timers, t, at);
+}
+
+void bench_conn_timer(bench_worker *w, bench_conn *c, int64_t at)
+{
+    arm(w, &c->timer, at);
+}
+
 /* ---------------------------------------------------------------- sockets */
 
 static void conn_close(bench_worker *w, bench_conn *c)
 {
-    if (c->fd >= 0) {
-        close(c->fd); /* also leaves the epoll set */
+    if (c->tp.fd >= 0) {
+        sk__tp_close(&c->tp); /* also leaves the epoll set */
         if (c->state == BC_OPEN)
             w->open_now--;
     }
-    c->fd = -1;
+    c->tp.fd = -1;
     c->state = BC_CLOSED;
-    c->blocked = c->bad = c->unsent = c->hup = 0;
+    c->blocked = c->rwant = c->bad = c->unsent = c->hup = 0;
     /* Messages in flight are abandoned; numbering goes on (fresh patterns). */
     if (c->out_off > 0)
         c->out_seq++;
     c->out_off = c->in_off = 0;
     c->done_seq = c->out_seq;
-    if (c->http)
-        bench_http_reset(c->http);
 }
 
-static void delay_push(bench_worker *w, bench_conn *c, int64_t now)
+static void retry_later(bench_worker *w, bench_conn *c, int64_t now)
 {
-    int tail = (w->d_head + w->d_len) % w->nconns;
-    w->delay[tail].idx = (int32_t)(c - w->conns);
-    w->delay[tail].at = now + RETRY_NS;
-    w->d_len++;
     c->state = BC_WAITING;
+    arm(w, &c->timer, now + RETRY_NS);
 }
 
 static void dead(bench_worker *w, bench_conn *c)
 {
     c->state = BC_DEAD;
+    sk__timer_cancel(&w->timers, &c->timer);
     if (--w->remaining <= 0 && w->verifying)
         w->finished = 1;
 }
@@ -110,10 +126,10 @@ void bench_conn_fail(bench_worker *w, bench_conn *c, int kind)
     bench_error(w, kind);
     conn_close(w, c);
     c->soft = 0;
-    if (w->cfg->mode == BM_IDLE) /* one connection each: a failure is final */
+    if (w->mode->flags & BENCH_F_HOLD) /* one connection each: a failure is final */
         dead(w, c);
     else
-        delay_push(w, c, bench_now());
+        retry_later(w, c, bench_now());
 }
 
 void bench_conn_finish(bench_worker *w, bench_conn *c)
@@ -129,7 +145,9 @@ static void connected(bench_worker *w, bench_conn *c, int64_t now)
     w->open_now++;
     w->st.connects++;
     c->t_progress = now;
-    bench_mode_open(w, c, now);
+    /* The reply timer; the mode re-arms it when it fires before anything is due. */
+    arm(w, &c->timer, now + w->cfg->timeout_ns + 1);
+    w->mode->open(w, c, now);
 }
 
 static int open_socket(bench_worker *w)
@@ -149,15 +167,16 @@ static int open_socket(bench_worker *w)
     if (cfg->spread_src) {
         /* 127.0.0.1..254 as source addresses: each has its own ephemeral
          * ports, so many connections (and TIME_WAITs) fit. The port is only
-         * chosen at connect time, for the whole 4-tuple. */
-        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+         * chosen at connect time, for the whole 4-tuple. Best effort: without
+         * it the bind picks a port at once, which also works. */
+        (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
         struct sockaddr_in src = {.sin_family = AF_INET};
         src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(w->src_next++ % 254));
         if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0)
             goto fail;
     }
     if (ep->socktype == SOCK_STREAM && ep->family != AF_UNIX)
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* latency only */
     return fd;
 fail:;
     int e = errno;
@@ -183,7 +202,7 @@ static void conn_connect(bench_worker *w, bench_conn *c, int64_t now)
         /* A Unix listener's backlog is full: wait for it, within the timeout. */
         if (e == EAGAIN && ep->family == AF_UNIX && now - c->t_open < w->cfg->connect_timeout_ns) {
             c->soft = 1;
-            delay_push(w, c, now);
+            retry_later(w, c, now);
             return;
         }
         bench_conn_fail(w, c, BE_CONNECT);
@@ -195,10 +214,18 @@ static void conn_connect(bench_worker *w, bench_conn *c, int64_t now)
         bench_conn_fail(w, c, BE_CONNECT);
         return;
     }
-    c->fd = fd;
+    if (w->cfg->tp_open == NULL) {
+        sk__tp_plain(&c->tp, fd);
+    } else if (w->cfg->tp_open(&c->tp, fd, w->cfg) < 0) {
+        close(fd);
+        bench_conn_fail(w, c, BE_CONNECT);
+        return;
+    }
     c->state = BC_CONNECTING;
     if (r == 0)
         connected(w, c, now);
+    else
+        arm(w, &c->timer, c->t_open + w->cfg->connect_timeout_ns + 1);
 }
 
 void bench_conn_recycle(bench_worker *w, bench_conn *c)
@@ -220,13 +247,13 @@ static void on_event(bench_worker *w, bench_conn *c, uint32_t events)
             return;
         int soerr = 0;
         socklen_t sl = sizeof soerr;
-        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr != 0) {
+        if (getsockopt(c->tp.fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr != 0) {
             bench_conn_fail(w, c, BE_CONNECT);
             return;
         }
         connected(w, c, bench_now());
         if (c->state == BC_OPEN && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)))
-            bench_mode_io(w, c, BEV_READ);
+            w->mode->io(w, c, BEV_READ);
         return;
     }
     if (c->state != BC_OPEN)
@@ -234,22 +261,45 @@ static void on_event(bench_worker *w, bench_conn *c, uint32_t events)
     unsigned ev = 0;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
         ev |= BEV_READ;
-    if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+    if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
         ev |= BEV_WRITE;
+    if (c->blocked & ev) /* what the last write waited for is here */
         c->blocked = 0;
+    if (c->rwant & ev) { /* ... and what the last read waited for */
+        c->rwant = 0;
+        ev |= BEV_READ;
     }
-    bench_mode_io(w, c, ev);
+    w->mode->io(w, c, ev);
 }
 
-static void sweep(bench_worker *w, int64_t now)
+/* A connection's timer fired: what it means depends on the state. */
+static void conn_expired(bench_worker *w, bench_conn *c, int64_t now)
 {
-    for (int i = 0; i < w->nconns; i++) {
-        bench_conn *c = &w->conns[i];
-        if (c->state == BC_CONNECTING && now - c->t_open > w->cfg->connect_timeout_ns)
-            bench_conn_fail(w, c, BE_CONNECT);
-        else if (c->state == BC_OPEN)
-            bench_mode_overdue(w, c, now);
+    switch (c->state) {
+    case BC_CONNECTING: bench_conn_fail(w, c, BE_CONNECT); break;
+    case BC_WAITING: conn_connect(w, c, now); break;
+    case BC_OPEN: w->mode->expire(w, c, now); break;
+    default: break;
     }
+}
+
+/* Run what is due; returns 1 when the run's end has come. */
+static int run_timers(bench_worker *w, int64_t now)
+{
+    sk__timer *t;
+    while ((t = sk__timers_pop_expired(&w->timers, now)) != NULL) {
+        if (t == &w->t_end)
+            return 1;
+        if (t == &w->t_hold) {
+            /* The hold is over: the main thread measures the server, then
+             * raises the verify flag; look for it often. */
+            if (!w->verifying)
+                arm(w, &w->t_hold, now + VERIFY_POLL_NS);
+            continue;
+        }
+        conn_expired(w, (bench_conn *)(void *)((char *)t - offsetof(bench_conn, timer)), now);
+    }
+    return 0;
 }
 
 static void run_again(bench_worker *w, bench_conn **list, int n)
@@ -260,8 +310,24 @@ static void run_again(bench_worker *w, bench_conn **list, int n)
         c->queued = 0;
         c->again_ev = 0;
         if (c->state == BC_OPEN)
-            bench_mode_io(w, c, ev);
+            w->mode->io(w, c, ev);
     }
+}
+
+/* Hold modes: the hold is over; every open connection must now prove itself. */
+static void verify_all(bench_worker *w, int64_t now)
+{
+    w->verifying = 1;
+    sk__timer_cancel(&w->timers, &w->t_hold);
+    for (int i = 0; i < w->nconns; i++) {
+        bench_conn *c = &w->conns[i];
+        if (c->state == BC_OPEN)
+            w->mode->verify(w, c, now);
+        else if (c->state == BC_CONNECTING || c->state == BC_WAITING)
+            bench_conn_fail(w, c, BE_CONNECT); /* not even connected after the hold */
+    }
+    if (w->remaining <= 0)
+        w->finished = 1;
 }
 
 static void publish(bench_worker *w)
@@ -278,38 +344,27 @@ static void *worker_main(void *arg)
 {
     bench_worker *w = arg;
     bench_run *run = w->run;
-    const bench_cfg *cfg = w->cfg;
-    int64_t sweep_ns = cfg->timeout_ns / 4;
-    if (sweep_ns > 100000000LL)
-        sweep_ns = 100000000LL;
-    if (sweep_ns < 1000000LL)
-        sweep_ns = 1000000LL;
+    int hold = (w->mode->flags & BENCH_F_HOLD) != 0;
     bench_conn **spare = w->again_mem + w->nconns; /* the list being run */
     int64_t now = bench_now();
+    arm(w, &w->t_end, run->end);
+    if (hold)
+        arm(w, &w->t_hold, run->deadline);
     for (int i = 0; i < w->nconns && now < run->end; i++)
         conn_connect(w, &w->conns[i], now);
-    int64_t next_sweep = now + sweep_ns;
     struct epoll_event evs[EV_BATCH];
     for (;;) {
         now = bench_now();
         publish(w);
-        if (atomic_load_explicit(&run->stop, memory_order_relaxed) || now >= run->end ||
-            w->finished)
+        if (atomic_load_explicit(&run->stop, memory_order_relaxed) || w->finished)
             break;
-        if (cfg->mode == BM_IDLE && !w->verifying &&
-            atomic_load_explicit(&run->verify, memory_order_acquire)) {
-            w->verifying = 1;
-            bench_mode_verify(w);
+        if (hold && !w->verifying && atomic_load_explicit(&run->verify, memory_order_acquire)) {
+            verify_all(w, now);
             if (w->remaining <= 0)
                 break;
         }
-        for (int k = 0; w->d_len > 0 && w->delay[w->d_head].at <= now && k < w->nconns; k++) {
-            bench_conn *c = &w->conns[w->delay[w->d_head].idx];
-            w->d_head = (w->d_head + 1) % w->nconns;
-            w->d_len--;
-            if (c->state == BC_WAITING)
-                conn_connect(w, c, now);
-        }
+        if (run_timers(w, now))
+            break;
         if (w->again_len > 0) {
             bench_conn **list = w->again;
             int n = w->again_len;
@@ -318,34 +373,27 @@ static void *worker_main(void *arg)
             spare = list;
             run_again(w, list, n);
         }
+        now = bench_now();
         int64_t wake = now + TURN_MAX_NS;
-        if (run->end < wake)
-            wake = run->end;
-        if (next_sweep < wake)
-            wake = next_sweep;
-        if (w->d_len > 0 && w->delay[w->d_head].at < wake)
-            wake = w->delay[w->d_head].at;
-        if (cfg->mode == BM_IDLE && !w->verifying && now >= run->deadline && now + 5000000 < wake)
-            wake = now + 5000000; /* the hold is over: the verify flag comes soon */
+        sk__timer *next = sk__timers_peek(&w->timers);
+        if (next != NULL && next->at < wake)
+            wake = next->at;
         int tmo = 0;
         if (w->again_len == 0 && wake > now)
             tmo = (int)((wake - now + 999999) / 1000000);
         int n = epoll_wait(w->epfd, evs, EV_BATCH, tmo);
+        /* n < 0: EINTR (a signal: the stop flag is looked at next turn); the
+         * other errors (EBADF, EFAULT, EINVAL) cannot happen with these arguments. */
         for (int i = 0; i < n; i++)
             on_event(w, evs[i].data.ptr, evs[i].events);
-        now = bench_now();
-        if (now >= next_sweep) {
-            sweep(w, now);
-            next_sweep = now + sweep_ns;
-        }
     }
-    /* Idle: a connection still unanswered when time ran out timed out. */
-    if (cfg->mode == BM_IDLE && w->verifying)
+    /* Hold modes: a connection still unanswered when time ran out timed out. */
+    if (hold && w->verifying)
         for (int i = 0; i < w->nconns; i++)
             if (w->conns[i].state == BC_OPEN && w->conns[i].active)
                 bench_error(w, BE_TIMEOUT);
     for (int i = 0; i < w->nconns; i++)
-        if (w->conns[i].fd >= 0)
+        if (w->conns[i].tp.fd >= 0)
             conn_close(w, &w->conns[i]);
     publish(w);
     atomic_store_explicit(&w->done, 1, memory_order_release);
@@ -354,59 +402,75 @@ static void *worker_main(void *arg)
 
 /* ------------------------------------------------------------------ set up */
 
+/* Grow the heap to hold every timer of the worker at once, so that arming
+ * one never allocates (nor fails) in the loop. */
+static int reserve_timers(bench_worker *w)
+{
+    for (int i = 0; i < w->nconns; i++)
+        if (sk__timer_set(&w->timers, &w->conns[i].timer, 0) < 0)
+            return -1;
+    if (sk__timer_set(&w->timers, &w->t_end, 0) < 0 || sk__timer_set(&w->timers, &w->t_hold, 0) < 0)
+        return -1;
+    for (int i = 0; i < w->nconns; i++)
+        sk__timer_cancel(&w->timers, &w->conns[i].timer);
+    sk__timer_cancel(&w->timers, &w->t_end);
+    sk__timer_cancel(&w->timers, &w->t_hold);
+    return 0;
+}
+
 static int worker_init(bench_worker *w, const bench_cfg *cfg, bench_run *run, int id, int first,
                        int n)
 {
     memset(w, 0, sizeof *w);
     w->id = id;
     w->cfg = cfg;
+    w->mode = cfg->mode;
     w->run = run;
     w->nconns = n;
     w->remaining = n;
-    w->ring = bench_mode_ring(cfg);
     w->src_next = (uint64_t)first;
     bench_hist_init(&w->st.hist);
+    size_t state = w->mode->conn_state;
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->conns = calloc((size_t)n, sizeof *w->conns);
-    w->ts_store = calloc((size_t)n * (size_t)w->ring, sizeof *w->ts_store);
-    w->delay = calloc((size_t)n, sizeof *w->delay);
+    w->ts_store = calloc((size_t)n * (size_t)cfg->ring, sizeof *w->ts_store);
     w->again = w->again_mem = calloc(2 * (size_t)n, sizeof *w->again);
     w->rcap = RBUF_SIZE;
     w->rbuf = malloc(w->rcap);
-    if (cfg->mode == BM_HTTP)
-        w->http_store = calloc((size_t)n, sizeof *w->http_store);
-    if (w->epfd < 0 || !w->conns || !w->ts_store || !w->delay || !w->again || !w->rbuf ||
-        (cfg->mode == BM_HTTP && !w->http_store))
+    if (state > 0)
+        w->mstate_store = calloc((size_t)n, state);
+    if (w->epfd < 0 || !w->conns || !w->ts_store || !w->again || !w->rbuf ||
+        (state > 0 && !w->mstate_store))
         return -1;
     for (int i = 0; i < n; i++) {
         bench_conn *c = &w->conns[i];
-        c->fd = -1;
+        c->tp.fd = -1;
         c->id = (uint32_t)(first + i);
-        c->ts = w->ts_store + (size_t)i * (size_t)w->ring;
-        if (w->http_store) {
-            c->http = &w->http_store[i];
-            bench_http_reset(c->http);
-        }
+        c->ts = w->ts_store + (size_t)i * (size_t)cfg->ring;
+        if (state > 0)
+            c->mstate = w->mstate_store + (size_t)i * state;
     }
-    return 0;
+    return reserve_timers(w);
 }
 
 static void worker_free(bench_worker *w)
 {
     if (w->epfd >= 0)
         close(w->epfd);
+    sk__timers_free(&w->timers);
     free(w->conns);
     free(w->ts_store);
-    free(w->delay);
     free(w->again_mem);
     free(w->rbuf);
-    free(w->http_store);
+    free(w->mstate_store);
 }
 
 int bench_engine(const bench_cfg *cfg, bench_run *run, bench_stats *total,
                  void (*tick)(void *arg, bench_worker *ws, int n), void *arg, sk_err *err)
 {
     int nw = cfg->workers;
+    if (cfg->ring < 1 || cfg->msg_len < 1 || nw < 1)
+        return sk_errf(err, EINVAL, "bench: the run is not prepared (bench_prepare)");
     bench_worker *ws = calloc((size_t)nw, sizeof *ws);
     pthread_t *th = calloc((size_t)nw, sizeof *th);
     if (ws == NULL || th == NULL) {
@@ -419,6 +483,7 @@ int bench_engine(const bench_cfg *cfg, bench_run *run, bench_stats *total,
         ws[i].epfd = -1;
     for (int i = 0; i < nw; i++) {
         int n = cfg->connections / nw + (i < cfg->connections % nw);
+        errno = 0;
         if (worker_init(&ws[i], cfg, run, i, first, n) < 0) {
             rc = sk_errno(err, errno ? errno : ENOMEM, "bench: worker %d", i);
             break;
@@ -441,7 +506,7 @@ int bench_engine(const bench_cfg *cfg, bench_run *run, bench_stats *total,
         if (done == started)
             break;
         struct timespec nap = {0, 100 * 1000000L};
-        nanosleep(&nap, NULL);
+        nanosleep(&nap, NULL); /* EINTR: only sooner */
         if (tick && rc == 0)
             tick(arg, ws, started);
     }

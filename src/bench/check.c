@@ -1,5 +1,5 @@
 /*
- * bench_check.c - what `sockit bench` sends and how it checks what comes back,
+ * check.c - what `sockit bench` sends and how it checks what comes back,
  * with no I/O: the message patterns (echo, conn, udp, idle), the per-connection
  * streams (bulk), and an incremental HTTP/1.x response parser (http).
  *
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "bench.h"
+#include "check.h"
 
 static uint8_t block[BENCH_BLOCK];
 

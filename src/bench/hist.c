@@ -1,5 +1,5 @@
 /*
- * bench_hist.c - the latency histogram of `sockit bench`: log-linear buckets
+ * hist.c - the latency histogram of `sockit bench`: log-linear buckets
  * (HDR style) over nanoseconds, constant memory, merged across threads.
  *
  * A value v below 256 has its own bucket. Above, with e = floor(log2 v), the
@@ -9,7 +9,7 @@
  */
 #include <string.h>
 
-#include "bench.h"
+#include "hist.h"
 
 #define BH_TOP_VALUE ((UINT64_C(1) << BH_TOP_BITS) - 1)
 
