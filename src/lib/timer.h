@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 typedef struct sk__timer {
-    int64_t at;   /* deadline, milliseconds on sk_now_ms()'s clock */
+    int64_t at;   /* deadline on the owner's clock (the engine: sk_now_ms() milliseconds) */
     uint32_t idx; /* 1-based position in the heap; 0 = not armed */
 } sk__timer;
 
@@ -48,7 +48,8 @@ static inline sk__timer *sk__timers_peek(const sk__timers *q)
 /* Disarm and return one timer whose deadline is <= now, or NULL if none is due. */
 sk__timer *sk__timers_pop_expired(sk__timers *q, int64_t now);
 
-/* Milliseconds from now to the next deadline, for a poll/epoll timeout:
+/* Time from now to the next deadline, in the clock's units (milliseconds
+ * for the engine: a poll/epoll timeout):
  * -1 when nothing is armed, 0 when something is due. */
 int sk__timers_timeout(const sk__timers *q, int64_t now);
 
