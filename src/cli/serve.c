@@ -303,6 +303,8 @@ static int serve_stdio(struct serve_cfg *c, sk_listener *ls, size_t n)
     for (size_t i = 0; i < n; i++)
         sk_listener_close(&ls[i]); /* like nc -l: one peer, then done */
     sk_relay_opts ro = {.stream = stream,
+                        /* On a terminal, as nc -l: the peer leaving is the end. */
+                        .stop_at_peer_eof = isatty(STDIN_FILENO),
                         .idle_timeout_ms = c->o.idle_timeout_ms,
                         .dgram_linger_ms = c->o.idle_timeout_ms};
     if (!stream && ro.dgram_linger_ms == 0)

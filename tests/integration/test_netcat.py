@@ -1,0 +1,200 @@
+"""netcat's first hour: `connect` and `serve stdio` when the peer leaves,
+truncated uploads, closed standard descriptors, a stalled reader of the
+server's output, and the client's conveniences (-C, -k, -z ranges, -s/-p,
+--retry).
+"""
+
+import os
+import pty
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+from harness import (SOCKIT, Server, poll_until, recv_all, run, run_client,
+                     start, tempdir, timeout)
+
+
+def cpu_seconds(pid):
+    """utime + stime of pid in seconds, or None once it has exited."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(")") + 2:].split()
+    if fields[0] == "Z":
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_over(pid, seconds=1.0):
+    """CPU seconds pid used over the next `seconds` (0 if it exits)."""
+    a = cpu_seconds(pid)
+    time.sleep(seconds)
+    b = cpu_seconds(pid)
+    if a is None or b is None:
+        return 0.0
+    return b - a
+
+
+def listener():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    s.settimeout(10)
+    return s, s.getsockname()[1]
+
+
+# -- defect: a busy loop after the peer has gone ------------------------------
+
+@timeout(40)
+def test_serve_stdio_terminal_ends_when_peer_leaves():
+    # `serve stdio` on a terminal, the client killed, a line typed: before,
+    # it spun at 100% CPU and dropped the line; like `nc -l` it now ends.
+    master, slave = pty.openpty()
+    try:
+        srv = Server(["stdio", "tcp://127.0.0.1:0"], stdin=slave,
+                     expect_exit=None)
+        with srv:
+            c = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+            c.sendall(b"hi\n")
+            assert srv.wait_stdout("hi\n"), srv.stdout_text()
+            c.close()  # the client is gone
+            time.sleep(0.2)
+            os.write(master, b"a line typed after the client left\n")
+            used = cpu_over(srv.pid, 1.0)
+            assert used < 0.5, "serve stdio used %.2f s of CPU in 1 s" % used
+            assert poll_until(lambda: not srv.alive(), 10), (
+                "serve stdio still running after its peer left")
+            srv.stop()
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+@timeout(40)
+def test_connect_socket_stdin_peer_gone_no_spin():
+    # connect with a socket as its stdin; the server closes; a line then
+    # arrives on stdin, is sent, and meets a reset: the client must not spin
+    # and must say the input was not delivered.
+    ls, port = listener()
+    a, b = socket.socketpair()
+    p = start([SOCKIT, "connect", "127.0.0.1:%d" % port], stdin=a,
+              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    a.close()
+    conn, _ = ls.accept()
+    conn.close()
+    time.sleep(0.2)
+    b.sendall(b"one line\n")
+    used = cpu_over(p.pid, 1.0)
+    assert used < 0.5, "connect used %.2f s of CPU in 1 s" % used
+    try:
+        out, err = p.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise AssertionError("connect still running after its peer left")
+    b.close()
+    ls.close()
+    assert p.returncode == 1, (p.returncode, err)
+    assert b"not delivered" in err, err
+
+
+# -- defect: a truncated upload exits 0 -----------------------------------------
+
+def _reads_ten_and_closes(ls, got):
+    conn, _ = ls.accept()
+    got.append(conn.recv(10))
+    conn.close()  # unread data: the kernel answers with a reset
+
+
+@timeout(60)
+def test_truncated_upload_from_file_fails():
+    path = os.path.join(tempdir(), "big")
+    with open(path, "wb") as f:
+        f.write(os.urandom(1 << 20) * 32)
+    ls, port = listener()
+    got = []
+    t = threading.Thread(target=_reads_ten_and_closes, args=(ls, got))
+    t.start()
+    with open(path, "rb") as f:
+        p = subprocess.run([SOCKIT, "connect", "127.0.0.1", str(port)],
+                           stdin=f, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30)
+    t.join(10)
+    ls.close()
+    err = p.stderr.decode()
+    assert p.returncode == 1, (p.returncode, err)
+    lines = err.splitlines()
+    assert len(lines) == 1 and "bytes of input not delivered" in lines[0], err
+
+
+@timeout(60)
+def test_truncated_upload_from_pipe_fails():
+    ls, port = listener()
+    got = []
+    t = threading.Thread(target=_reads_ten_and_closes, args=(ls, got))
+    t.start()
+    r = run_client(["connect", "127.0.0.1:%d" % port],
+                   input=os.urandom(1 << 20) * 32, timeout=30)
+    t.join(10)
+    ls.close()
+    assert r.returncode == 1, r
+    assert "not delivered" in r.err, r
+
+
+# -- defect: started with 0, 1 or 2 closed ------------------------------------
+
+def _close_fds(*fds):
+    def pre():
+        for fd in fds:
+            os.close(fd)
+    return pre
+
+
+@timeout(30)
+def test_serve_with_stdout_and_stderr_closed_keeps_serving():
+    path = os.path.join(tempdir(), "e.sock")
+    p = start([SOCKIT, "serve", "-v", "echo", "unix:" + path],
+              stdin=subprocess.DEVNULL, preexec_fn=_close_fds(1, 2))
+    assert poll_until(lambda: os.path.exists(path) or p.poll() is not None,
+                      10)
+    time.sleep(0.3)
+    assert p.poll() is None, "serve exited %s at once" % p.returncode
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(path)
+        s.sendall(b"ping\n")
+        s.shutdown(socket.SHUT_WR)
+        assert recv_all(s) == b"ping\n"
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(10) == 0
+
+
+@timeout(30)
+def test_connect_with_stdin_closed_sends_nothing():
+    ls, port = listener()
+    back = []
+
+    def serve():
+        conn, _ = ls.accept()
+        conn.settimeout(5)
+        conn.sendall(b"hello\n")
+        try:
+            back.append(recv_all(conn))
+        except OSError as e:  # the old client echoed and never ended
+            back.append(repr(e))
+        conn.close()
+    t = threading.Thread(target=serve)
+    t.start()
+    p = start([SOCKIT, "connect", "127.0.0.1:%d" % port],
+              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+              preexec_fn=_close_fds(0))
+    out, err = p.communicate(timeout=10)
+    t.join(10)
+    ls.close()
+    assert back == [b""], "the server got back %r" % back
+    assert out == b"hello\n" and p.returncode == 0, (out, err)
