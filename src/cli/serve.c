@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../http/http.h"
+#include "../lib/outq.h"
 #include "cli.h"
 
 #define MAX_LISTENERS 64
@@ -86,7 +87,8 @@ static void serve_help(FILE *f)
             "\"sockit: listening on ADDRESS\" (also with -v).\n");
 }
 
-/* Service output: one write per report keeps lines from forked workers whole. */
+/* Service output: one write per report keeps lines from forked workers whole;
+ * the queue keeps a reader that stalls (`| less`, Ctrl-S) from stalling us. */
 static void report_line(void *arg, const char *line, size_t len)
 {
     (void)arg;
@@ -96,7 +98,7 @@ static void report_line(void *arg, const char *line, size_t len)
         return;
     memcpy(buf, line, len);
     buf[len] = '\n';
-    if (sk_write_all(STDOUT_FILENO, buf, len + 1, -1) < 0 && errno == EPIPE)
+    if (sk__outq_write(STDOUT_FILENO, buf, len + 1) < 0 && errno == EPIPE)
         sk_server_stop(g_server); /* nobody reads our output any more */
     if (buf != small)
         free(buf);
@@ -109,7 +111,38 @@ static void log_line(void *arg, int level, const char *line)
     char buf[640];
     int n = snprintf(buf, sizeof buf, "sockit: %s\n", line);
     if (n > 0)
-        sk_write_all(STDERR_FILENO, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1, -1);
+        sk__outq_write(STDERR_FILENO, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
+
+static const char *g_stdout_lines = "report"; /* what goes to stdout, for the notice */
+
+/* From the output queues: lines were dropped, or stdout's reader left. */
+static void output_notice(int fd, uint64_t dropped, int e)
+{
+    if (e == EPIPE) {
+        if (fd == STDOUT_FILENO)
+            sk_server_stop(g_server);
+        return;
+    }
+    char line[200];
+    int n = snprintf(line, sizeof line, "sockit: %llu %s lines dropped: %s is not being read\n",
+                     (unsigned long long)dropped,
+                     fd == STDOUT_FILENO   ? g_stdout_lines
+                     : fd == STDERR_FILENO ? "log"
+                                           : "access log",
+                     fd == STDOUT_FILENO   ? "stdout"
+                     : fd == STDERR_FILENO ? "stderr"
+                                           : "the access log");
+    if (n > 0)
+        sk__outq_write(STDERR_FILENO, line, (size_t)n);
+}
+
+/* At the end: what is still queued gets a moment (bounded: the reader may
+ * never come back), then what was lost is counted on stderr. */
+static void finish_output(void)
+{
+    sk__outq_flush(sk_now_ms() + 1000);
+    sk__outq_flush(sk_now_ms() + 200); /* the notices themselves */
 }
 
 static void parse(int argc, char **argv, struct serve_cfg *c)
@@ -327,6 +360,7 @@ int cli_serve(int argc, char **argv)
     parse(argc, argv, &c);
     c.o.report = c.quiet ? NULL : report_line;
     c.o.log = log_line;
+    sk__outq_set_notify(output_notice);
     c.http.access_log_fd = -1;
     if (c.access_log) {
         c.http.access_log_fd =
@@ -335,6 +369,8 @@ int cli_serve(int argc, char **argv)
                 : open(c.access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (c.http.access_log_fd < 0)
             cli_fail("--access-log %s: %s", c.access_log, strerror(errno));
+        if (c.http.access_log_fd == STDOUT_FILENO)
+            g_stdout_lines = "output";
     }
     if (c.o.service && strcmp(c.o.service->name, "http") == 0) {
         c.o.service_config = &c.http;
@@ -371,6 +407,7 @@ int cli_serve(int argc, char **argv)
     int rc = sk_server_run(s, &err);
     g_server = NULL;
     sk_server_free(s);
+    finish_output();
     if (rc < 0)
         cli_die(&err);
     return 0;

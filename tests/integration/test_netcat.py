@@ -14,8 +14,8 @@ import subprocess
 import threading
 import time
 
-from harness import (SOCKIT, Server, poll_until, recv_all, run, run_client,
-                     start, tempdir, timeout)
+from harness import (SOCKIT, Server, poll_until, read_http_response,
+                     recv_all, run, run_client, start, tempdir, timeout)
 
 
 def cpu_seconds(pid):
@@ -198,3 +198,85 @@ def test_connect_with_stdin_closed_sends_nothing():
     ls.close()
     assert back == [b""], "the server got back %r" % back
     assert out == b"hello\n" and p.returncode == 0, (out, err)
+
+
+# -- defect: a stalled reader of the server's output froze the server ----------
+
+def _serve_into(args, stdout_fd):
+    """`sockit serve ARGS` with stdout on stdout_fd; returns (proc, port,
+    stderr buffer). stderr is read by a thread, as a terminal would."""
+    p = start([SOCKIT, "serve"] + args, stdin=subprocess.DEVNULL,
+              stdout=stdout_fd, stderr=subprocess.PIPE)
+    err = bytearray()
+    got_port = threading.Event()
+
+    def drain():
+        for line in iter(p.stderr.readline, b""):
+            err.extend(line)
+            if b"listening on" in line:
+                got_port.set()
+    threading.Thread(target=drain, daemon=True).start()
+    assert got_port.wait(10), "server not ready: %r" % bytes(err)
+    port = int(bytes(err).split(b"listening on ")[1].split()[0]
+               .rsplit(b":", 1)[1])
+    return p, port, err
+
+
+@timeout(60)
+def test_stalled_stdout_does_not_freeze_server():
+    # Reports go to a pipe nobody reads (`| less` left on its first page):
+    # the server must keep answering, stop on SIGTERM, and count the loss.
+    rfd, wfd = os.pipe()
+    try:
+        p, port, err = _serve_into(["ack", "tcp://127.0.0.1:0"], wfd)
+        os.close(wfd)
+        wfd = -1
+        msg = b"m" * 2000 + b"\n"
+        for i in range(250):  # ~500 KB of reports: pipe and queue overflow
+            with socket.create_connection(("127.0.0.1", port),
+                                          timeout=5) as s:
+                s.sendall(msg)
+                s.shutdown(socket.SHUT_WR)
+                assert recv_all(s).startswith(b"I got your message"), i
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(10) == 0
+        time.sleep(0.2)
+        assert b"report lines dropped: stdout is not being read" in err, (
+            bytes(err))
+    finally:
+        os.close(rfd)
+        if wfd >= 0:
+            os.close(wfd)
+
+
+@timeout(60)
+def test_access_log_into_full_pipe_does_not_freeze_http():
+    root = tempdir()
+    with open(os.path.join(root, "index.html"), "w") as f:
+        f.write("hi\n")
+    rfd, wfd = os.pipe()
+    try:
+        p, port, err = _serve_into(["http", "--root", root, "--access-log",
+                                    "-", "tcp://127.0.0.1:0"], wfd)
+        os.close(wfd)
+        wfd = -1
+        req = (b"GET /index.html HTTP/1.1\r\nHost: x\r\nUser-Agent: " +
+               b"u" * 400 + b"\r\n\r\n")
+        for i in range(1200):  # ~600 KB of log lines
+            if i % 400 == 0:  # (a keep-alive connection has a request limit)
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                rf = s.makefile("rb")
+            s.sendall(req)
+            resp = read_http_response(rf)
+            assert resp is not None and resp.status == 200, (i, resp)
+            if i % 400 == 399:
+                rf.close()
+                s.close()
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(10) == 0
+        time.sleep(0.2)
+        assert b"lines dropped: stdout is not being read" in err, bytes(err)
+    finally:
+        os.close(rfd)
+        if wfd >= 0:
+            os.close(wfd)
