@@ -124,15 +124,19 @@ static void output_notice(int fd, uint64_t dropped, int e)
             sk_server_stop(g_server);
         return;
     }
+    const char *what = fd == STDOUT_FILENO   ? g_stdout_lines
+                       : fd == STDERR_FILENO ? "log"
+                                             : "access log";
+    const char *where = fd == STDOUT_FILENO   ? "stdout"
+                        : fd == STDERR_FILENO ? "stderr"
+                                              : "the access log";
     char line[200];
-    int n = snprintf(line, sizeof line, "sockit: %llu %s lines dropped: %s is not being read\n",
-                     (unsigned long long)dropped,
-                     fd == STDOUT_FILENO   ? g_stdout_lines
-                     : fd == STDERR_FILENO ? "log"
-                                           : "access log",
-                     fd == STDOUT_FILENO   ? "stdout"
-                     : fd == STDERR_FILENO ? "stderr"
-                                           : "the access log");
+    int n =
+        e == ENOBUFS
+            ? snprintf(line, sizeof line, "sockit: %s is not being read: dropping %s lines\n",
+                       where, what)
+            : snprintf(line, sizeof line, "sockit: %llu %s lines dropped: %s is not being read\n",
+                       (unsigned long long)dropped, what, where);
     if (n > 0)
         sk__outq_write(STDERR_FILENO, line, (size_t)n);
 }

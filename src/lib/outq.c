@@ -272,8 +272,10 @@ int sk__outq_write(int fd, const void *buf, size_t len)
     if (q->bytes + len <= SK_OUTQ_MAX_BYTES && (q->thread || start_writer(q) == 0))
         l = malloc(sizeof *l + len);
     if (l == NULL) {
-        q->dropped++;
+        int first = ++q->dropped == 1;
         pthread_mutex_unlock(&q->mu);
+        if (first) /* say so now: a worker process may never see the flow resume */
+            notify(fd, 0, ENOBUFS);
         errno = ENOBUFS;
         return -1;
     }

@@ -25,9 +25,11 @@
 
 #define SK_OUTQ_MAX_BYTES (256u * 1024u) /* queued per descriptor before dropping */
 
-/* Called without locks held, from the writer thread or sk__outq_flush: either
- * `dropped` lines were thrown away on fd (e == 0), or fd's reader went away
- * (e == EPIPE; later writes to fd fail with EPIPE). */
+/* Called without locks held, from the writer thread, sk__outq_write or
+ * sk__outq_flush: `dropped` lines were thrown away on fd (e == 0, once output
+ * flows again or at the flush); fd's queue is full and lines are starting to
+ * be dropped (e == ENOBUFS, dropped 0); or fd's reader went away (e == EPIPE;
+ * later writes to fd fail with EPIPE). */
 typedef void (*sk__outq_notify_fn)(int fd, uint64_t dropped, int e);
 
 void sk__outq_set_notify(sk__outq_notify_fn fn);
