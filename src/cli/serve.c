@@ -149,6 +149,17 @@ static void finish_output(void)
     sk__outq_flush(sk_now_ms() + 200); /* the notices themselves */
 }
 
+/* "ack, echo, ..., stdio" for messages. */
+static const char *service_names(void)
+{
+    static char names[256];
+    names[0] = '\0';
+    for (const sk_service *const *s = sk_services(); *s; s++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s, ", (*s)->name);
+    snprintf(names + strlen(names), sizeof names - strlen(names), "stdio");
+    return names;
+}
+
 static void parse(int argc, char **argv, struct serve_cfg *c)
 {
     enum {
@@ -212,6 +223,12 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
     if (optind >= argc)
         cli_usage("serve: missing SERVICE (see sockit serve --help)");
     c->service = argv[optind++];
+    sk_addr a;
+    if (strcmp(c->service, "stdio") != 0 && sk_service_find(c->service) == NULL &&
+        sk_addr_parse(&a, c->service, NULL) == 0) /* `sockit serve 8080` */
+        cli_usage("\"%s\" is an address; the service comes first: sockit serve SERVICE "
+                  "ADDRESS (services: %s)",
+                  c->service, service_names());
     if (optind >= argc)
         cli_usage("serve %s: missing ADDRESS (e.g. 8080, udp://:7, unix:/tmp/s)", c->service);
     c->addrs = argv + optind;
@@ -233,10 +250,7 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
     if (strcmp(c->service, "stdio") != 0) {
         c->o.service = sk_service_find(c->service);
         if (c->o.service == NULL) {
-            char names[256] = "";
-            for (const sk_service *const *s = sk_services(); *s; s++)
-                snprintf(names + strlen(names), sizeof names - strlen(names), "%s, ", (*s)->name);
-            cli_usage("unknown service \"%s\" (%sstdio)", c->service, names);
+            cli_usage("unknown service \"%s\" (%s)", c->service, service_names());
         }
     }
 }
@@ -249,6 +263,27 @@ static void install_signals(void (*handler)(int))
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+}
+
+/* The name of one of our own listeners on a's transport and port, if any:
+ * "Address already in use" then means the same address was given twice. */
+static const char *same_port(const sk_addr *a, const sk_listener *ls, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        if (ls[j].transport != a->transport)
+            continue;
+        char host[SK_NAME_MAX];
+        unsigned port;
+        sk_sockaddr_host_port((const struct sockaddr *)&ls[j].local.sa, ls[j].local.len, host,
+                              sizeof host, &port);
+        char text[16];
+        snprintf(text, sizeof text, "%u", port);
+        if (a->transport == SK_UNIX || a->transport == SK_UNIXGRAM
+                ? strcmp(ls[j].name + strlen(sk_transport_name(a->transport)) + 1, a->path) == 0
+                : strcmp(text, a->port) == 0)
+            return ls[j].name;
+    }
+    return NULL;
 }
 
 /* Open every listener for every address; print what port 0 became. */
@@ -272,8 +307,11 @@ static size_t open_listeners(struct serve_cfg *c, sk_listener *ls, size_t cap)
     for (int i = 0; i < c->naddrs; i++) {
         size_t n = 0;
         if (sk_listen(&addrs[i], NULL, ls + total, cap - total, &n, &err) < 0) {
+            const char *twice = err.code == EADDRINUSE ? same_port(&addrs[i], ls, total) : NULL;
             for (size_t j = 0; j < total; j++)
                 sk_listener_close(&ls[j]);
+            if (twice)
+                cli_usage("address %s given twice (as \"%s\" too)", twice, c->addrs[i]);
             cli_die(&err);
         }
         int port0 = addrs[i].port[0] == '0' && addrs[i].port[1] == '\0';
@@ -314,6 +352,9 @@ static int serve_stdio(struct serve_cfg *c, sk_listener *ls, size_t n)
                     continue;
                 cli_fail("accept %s: %s", l->name, strerror(errno));
             }
+            if (c->o.verbose)
+                cli_warn("connection from %s", sk_sockaddr_format((struct sockaddr *)&peer, plen,
+                                                                  l->transport, name, sizeof name));
         } else {
             /* The first datagram picks the peer; connect() so only it is heard. */
             uint8_t dgram[SK_DGRAM_MAX];
@@ -326,14 +367,14 @@ static int serve_stdio(struct serve_cfg *c, sk_listener *ls, size_t n)
             if (plen > (socklen_t)sizeof(sa_family_t) &&
                 connect(l->fd, (struct sockaddr *)&peer, plen) < 0)
                 cli_fail("connect %s: %s", l->name, strerror(errno));
+            if (c->o.verbose) /* the peer first, then what it sent */
+                cli_warn("connection from %s", sk_sockaddr_format((struct sockaddr *)&peer, plen,
+                                                                  l->transport, name, sizeof name));
             if (sk_write_all(STDOUT_FILENO, dgram, (size_t)got, -1) < 0)
                 cli_fail("write standard output: %s", strerror(errno));
             fd = l->fd;
             l->fd = -1; /* the relay owns it now */
         }
-        if (c->o.verbose)
-            cli_warn("connection from %s", sk_sockaddr_format((struct sockaddr *)&peer, plen,
-                                                              l->transport, name, sizeof name));
     }
     int stream = sk_transport_is_stream(ls[which].transport);
     g_stdio_n = 0; /* from here on a signal just ends the relay */

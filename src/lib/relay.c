@@ -209,7 +209,11 @@ static int pump_down(struct relay *r)
     }
     r->down.want = 0;
     if (n < 0) {
-        if (r->lost) { /* already failing: that error says more */
+        int reset = errno == ECONNRESET || errno == EPIPE;
+        if (reset && !r->lost && !r->up.done &&
+            (r->up.buf.len > 0 || (!r->up.eof && r->st->to_net > 0) || input_left(r->in_fd) > 0))
+            input_refused(r, errno); /* the reset cut our input short: say that */
+        if (r->lost) {               /* failing already: that error says more */
             r->down.eof = 1;
             return 0;
         }
@@ -455,10 +459,13 @@ int sk_relay(int net_fd, int in_fd, int out_fd, const sk_relay_opts *o, sk_relay
         sk_write_all(out_fd, sk_buf_head(&r.down.buf), r.down.buf.len, sk_now_ms() + 5000);
     sk_buf_free(&r.up.buf);
     sk_buf_free(&r.down.buf);
-    if (rc == 0 && r.lost)
-        rc =
-            sk_errf(err, r.lost, "%s: %llu bytes of input not delivered",
-                    r.lost == ECONNRESET ? "connection reset by peer" : "connection closed by peer",
-                    (unsigned long long)r.lost_bytes);
+    const char *how =
+        r.lost == ECONNRESET ? "connection reset by peer" : "connection closed by peer";
+    if (rc == 0 && r.lost && r.lost_bytes > 0)
+        rc = sk_errf(err, r.lost, "%s: %llu bytes of input not delivered", how,
+                     (unsigned long long)r.lost_bytes);
+    else if (rc == 0 && r.lost) /* (how much more input there was is unknown) */
+        rc = sk_errf(err, r.lost, "%s: the rest of the input was not delivered (%llu bytes sent)",
+                     how, (unsigned long long)r.st->to_net);
     return rc;
 }

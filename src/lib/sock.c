@@ -269,6 +269,17 @@ fail_errno_setsockopt:
     return -1;
 }
 
+/* A listener for a forced family (tcp6://) is named the way it was asked
+ * for: "tcp6://[::]:80", not "tcp://[::]:80", which would also take IPv4. */
+static void name_family(sk_listener *l, int family)
+{
+    char *sep = strstr(l->name, "://");
+    if (sep == NULL || sep + 1 + strlen(sep) >= l->name + sizeof l->name)
+        return;
+    memmove(sep + 1, sep, strlen(sep) + 1);
+    *sep = family == AF_INET ? '4' : '6';
+}
+
 int sk_listen(const sk_addr *a, const sk_listen_opts *o, sk_listener *out, size_t cap, size_t *n,
               sk_err *err)
 {
@@ -300,6 +311,8 @@ int sk_listen(const sk_addr *a, const sk_listen_opts *o, sk_listener *out, size_
             *n = 0;
             return -1;
         }
+        if (a->family == AF_INET || a->family == AF_INET6)
+            name_family(&out[*n], a->family);
         if (e->family == AF_INET6 && is_wildcard(e) && a->family == AF_UNSPEC)
             dual_stack = 1;
         if (chosen_port == 0)

@@ -233,12 +233,12 @@ def test_stalled_stdout_does_not_freeze_server():
 def _stalled_stdout(model):
     rfd, wfd = os.pipe()
     try:
-        p, port, err = _serve_into(["--model", model, "ack",
+        p, port, err = _serve_into(["--model", model, "--workers", "2", "ack",
                                     "tcp://127.0.0.1:0"], wfd)
         os.close(wfd)
         wfd = -1
         msg = b"m" * 2000 + b"\n"
-        for i in range(400):  # ~800 KB of reports: pipe and queues overflow
+        for i in range(500):  # ~1 MB of reports: pipe and queues overflow
             with socket.create_connection(("127.0.0.1", port),
                                           timeout=5) as s:
                 s.sendall(msg)
@@ -290,3 +290,84 @@ def test_access_log_into_full_pipe_does_not_freeze_http():
         os.close(rfd)
         if wfd >= 0:
             os.close(wfd)
+
+
+# -- messages that point at the real mistake ------------------------------------
+
+def _one_line(r, status, *needles):
+    assert r.returncode == status, r
+    lines = r.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sockit: "), r
+    for n in needles:
+        assert n in lines[0], "%r not in %r" % (n, lines[0])
+    return lines[0]
+
+
+def test_serve_port_where_the_service_goes():
+    line = _one_line(run_client(["serve", "8080"]), 2, '"8080" is an address',
+                     "sockit serve SERVICE ADDRESS", "echo", "stdio")
+    _one_line(run_client(["serve", "127.0.0.1:0", "echo"]), 2,
+              '"127.0.0.1:0" is an address')
+    assert "missing" not in line
+
+
+def test_connect_address_and_a_stray_word():
+    _one_line(run_client(["connect", "localhost:1", "2"]), 2,
+              '"localhost:1" is a whole address', '"2"')
+    _one_line(run_client(["connect", "tcp://127.0.0.1:1", "2"]), 2,
+              "whole address")
+
+
+def test_unknown_top_level_option():
+    _one_line(run_client(["-x"]), 2, 'unknown option "-x"')
+    _one_line(run_client(["--bogus"]), 2, 'unknown option "--bogus"')
+
+
+def test_same_address_twice():
+    s = socket.socket(socket.AF_INET6)
+    s.bind(("::", 0))
+    port = s.getsockname()[1]
+    s.close()  # a free port, for the moment
+    line = _one_line(run_client(["serve", "echo", str(port), ":%d" % port]),
+                     2, "address tcp://[::]:%d given twice" % port)
+    assert "already in use" not in line
+    path = os.path.join(tempdir(), "twice.sock")
+    _one_line(run_client(["serve", "echo", "unix:" + path, "unix:" + path]),
+              2, "address unix:%s given twice" % path)
+    assert not os.path.exists(path)
+
+
+# -- small ones -------------------------------------------------------------------
+
+def test_forced_family_listener_named_as_asked():
+    with Server(["echo", "tcp6://[::1]:0", "udp4://127.0.0.1:0"]) as srv:
+        assert srv.addresses[0].startswith("tcp6://[::1]:"), srv.addresses
+        assert srv.addresses[1].startswith("udp4://127.0.0.1:"), srv.addresses
+
+
+def test_udp_serve_stdio_verbose_logs_peer_before_data():
+    # stdout and stderr into one pipe: "connection from" comes first.
+    p = start([SOCKIT, "serve", "-v", "stdio", "udp://127.0.0.1:0"],
+              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+              stderr=subprocess.STDOUT)
+    buf = b""
+    deadline = time.monotonic() + 10
+    while b"listening on" not in buf or not buf.endswith(b"\n"):
+        assert time.monotonic() < deadline, buf
+        r, _, _ = select.select([p.stdout], [], [], 1)
+        if r:
+            buf += os.read(p.stdout.fileno(), 4096)
+    port = int(buf.split(b"listening on ")[1].split()[0].rsplit(b":", 1)[1])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(b"DATA\n", ("127.0.0.1", port))
+        while b"DATA" not in buf:
+            assert time.monotonic() < deadline, buf
+            r, _, _ = select.select([p.stdout], [], [], 1)
+            if r:
+                buf += os.read(p.stdout.fileno(), 4096)
+    time.sleep(0.1)
+    p.send_signal(signal.SIGTERM)
+    rest, _ = p.communicate(timeout=10)
+    buf += rest
+    assert b"connection from udp://127.0.0.1:" in buf, buf
+    assert buf.index(b"connection from") < buf.index(b"DATA"), buf
