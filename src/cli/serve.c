@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +30,7 @@ struct serve_cfg {
     const char *access_log;
     const char *service;
     int quiet;
+    int keep_open; /* stdio: -k */
     char **addrs;
     int naddrs;
 };
@@ -76,6 +76,7 @@ static void serve_help(FILE *f)
             "                        (default 10; idle ones are closed at once)\n"
             "  -v, --verbose         log each connection on stderr\n"
             "  -q, --quiet           no service output, no messages but errors\n"
+            "  -k, --keep-open       stdio: after a client leaves, wait for the next (nc -lk)\n"
             "  -h, --help            this text\n"
             "\nhttp only:\n"
             "  --root DIR            directory to serve (default .)\n"
@@ -189,13 +190,14 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
         {"access-log", required_argument, NULL, O_ACCESS_LOG},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
+        {"keep-open", no_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
     const char *model = NULL;
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, ":vqh", longs, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":vqkh", longs, NULL)) != -1) {
         switch (ch) {
         case O_MODEL: model = optarg; break;
         case O_WORKERS: c->o.workers = (int)cli_number("--workers", optarg, 1, 1024); break;
@@ -214,6 +216,7 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
         case O_ACCESS_LOG: c->access_log = optarg, c->http_opt = "--access-log"; break;
         case 'v': c->o.verbose = 1; break;
         case 'q': c->quiet = 1; break;
+        case 'k': c->keep_open = 1; break;
         case 'h': serve_help(stdout); exit(0);
         default: cli_bad_option("serve", ch, argv);
         }
@@ -245,6 +248,8 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
             cli_usage("unknown model \"%s\" (%s)", model, names);
         }
     }
+    if (c->keep_open && strcmp(c->service, "stdio") != 0)
+        cli_usage("-k/--keep-open is an option of the stdio service, not of %s", c->service);
     if (c->http_opt && strcmp(c->service, "http") != 0)
         cli_usage("%s is an option of the http service, not of %s", c->http_opt, c->service);
     if (strcmp(c->service, "stdio") != 0) {
@@ -323,82 +328,6 @@ static size_t open_listeners(struct serve_cfg *c, sk_listener *ls, size_t cap)
     return total;
 }
 
-/* `serve stdio`: one peer joined to stdin/stdout. */
-static int serve_stdio(struct serve_cfg *c, sk_listener *ls, size_t n)
-{
-    struct pollfd p[MAX_LISTENERS];
-    for (size_t i = 0; i < n; i++)
-        p[i] = (struct pollfd){.fd = ls[i].fd, .events = POLLIN};
-    int fd = -1;
-    size_t which = 0;
-    while (fd < 0) {
-        if (poll(p, (nfds_t)n, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            cli_fail("poll: %s", strerror(errno));
-        }
-        for (which = 0; which < n && !p[which].revents; which++) {
-        }
-        if (which == n)
-            continue;
-        sk_listener *l = &ls[which];
-        struct sockaddr_storage peer;
-        socklen_t plen = sizeof peer;
-        char name[SK_NAME_MAX];
-        if (sk_transport_is_stream(l->transport)) {
-            fd = sk_accept(l->fd, (struct sockaddr *)&peer, &plen, 0);
-            if (fd < 0) {
-                if (errno == EAGAIN || errno == EINTR)
-                    continue;
-                cli_fail("accept %s: %s", l->name, strerror(errno));
-            }
-            if (c->o.verbose)
-                cli_warn("connection from %s", sk_sockaddr_format((struct sockaddr *)&peer, plen,
-                                                                  l->transport, name, sizeof name));
-        } else {
-            /* The first datagram picks the peer; connect() so only it is heard. */
-            uint8_t dgram[SK_DGRAM_MAX];
-            ssize_t got = recvfrom(l->fd, dgram, sizeof dgram, 0, (struct sockaddr *)&peer, &plen);
-            if (got < 0) {
-                if (errno == EAGAIN || errno == EINTR)
-                    continue;
-                cli_fail("recvfrom %s: %s", l->name, strerror(errno));
-            }
-            if (plen > (socklen_t)sizeof(sa_family_t) &&
-                connect(l->fd, (struct sockaddr *)&peer, plen) < 0)
-                cli_fail("connect %s: %s", l->name, strerror(errno));
-            if (c->o.verbose) /* the peer first, then what it sent */
-                cli_warn("connection from %s", sk_sockaddr_format((struct sockaddr *)&peer, plen,
-                                                                  l->transport, name, sizeof name));
-            if (sk_write_all(STDOUT_FILENO, dgram, (size_t)got, -1) < 0)
-                cli_fail("write standard output: %s", strerror(errno));
-            fd = l->fd;
-            l->fd = -1; /* the relay owns it now */
-        }
-    }
-    int stream = sk_transport_is_stream(ls[which].transport);
-    g_stdio_n = 0; /* from here on a signal just ends the relay */
-    for (size_t i = 0; i < n; i++)
-        sk_listener_close(&ls[i]); /* like nc -l: one peer, then done */
-    sk_relay_opts ro = {.stream = stream,
-                        /* On a terminal, as nc -l: the peer leaving is the end. */
-                        .stop_at_peer_eof = isatty(STDIN_FILENO),
-                        .idle_timeout_ms = c->o.idle_timeout_ms,
-                        .dgram_linger_ms = c->o.idle_timeout_ms};
-    if (!stream && ro.dgram_linger_ms == 0)
-        ro.dgram_linger_ms = -1; /* a datagram server keeps listening to its peer */
-    sk_relay_stats st;
-    sk_err err;
-    int rc = sk_relay(fd, STDIN_FILENO, STDOUT_FILENO, &ro, &st, &err);
-    close(fd);
-    if (c->o.verbose)
-        cli_warn("closed: %llu bytes in, %llu bytes out", (unsigned long long)st.from_net,
-                 (unsigned long long)st.to_net);
-    if (rc < 0)
-        cli_die(&err);
-    return 0;
-}
-
 int cli_serve(int argc, char **argv)
 {
     struct serve_cfg c = {0};
@@ -439,7 +368,10 @@ int cli_serve(int argc, char **argv)
     if (s == NULL) {
         g_stdio_ls = ls;
         g_stdio_n = (sig_atomic_t)n;
-        return serve_stdio(&c, ls, n);
+        struct cli_stdio_opts so = {.verbose = c.o.verbose,
+                                    .keep_open = c.keep_open,
+                                    .idle_timeout_ms = c.o.idle_timeout_ms};
+        return cli_serve_stdio(ls, n, &so, &g_stdio_n);
     }
     for (size_t i = 0; i < n; i++) {
         if (sk_server_add_listener(s, &ls[i], &err) < 0) {

@@ -371,3 +371,39 @@ def test_udp_serve_stdio_verbose_logs_peer_before_data():
     buf += rest
     assert b"connection from udp://127.0.0.1:" in buf, buf
     assert buf.index(b"connection from") < buf.index(b"DATA"), buf
+
+
+# -- serve stdio -k ---------------------------------------------------------------
+
+@timeout(30)
+def test_serve_stdio_keep_open_serves_one_client_after_another():
+    srv = Server(["-k", "-v", "stdio", "tcp://127.0.0.1:0"],
+                 stdin=subprocess.PIPE)
+    with srv:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as c:
+            c.sendall(b"one\n")
+            assert srv.wait_stdout("one\n"), srv.stdout_text()
+        assert srv.wait_stderr("closed:"), srv.stderr_text()
+        # Typed between clients: it waits for the next one.
+        srv.proc.stdin.write(b"for two\n")
+        srv.proc.stdin.flush()
+        time.sleep(0.2)
+        assert srv.alive(), srv.stderr_text()
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as c:
+            got = b""
+            while not got.endswith(b"for two\n"):
+                chunk = c.recv(100)
+                assert chunk, got
+                got += chunk
+            assert got == b"for two\n"
+            c.sendall(b"two\n")
+            assert srv.wait_stdout("one\ntwo\n"), srv.stdout_text()
+        assert poll_until(lambda: srv.stderr_text().count("closed:") == 2, 5)
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as c:
+            c.sendall(b"three\n")
+            assert srv.wait_stdout("two\nthree\n"), srv.stdout_text()
+    assert srv.stdout_bytes() == b"one\ntwo\nthree\n"
+
+
+def test_keep_open_is_for_stdio():
+    _one_line(run_client(["serve", "-k", "echo", "0"]), 2, "stdio")
