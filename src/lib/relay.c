@@ -49,6 +49,7 @@ struct relay {
     int zc;       /* ZC_*: input goes to the socket without a copy */
     int net_full; /* zero copy: the socket would not take more */
     int finished; /* the reader of our output went away: nothing more wanted */
+    int last_cr;  /* crlf: the last input byte was a CR */
     int64_t last_activity, linger_from;
     uint64_t sent_after_eof; /* input sent after the peer's end of stream */
     int lost;                /* errno when the peer refused our input, else 0 */
@@ -110,13 +111,38 @@ static int down_wants_net(const struct relay *r)
     return !r->down.eof && r->down.buf.len + r->chunk <= r->down.buf.max;
 }
 
+/* LF -> CR LF in place, in the n bytes at p (room for 2n). *cr: the byte
+ * before p was a CR (a CR LF split across two reads is not doubled). */
+static size_t crlf_expand(uint8_t *p, size_t n, int *cr)
+{
+    size_t add = 0;
+    int prev = *cr;
+    for (size_t i = 0; i < n; i++) {
+        add += p[i] == '\n' && !prev;
+        prev = p[i] == '\r';
+    }
+    int first_cr = *cr;
+    *cr = prev;
+    /* Backwards, so that every byte moves once; p[i - 1] is still unmoved
+     * when it is looked at, since the write position never passes i. */
+    for (size_t i = n, j = n + add; i-- > 0;) {
+        uint8_t c = p[i];
+        p[--j] = c;
+        if (c == '\n' && !(i > 0 ? p[i - 1] == '\r' : first_cr))
+            p[--j] = '\r';
+    }
+    return n + add;
+}
+
 /* Read input once into up (a datagram per read, for datagram sockets). */
 static int pump_in(struct relay *r)
 {
-    uint8_t *p = sk_buf_reserve(&r->up.buf, r->chunk);
+    uint8_t *p = sk_buf_reserve(&r->up.buf, r->o->crlf ? 2 * r->chunk : r->chunk);
     if (p == NULL)
         return 0;
     ssize_t n = read(r->in_fd, p, r->chunk);
+    if (n > 0 && r->o->crlf)
+        n = (ssize_t)crlf_expand(p, (size_t)n, &r->last_cr);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
             return 0;
@@ -422,8 +448,8 @@ int sk_relay(int net_fd, int in_fd, int out_fd, const sk_relay_opts *o, sk_relay
     memset(r.st, 0, sizeof *r.st);
     size_t bufsize = r.o->bufsize ? r.o->bufsize : RELAY_BUF_DEFAULT;
     r.chunk = SK_DGRAM_MAX;
-    r.up.buf.max = r.chunk;             /* in -> net: one read at a time */
-    r.down.buf.max = bufsize + r.chunk; /* net -> out */
+    r.up.buf.max = r.chunk * (r.o->crlf ? 2 : 1); /* in -> net: one read at a time */
+    r.down.buf.max = bufsize + r.chunk;           /* net -> out */
     r.last_activity = sk_now_ms();
     r.linger_from = -1;
     /* The socket is non-blocking so one slow side never stalls the loop. The
@@ -437,7 +463,7 @@ int sk_relay(int net_fd, int in_fd, int out_fd, const sk_relay_opts *o, sk_relay
     /* Zero copy for the way out: a pipe on input is spliced to the socket, a
      * regular file is sent with sendfile(); the bytes never enter our memory. */
     struct stat in_st;
-    if (r.o->stream && in_fd >= 0 && fstat(in_fd, &in_st) == 0)
+    if (r.o->stream && !r.o->crlf && in_fd >= 0 && fstat(in_fd, &in_st) == 0)
         r.zc = S_ISFIFO(in_st.st_mode) ? ZC_SPLICE : S_ISREG(in_st.st_mode) ? ZC_SENDFILE : ZC_NONE;
 
     /* splice() and sendfile() have no MSG_NOSIGNAL, and write() to a closed

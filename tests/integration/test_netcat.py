@@ -407,3 +407,91 @@ def test_serve_stdio_keep_open_serves_one_client_after_another():
 
 def test_keep_open_is_for_stdio():
     _one_line(run_client(["serve", "-k", "echo", "0"]), 2, "stdio")
+
+
+# -- connect conveniences ---------------------------------------------------------
+
+def _capture(cmd, data, src=None):
+    """Run cmd HOST PORT against a one-shot listener; returns (bytes the
+    listener received, the client's address as the listener saw it, Result)."""
+    ls, port = listener()
+    got = []
+
+    def serve():
+        conn, addr = ls.accept()
+        conn.settimeout(5)
+        got.append((recv_all(conn), addr))
+        conn.close()
+    t = threading.Thread(target=serve)
+    t.start()
+    r = run(cmd + ["127.0.0.1", str(port)], input=data)
+    t.join(10)
+    ls.close()
+    assert got, r
+    return got[0][0], got[0][1], r
+
+
+def test_connect_crlf_matches_nc_C():
+    data = b"HELO there\nMAIL FROM:<a@b>\r\n\nlast line without newline"
+    mine, _, r = _capture([SOCKIT, "connect", "-C"], data)
+    assert r.returncode == 0, r
+    assert mine == (b"HELO there\r\nMAIL FROM:<a@b>\r\n\r\n"
+                    b"last line without newline"), mine
+    if shutil.which("nc"):
+        theirs, _, _ = _capture(["nc", "-C", "-N"], data)
+        assert mine == theirs, (mine, theirs)
+    long_lines = b"x" * 70000 + b"\n" + b"\n" * 70000  # across reads
+    mine, _, r = _capture([SOCKIT, "connect", "--crlf"], long_lines)
+    assert mine == long_lines.replace(b"\n", b"\r\n"), len(mine)
+
+
+def test_connect_source_address_and_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    sport = s.getsockname()[1]
+    s.close()
+    _, addr, r = _capture([SOCKIT, "connect", "-s", "127.0.0.2", "-p",
+                           str(sport)], b"x")
+    assert r.returncode == 0, r
+    assert addr == ("127.0.0.2", sport), addr
+    r = run_client(["connect", "-s", "10.255.255.254", "127.0.0.1", "9"])
+    _one_line(r, 1, "bind source tcp://10.255.255.254:0")
+    _one_line(run_client(["connect", "-p", "70000", "127.0.0.1", "9"]), 2,
+              "-p")
+
+
+@timeout(30)
+def test_connect_retry_waits_for_a_late_server():
+    # The tutorial's exploration: run the client before the server.
+    from harness import free_port
+    s, port = free_port()
+    p = start([SOCKIT, "connect", "--retry", "50", "127.0.0.1", str(port)],
+              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+              stderr=subprocess.PIPE)
+    time.sleep(0.5)
+    assert p.poll() is None, p.communicate()
+    s.close()
+    with Server(["-v", "echo", "tcp://127.0.0.1:%d" % port]):
+        out, err = p.communicate(b"late hello\n", timeout=15)
+    assert p.returncode == 0 and out == b"late hello\n", (out, err)
+    s, port = free_port()
+    with s:  # without --retry: refused at once
+        r = run_client(["connect", "127.0.0.1", str(port)])
+        assert r.returncode == 1 and "refused" in r.err, r
+
+
+def test_connect_z_port_range():
+    with Server(["echo", "tcp://127.0.0.1:0"]) as srv:
+        lo, hi = srv.port - 2, srv.port + 1
+        r = run_client(["connect", "-z", "127.0.0.1", "%d-%d" % (lo, hi)])
+        assert r.returncode == 0, r
+        assert r.out == "tcp://127.0.0.1:%d accepts connections\n" % srv.port
+        # Closed ports: silent, unless -v says why.
+        assert r.err == "", r
+        r = run_client(["connect", "-z", "-v",
+                        "127.0.0.1:%d-%d" % (srv.port + 1, srv.port + 2)])
+    assert r.returncode in (0, 1), r
+    if r.returncode == 1:  # (another process may have taken those ports)
+        assert r.out == "" and r.err.count("Connection refused") == 2, r
+    _one_line(run_client(["connect", "-z", "127.0.0.1", "25-20"]), 2, "25-20")
+    _one_line(run_client(["connect", "127.0.0.1", "20-25"]), 2, "-z")

@@ -493,6 +493,32 @@ static void test_regress_refused_input_reported(void **state)
     fds_close(&f);
 }
 
+/* ---- crlf (connect -C): LF becomes CR LF; a CR LF, even split across reads, stays */
+
+static void test_crlf(void **state)
+{
+    (void)state;
+    struct fds f;
+    fds_open(&f, SOCK_STREAM);
+    struct relay_run r = {.net = f.sv[0], .in = f.inp[0], .out = f.outp[1]};
+    r.o.stream = 1;
+    r.o.crlf = 1;
+    r.o.idle_timeout_ms = 10000;
+    relay_start(&r);
+    assert_int_equal(write(f.inp[1], "a\nb\r", 4), 4);
+    read_exact(f.sv[1], "a\r\nb\r");
+    assert_int_equal(write(f.inp[1], "\nc\n\n", 4), 4);
+    read_exact(f.sv[1], "\nc\r\n\r\n");
+    close(f.inp[1]);
+    f.inp[1] = -1;
+    expect_eof(f.sv[1]);
+    close(f.sv[1]);
+    f.sv[1] = -1;
+    assert_int_equal(relay_join(&r, 5000), 0);
+    assert_int_equal(r.st.to_net, 11);
+    fds_close(&f);
+}
+
 int main(void)
 {
     alarm(20);
@@ -506,6 +532,7 @@ int main(void)
         cmocka_unit_test(test_blocked_output_no_spin),
         cmocka_unit_test(test_regress_blocked_output_spins_big_buffer),
         cmocka_unit_test(test_regress_peer_gone_spins),
+        cmocka_unit_test(test_crlf),
         cmocka_unit_test(test_regress_refused_input_reported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
