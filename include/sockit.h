@@ -190,6 +190,17 @@ void sk_listener_close(sk_listener *l);
  */
 int sk_connect(const sk_addr *a, int timeout_ms, sk_endpoint *peer, sk_err *err);
 
+/*
+ * As sk_connect, from a chosen source (netcat's -s and -p): the socket is
+ * bound to src_host (a name or literal; NULL or "" = any) and src_port (NULL
+ * or "" = any) before it connects, the source resolved for each endpoint's
+ * family (an endpoint the source has no address for is skipped). TCP and UDP
+ * only. Returns the descriptor, or -1 with e.g.
+ *   bind source tcp://10.9.9.9:0: Cannot assign requested address
+ */
+int sk_connect_from(const sk_addr *a, const char *src_host, const char *src_port, int timeout_ms,
+                    sk_endpoint *peer, sk_err *err);
+
 /* accept() with close-on-exec (and O_NONBLOCK when nonblock), retrying EINTR and
  * ECONNABORTED. Returns the fd, or -1 with errno set (EAGAIN, EMFILE, ...). */
 int sk_accept(int lfd, struct sockaddr *peer, socklen_t *peerlen, int nonblock);
@@ -268,6 +279,8 @@ typedef struct sk_relay_opts {
                            * (for a terminal on stdin; otherwise input is still sent
                            * until it ends or the peer refuses it) */
     size_t bufsize;       /* received bytes that may wait for out_fd; 0 = 64 KiB */
+    int crlf;             /* send each LF of input as CR LF (a CR LF stays as it is), as
+                           * nc -C does for line protocols (SMTP, HTTP by hand) */
 } sk_relay_opts;
 
 typedef struct sk_relay_stats {
@@ -285,7 +298,12 @@ typedef struct sk_relay_stats {
  * keeps copying from the network until the peer closes. Datagrams: each read
  * of input becomes one datagram; after input ends, the relay stops after
  * dgram_linger_ms without a datagram. Returns 0, or -1 on an I/O error
- * (e.g. "read socket: Connection reset by peer").
+ * (e.g. "read socket: Connection reset by peer"). Input the peer refused or
+ * could no longer take (it closed or reset the connection first) is an error
+ * too, after what the peer sent has been written out:
+ *   connection reset by peer: 12345 bytes of input not delivered
+ * (err->code ECONNRESET or EPIPE). SIGPIPE is held blocked while the relay
+ * runs, so a closed peer or output is an error, never the end of the process.
  */
 int sk_relay(int net_fd, int in_fd, int out_fd, const sk_relay_opts *o, sk_relay_stats *st,
              sk_err *err);

@@ -2,6 +2,8 @@
 #ifndef SK_CLI_H
 #define SK_CLI_H
 
+#include <signal.h>
+
 #include "sockit.h"
 
 #define EXIT_USAGE 2
@@ -25,6 +27,17 @@ int cli_seconds_ms(const char *opt, const char *s);
 /* The client's address: one word (ADDRESS) or the tutorial's two (HOST PORT).
  * words/argv are what is left after the options; exits 2 with `usage` otherwise. */
 void cli_client_address(int words, char **argv, sk_addr *a, const char *usage);
+
+/* `serve stdio` (stdio.c): join a client of one of the n listeners to stdin
+ * and stdout. *live is the number of listeners a signal handler must close;
+ * it is set to 0 once they are closed. Returns the exit status. */
+struct cli_stdio_opts {
+    int verbose;
+    int keep_open; /* -k: one client after another, until a signal */
+    int idle_timeout_ms;
+};
+int cli_serve_stdio(sk_listener *ls, size_t n, const struct cli_stdio_opts *o,
+                    volatile sig_atomic_t *live);
 
 int cli_serve(int argc, char **argv);
 int cli_connect(int argc, char **argv);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -20,8 +21,11 @@
 #define PROMPT_REPLY_MAX (1u << 20)
 
 struct connect_cfg {
-    int prompt, zero, verbose;
-    int timeout_ms; /* -w; 0 = none */
+    int prompt, zero, verbose, crlf;
+    int timeout_ms;                  /* -w; 0 = none */
+    int retry;                       /* --retry: more attempts while nobody listens yet */
+    const char *src_host, *src_port; /* -s, -p */
+    long port_lo, port_hi;           /* -z with a port range; 0 = none */
     sk_addr addr;
 };
 
@@ -33,19 +37,70 @@ static void connect_help(FILE *f)
                "Copies stdin to the socket and the socket to stdout. At the end of stdin the\n"
                "socket's write side is shut down, and output continues until the peer closes.\n"
                "Over UDP it stops after -w seconds (default 2) of silence once stdin has ended.\n"
+               "If the peer closes or resets the connection before all of stdin was sent, that\n"
+               "is said on stderr and the exit status is 1.\n"
                "\n"
                "  --prompt       the tutorial client: \"Please enter the message: \", one line\n"
                "                 sent, the reply printed\n"
+               "  -C, --crlf     send each newline of stdin as CR LF (line protocols: SMTP, HTTP)\n"
+               "  -s ADDRESS     connect from this local address (TCP and UDP)\n"
+               "  -p PORT        connect from this local port\n"
+               "  --retry N      if nobody listens yet, try N more times (waits 0.1 s, doubling\n"
+               "                 up to 1 s, between tries)\n"
                "  -w SECS        connect timeout, and give up after SECS without data\n"
-               "  -z             only check that the address accepts a connection\n"
+               "  -z             only check that the address accepts a connection; with a port\n"
+               "                 range (HOST 20-25, HOST:20-25) print \"ADDRESS accepts\n"
+               "                 connections\" on stdout for each port that does (exit 0 if any\n"
+               "                 does, 1 if none)\n"
                "  -v, --verbose  say what was connected, and the byte counts\n"
                "  -h, --help     this text\n");
 }
 
+/* "20-25" as a port range, or 0. */
+static int port_range(const char *w, long *lo, long *hi)
+{
+    const char *dash = strchr(w, '-');
+    if (dash == NULL || dash == w || dash[1] == '\0' ||
+        strspn(w, "0123456789") != (size_t)(dash - w) ||
+        strspn(dash + 1, "0123456789") != strlen(dash + 1))
+        return 0;
+    char first[16];
+    snprintf(first, sizeof first, "%.*s", (int)(dash - w), w);
+    *lo = cli_number("port range", first, 1, 65535);
+    *hi = cli_number("port range", dash + 1, 1, 65535);
+    if (*lo > *hi)
+        cli_usage("port range %s: the first port is above the last", w);
+    return 1;
+}
+
+/* ADDRESS or HOST PORT, where the port may be a range (for -z). */
+static void parse_address(struct connect_cfg *c, int words, char **argv)
+{
+    static const char usage[] = "usage: sockit connect [OPTIONS] ADDRESS | HOST PORT";
+    char copy[SK_HOST_MAX + SK_PORT_MAX + 16];
+    char *w[2] = {words > 0 ? argv[0] : NULL, words > 1 ? argv[1] : NULL};
+    if (words == 1 || words == 2) {
+        char *last = w[words - 1];
+        char *colon = words == 1 ? strrchr(last, ':') : NULL;
+        const char *port = words == 2 ? last : colon ? colon + 1 : "";
+        if (port_range(port, &c->port_lo, &c->port_hi)) {
+            if (!c->zero)
+                cli_usage("a port range (%s) is for -z", port);
+            /* Parse it with the first port; the others are set one by one. */
+            snprintf(copy, sizeof copy, "%.*s%ld", (int)(port - last), last, c->port_lo);
+            w[words - 1] = copy;
+        }
+    }
+    cli_client_address(words, w, &c->addr, usage);
+}
+
 static void parse(int argc, char **argv, struct connect_cfg *c)
 {
+    enum { O_PROMPT = 256, O_RETRY };
     static const struct option longs[] = {
-        {"prompt", no_argument, NULL, 'p'},
+        {"prompt", no_argument, NULL, O_PROMPT},
+        {"retry", required_argument, NULL, O_RETRY},
+        {"crlf", no_argument, NULL, 'C'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"timeout", required_argument, NULL, 'w'},
@@ -53,9 +108,17 @@ static void parse(int argc, char **argv, struct connect_cfg *c)
     };
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, ":w:zvh", longs, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":w:zvhCs:p:", longs, NULL)) != -1) {
         switch (ch) {
-        case 'p': c->prompt = 1; break;
+        case O_PROMPT: c->prompt = 1; break;
+        case O_RETRY: c->retry = (int)cli_number("--retry", optarg, 0, 1000000); break;
+        case 'C': c->crlf = 1; break;
+        case 's': c->src_host = optarg; break;
+        case 'p':
+            if (strspn(optarg, "0123456789") == strlen(optarg))
+                cli_number("-p", optarg, 1, 65535); /* a number in range, or a service name */
+            c->src_port = optarg;
+            break;
         case 'w':
             c->timeout_ms = cli_seconds_ms("-w", optarg);
             if (c->timeout_ms == 0)
@@ -69,10 +132,15 @@ static void parse(int argc, char **argv, struct connect_cfg *c)
     }
     if (c->prompt && c->zero)
         cli_usage("--prompt and -z cannot be used together");
-    cli_client_address(argc - optind, argv + optind, &c->addr,
-                       "usage: sockit connect [OPTIONS] ADDRESS | HOST PORT");
+    if (c->prompt && c->crlf)
+        cli_usage("--prompt and -C cannot be used together");
+    parse_address(c, argc - optind, argv + optind);
     if (c->zero && !sk_transport_is_stream(c->addr.transport))
         cli_usage("-z needs a stream address: a datagram socket accepts nothing to test");
+    if ((c->src_host || c->src_port) &&
+        (c->addr.transport == SK_UNIX || c->addr.transport == SK_UNIXGRAM))
+        cli_usage("-s and -p are for TCP and UDP addresses, not %s",
+                  sk_transport_name(c->addr.transport));
 }
 
 /* Read one line from stdin, however long (the tutorial read 255 bytes). */
@@ -139,14 +207,94 @@ static int run_prompt(struct connect_cfg *c, int fd)
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
+static int retryable(int e)
+{
+    /* Nobody listening yet (or the backlog of a server still starting is full). */
+    return e == ECONNREFUSED || e == ENOENT || e == ECONNRESET || e == EAGAIN || e == ETIMEDOUT;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+/* Connect, trying again (--retry) with a short back-off while nobody listens. */
+static int connect_retrying(const struct connect_cfg *c, sk_endpoint *peer, sk_err *err)
+{
+    int delay = 100;
+    for (int attempt = 0;; attempt++) {
+        int fd = sk_connect_from(&c->addr, c->src_host, c->src_port, c->timeout_ms, peer, err);
+        if (fd >= 0 || attempt >= c->retry || err->usage || !retryable(err->code))
+            return fd;
+        if (c->verbose)
+            cli_warn("%s; trying again in %d.%d s", err->msg, delay / 1000, delay % 1000 / 100);
+        sleep_ms(delay);
+        delay = delay * 2 > 1000 ? 1000 : delay * 2;
+    }
+}
+
+/* -z over a port range: a line on stdout for each port that accepts. */
+static int scan_ports(struct connect_cfg *c)
+{
+    int open = 0;
+    for (long port = c->port_lo; port <= c->port_hi; port++) {
+        snprintf(c->addr.port, sizeof c->addr.port, "%ld", port);
+        sk_err err;
+        sk_endpoint peer;
+        int fd = sk_connect_from(&c->addr, c->src_host, c->src_port, c->timeout_ms, &peer, &err);
+        if (fd < 0) {
+            if (err.usage)
+                cli_die(&err);
+            if (c->verbose) /* closed ports are silent otherwise, as with nc -z */
+                cli_warn("%s", err.msg);
+            continue;
+        }
+        close(fd);
+        char name[SK_NAME_MAX];
+        sk_sockaddr_format((struct sockaddr *)&peer.sa, peer.len, c->addr.transport, name,
+                           sizeof name);
+        printf("%s accepts connections\n", name);
+        fflush(stdout);
+        open++;
+    }
+    return open > 0 ? 0 : 1;
+}
+
+static int run_relay(const struct connect_cfg *c, int fd)
+{
+    int stream = sk_transport_is_stream(c->addr.transport);
+    sk_relay_opts ro = {
+        .stream = stream,
+        .stop_at_peer_eof = isatty(STDIN_FILENO),
+        .idle_timeout_ms = c->timeout_ms,
+        .dgram_linger_ms = c->timeout_ms ? c->timeout_ms : DGRAM_LINGER_DEFAULT_MS,
+        .crlf = c->crlf,
+    };
+    sk_relay_stats st;
+    sk_err err;
+    int rc = sk_relay(fd, STDIN_FILENO, STDOUT_FILENO, &ro, &st, &err);
+    if (c->verbose)
+        cli_warn("%llu bytes sent, %llu bytes received", (unsigned long long)st.to_net,
+                 (unsigned long long)st.from_net);
+    if (rc < 0) {
+        close(fd);
+        cli_die(&err);
+    }
+    return 0;
+}
+
 int cli_connect(int argc, char **argv)
 {
     struct connect_cfg c = {0};
     parse(argc, argv, &c);
     sk_ignore_sigpipe();
+    if (c.port_lo)
+        return scan_ports(&c);
     sk_err err;
     sk_endpoint peer;
-    int fd = sk_connect(&c.addr, c.timeout_ms, &peer, &err);
+    int fd = connect_retrying(&c, &peer, &err);
     if (fd < 0)
         cli_die(&err);
     char name[SK_NAME_MAX];
@@ -159,27 +307,7 @@ int cli_connect(int argc, char **argv)
     }
     if (c.verbose)
         cli_warn("connected to %s", name);
-    int rc;
-    if (c.prompt) {
-        rc = run_prompt(&c, fd);
-    } else {
-        int stream = sk_transport_is_stream(c.addr.transport);
-        sk_relay_opts ro = {
-            .stream = stream,
-            .stop_at_peer_eof = isatty(STDIN_FILENO),
-            .idle_timeout_ms = c.timeout_ms,
-            .dgram_linger_ms = c.timeout_ms ? c.timeout_ms : DGRAM_LINGER_DEFAULT_MS,
-        };
-        sk_relay_stats st;
-        rc = sk_relay(fd, STDIN_FILENO, STDOUT_FILENO, &ro, &st, &err);
-        if (c.verbose)
-            cli_warn("%llu bytes sent, %llu bytes received", (unsigned long long)st.to_net,
-                     (unsigned long long)st.from_net);
-        if (rc < 0) {
-            close(fd);
-            cli_die(&err);
-        }
-    }
+    int rc = c.prompt ? run_prompt(&c, fd) : run_relay(&c, fd);
     close(fd);
     return rc;
 }

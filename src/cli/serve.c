@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 #include <unistd.h>
 
 #include "../http/http.h"
+#include "../lib/outq.h"
 #include "cli.h"
 
 #define MAX_LISTENERS 64
@@ -30,6 +30,7 @@ struct serve_cfg {
     const char *access_log;
     const char *service;
     int quiet;
+    int keep_open; /* stdio: -k */
     char **addrs;
     int naddrs;
 };
@@ -75,6 +76,7 @@ static void serve_help(FILE *f)
             "                        (default 10; idle ones are closed at once)\n"
             "  -v, --verbose         log each connection on stderr\n"
             "  -q, --quiet           no service output, no messages but errors\n"
+            "  -k, --keep-open       stdio: after a client leaves, wait for the next (nc -lk)\n"
             "  -h, --help            this text\n"
             "\nhttp only:\n"
             "  --root DIR            directory to serve (default .)\n"
@@ -86,7 +88,8 @@ static void serve_help(FILE *f)
             "\"sockit: listening on ADDRESS\" (also with -v).\n");
 }
 
-/* Service output: one write per report keeps lines from forked workers whole. */
+/* Service output: one write per report keeps lines from forked workers whole;
+ * the queue keeps a reader that stalls (`| less`, Ctrl-S) from stalling us. */
 static void report_line(void *arg, const char *line, size_t len)
 {
     (void)arg;
@@ -96,7 +99,7 @@ static void report_line(void *arg, const char *line, size_t len)
         return;
     memcpy(buf, line, len);
     buf[len] = '\n';
-    if (sk_write_all(STDOUT_FILENO, buf, len + 1, -1) < 0 && errno == EPIPE)
+    if (sk__outq_write(STDOUT_FILENO, buf, len + 1) < 0 && errno == EPIPE)
         sk_server_stop(g_server); /* nobody reads our output any more */
     if (buf != small)
         free(buf);
@@ -109,7 +112,53 @@ static void log_line(void *arg, int level, const char *line)
     char buf[640];
     int n = snprintf(buf, sizeof buf, "sockit: %s\n", line);
     if (n > 0)
-        sk_write_all(STDERR_FILENO, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1, -1);
+        sk__outq_write(STDERR_FILENO, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
+
+static const char *g_stdout_lines = "report"; /* what goes to stdout, for the notice */
+
+/* From the output queues: lines were dropped, or stdout's reader left. */
+static void output_notice(int fd, uint64_t dropped, int e)
+{
+    if (e == EPIPE) {
+        if (fd == STDOUT_FILENO)
+            sk_server_stop(g_server);
+        return;
+    }
+    const char *what = fd == STDOUT_FILENO   ? g_stdout_lines
+                       : fd == STDERR_FILENO ? "log"
+                                             : "access log";
+    const char *where = fd == STDOUT_FILENO   ? "stdout"
+                        : fd == STDERR_FILENO ? "stderr"
+                                              : "the access log";
+    char line[200];
+    int n =
+        e == ENOBUFS
+            ? snprintf(line, sizeof line, "sockit: %s is not being read: dropping %s lines\n",
+                       where, what)
+            : snprintf(line, sizeof line, "sockit: %llu %s lines dropped: %s is not being read\n",
+                       (unsigned long long)dropped, what, where);
+    if (n > 0)
+        sk__outq_write(STDERR_FILENO, line, (size_t)n);
+}
+
+/* At the end: what is still queued gets a moment (bounded: the reader may
+ * never come back), then what was lost is counted on stderr. */
+static void finish_output(void)
+{
+    sk__outq_flush(sk_now_ms() + 1000);
+    sk__outq_flush(sk_now_ms() + 200); /* the notices themselves */
+}
+
+/* "ack, echo, ..., stdio" for messages. */
+static const char *service_names(void)
+{
+    static char names[256];
+    names[0] = '\0';
+    for (const sk_service *const *s = sk_services(); *s; s++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s, ", (*s)->name);
+    snprintf(names + strlen(names), sizeof names - strlen(names), "stdio");
+    return names;
 }
 
 static void parse(int argc, char **argv, struct serve_cfg *c)
@@ -141,13 +190,14 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
         {"access-log", required_argument, NULL, O_ACCESS_LOG},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
+        {"keep-open", no_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
     const char *model = NULL;
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, ":vqh", longs, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":vqkh", longs, NULL)) != -1) {
         switch (ch) {
         case O_MODEL: model = optarg; break;
         case O_WORKERS: c->o.workers = (int)cli_number("--workers", optarg, 1, 1024); break;
@@ -166,6 +216,7 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
         case O_ACCESS_LOG: c->access_log = optarg, c->http_opt = "--access-log"; break;
         case 'v': c->o.verbose = 1; break;
         case 'q': c->quiet = 1; break;
+        case 'k': c->keep_open = 1; break;
         case 'h': serve_help(stdout); exit(0);
         default: cli_bad_option("serve", ch, argv);
         }
@@ -175,6 +226,12 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
     if (optind >= argc)
         cli_usage("serve: missing SERVICE (see sockit serve --help)");
     c->service = argv[optind++];
+    sk_addr a;
+    if (strcmp(c->service, "stdio") != 0 && sk_service_find(c->service) == NULL &&
+        sk_addr_parse(&a, c->service, NULL) == 0) /* `sockit serve 8080` */
+        cli_usage("\"%s\" is an address; the service comes first: sockit serve SERVICE "
+                  "ADDRESS (services: %s)",
+                  c->service, service_names());
     if (optind >= argc)
         cli_usage("serve %s: missing ADDRESS (e.g. 8080, udp://:7, unix:/tmp/s)", c->service);
     c->addrs = argv + optind;
@@ -191,15 +248,14 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
             cli_usage("unknown model \"%s\" (%s)", model, names);
         }
     }
+    if (c->keep_open && strcmp(c->service, "stdio") != 0)
+        cli_usage("-k/--keep-open is an option of the stdio service, not of %s", c->service);
     if (c->http_opt && strcmp(c->service, "http") != 0)
         cli_usage("%s is an option of the http service, not of %s", c->http_opt, c->service);
     if (strcmp(c->service, "stdio") != 0) {
         c->o.service = sk_service_find(c->service);
         if (c->o.service == NULL) {
-            char names[256] = "";
-            for (const sk_service *const *s = sk_services(); *s; s++)
-                snprintf(names + strlen(names), sizeof names - strlen(names), "%s, ", (*s)->name);
-            cli_usage("unknown service \"%s\" (%sstdio)", c->service, names);
+            cli_usage("unknown service \"%s\" (%s)", c->service, service_names());
         }
     }
 }
@@ -212,6 +268,27 @@ static void install_signals(void (*handler)(int))
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+}
+
+/* The name of one of our own listeners on a's transport and port, if any:
+ * "Address already in use" then means the same address was given twice. */
+static const char *same_port(const sk_addr *a, const sk_listener *ls, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        if (ls[j].transport != a->transport)
+            continue;
+        char host[SK_NAME_MAX];
+        unsigned port;
+        sk_sockaddr_host_port((const struct sockaddr *)&ls[j].local.sa, ls[j].local.len, host,
+                              sizeof host, &port);
+        char text[16];
+        snprintf(text, sizeof text, "%u", port);
+        if (a->transport == SK_UNIX || a->transport == SK_UNIXGRAM
+                ? strcmp(ls[j].name + strlen(sk_transport_name(a->transport)) + 1, a->path) == 0
+                : strcmp(text, a->port) == 0)
+            return ls[j].name;
+    }
+    return NULL;
 }
 
 /* Open every listener for every address; print what port 0 became. */
@@ -235,8 +312,11 @@ static size_t open_listeners(struct serve_cfg *c, sk_listener *ls, size_t cap)
     for (int i = 0; i < c->naddrs; i++) {
         size_t n = 0;
         if (sk_listen(&addrs[i], NULL, ls + total, cap - total, &n, &err) < 0) {
+            const char *twice = err.code == EADDRINUSE ? same_port(&addrs[i], ls, total) : NULL;
             for (size_t j = 0; j < total; j++)
                 sk_listener_close(&ls[j]);
+            if (twice)
+                cli_usage("address %s given twice (as \"%s\" too)", twice, c->addrs[i]);
             cli_die(&err);
         }
         int port0 = addrs[i].port[0] == '0' && addrs[i].port[1] == '\0';
@@ -248,83 +328,13 @@ static size_t open_listeners(struct serve_cfg *c, sk_listener *ls, size_t cap)
     return total;
 }
 
-/* `serve stdio`: one peer joined to stdin/stdout. */
-static int serve_stdio(struct serve_cfg *c, sk_listener *ls, size_t n)
-{
-    struct pollfd p[MAX_LISTENERS];
-    for (size_t i = 0; i < n; i++)
-        p[i] = (struct pollfd){.fd = ls[i].fd, .events = POLLIN};
-    int fd = -1;
-    size_t which = 0;
-    while (fd < 0) {
-        if (poll(p, (nfds_t)n, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            cli_fail("poll: %s", strerror(errno));
-        }
-        for (which = 0; which < n && !p[which].revents; which++) {
-        }
-        if (which == n)
-            continue;
-        sk_listener *l = &ls[which];
-        struct sockaddr_storage peer;
-        socklen_t plen = sizeof peer;
-        char name[SK_NAME_MAX];
-        if (sk_transport_is_stream(l->transport)) {
-            fd = sk_accept(l->fd, (struct sockaddr *)&peer, &plen, 0);
-            if (fd < 0) {
-                if (errno == EAGAIN || errno == EINTR)
-                    continue;
-                cli_fail("accept %s: %s", l->name, strerror(errno));
-            }
-        } else {
-            /* The first datagram picks the peer; connect() so only it is heard. */
-            uint8_t dgram[SK_DGRAM_MAX];
-            ssize_t got = recvfrom(l->fd, dgram, sizeof dgram, 0, (struct sockaddr *)&peer, &plen);
-            if (got < 0) {
-                if (errno == EAGAIN || errno == EINTR)
-                    continue;
-                cli_fail("recvfrom %s: %s", l->name, strerror(errno));
-            }
-            if (plen > (socklen_t)sizeof(sa_family_t) &&
-                connect(l->fd, (struct sockaddr *)&peer, plen) < 0)
-                cli_fail("connect %s: %s", l->name, strerror(errno));
-            if (sk_write_all(STDOUT_FILENO, dgram, (size_t)got, -1) < 0)
-                cli_fail("write standard output: %s", strerror(errno));
-            fd = l->fd;
-            l->fd = -1; /* the relay owns it now */
-        }
-        if (c->o.verbose)
-            cli_warn("connection from %s", sk_sockaddr_format((struct sockaddr *)&peer, plen,
-                                                              l->transport, name, sizeof name));
-    }
-    int stream = sk_transport_is_stream(ls[which].transport);
-    g_stdio_n = 0; /* from here on a signal just ends the relay */
-    for (size_t i = 0; i < n; i++)
-        sk_listener_close(&ls[i]); /* like nc -l: one peer, then done */
-    sk_relay_opts ro = {.stream = stream,
-                        .idle_timeout_ms = c->o.idle_timeout_ms,
-                        .dgram_linger_ms = c->o.idle_timeout_ms};
-    if (!stream && ro.dgram_linger_ms == 0)
-        ro.dgram_linger_ms = -1; /* a datagram server keeps listening to its peer */
-    sk_relay_stats st;
-    sk_err err;
-    int rc = sk_relay(fd, STDIN_FILENO, STDOUT_FILENO, &ro, &st, &err);
-    close(fd);
-    if (c->o.verbose)
-        cli_warn("closed: %llu bytes in, %llu bytes out", (unsigned long long)st.from_net,
-                 (unsigned long long)st.to_net);
-    if (rc < 0)
-        cli_die(&err);
-    return 0;
-}
-
 int cli_serve(int argc, char **argv)
 {
     struct serve_cfg c = {0};
     parse(argc, argv, &c);
     c.o.report = c.quiet ? NULL : report_line;
     c.o.log = log_line;
+    sk__outq_set_notify(output_notice);
     c.http.access_log_fd = -1;
     if (c.access_log) {
         c.http.access_log_fd =
@@ -333,6 +343,8 @@ int cli_serve(int argc, char **argv)
                 : open(c.access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (c.http.access_log_fd < 0)
             cli_fail("--access-log %s: %s", c.access_log, strerror(errno));
+        if (c.http.access_log_fd == STDOUT_FILENO)
+            g_stdout_lines = "output";
     }
     if (c.o.service && strcmp(c.o.service->name, "http") == 0) {
         c.o.service_config = &c.http;
@@ -356,7 +368,10 @@ int cli_serve(int argc, char **argv)
     if (s == NULL) {
         g_stdio_ls = ls;
         g_stdio_n = (sig_atomic_t)n;
-        return serve_stdio(&c, ls, n);
+        struct cli_stdio_opts so = {.verbose = c.o.verbose,
+                                    .keep_open = c.keep_open,
+                                    .idle_timeout_ms = c.o.idle_timeout_ms};
+        return cli_serve_stdio(ls, n, &so, &g_stdio_n);
     }
     for (size_t i = 0; i < n; i++) {
         if (sk_server_add_listener(s, &ls[i], &err) < 0) {
@@ -369,6 +384,7 @@ int cli_serve(int argc, char **argv)
     int rc = sk_server_run(s, &err);
     g_server = NULL;
     sk_server_free(s);
+    finish_output();
     if (rc < 0)
         cli_die(&err);
     return 0;

@@ -72,10 +72,26 @@ void cli_bad_option(const char *cmd, int ch, char **argv)
     cli_usage("unknown option \"%s\" (see sockit %s --help)", word, cmd);
 }
 
+/* Whether a word is a whole address that names its own port or path (so it
+ * cannot be the HOST of HOST PORT): tcp://h:1, unix:/p, [::1]:80, h:80. An
+ * IPv6 literal such as ::1 has more than one colon and is a host. */
+static int names_its_port(const char *w)
+{
+    if (strstr(w, "://") || strncmp(w, "unix:", 5) == 0 || strncmp(w, "unixgram:", 9) == 0)
+        return 1;
+    const char *colon = strrchr(w, ':');
+    if (colon == NULL || colon[1] == '\0')
+        return 0;
+    return w[0] == '[' ? colon > w && colon[-1] == ']' : strchr(w, ':') == colon;
+}
+
 void cli_client_address(int words, char **argv, sk_addr *a, const char *usage)
 {
     sk_err err;
     int rc;
+    if (words == 2 && names_its_port(argv[0]))
+        cli_usage("\"%s\" is a whole address, so \"%s\" is one word too many (%s)", argv[0],
+                  argv[1], strncmp(usage, "usage: ", 7) == 0 ? usage + 7 : usage);
     if (words == 1)
         rc = sk_addr_parse(a, argv[0], &err);
     else if (words == 2)

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/outq.h"
 #include "http.h"
 
 #define HTTP_PAUSE_BYTES (256 * 1024)
@@ -161,10 +162,11 @@ static void access_log(sk_conn *c, const sk_http_request *req, const struct outc
                      tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec, off < 0 ? '-' : '+',
                      labs(off) / 60, labs(off) % 60, reqline, o->status,
                      (unsigned long long)o->body, ref, ua);
+    /* One write per line (lines from several workers stay whole), queued
+     * rather than stalling the server when the log's reader is slow. */
     if (n > 0)
-        sk_write_all(st->cfg.access_log_fd, line,
-                     (size_t)n < sizeof line ? (size_t)n : sizeof line - 1,
-                     -1); /* one write per line: lines from several workers stay whole */
+        sk__outq_write(st->cfg.access_log_fd, line,
+                       (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
 /* ---- responses ---- */

@@ -269,6 +269,17 @@ fail_errno_setsockopt:
     return -1;
 }
 
+/* A listener for a forced family (tcp6://) is named the way it was asked
+ * for: "tcp6://[::]:80", not "tcp://[::]:80", which would also take IPv4. */
+static void name_family(sk_listener *l, int family)
+{
+    char *sep = strstr(l->name, "://");
+    if (sep == NULL || sep + 1 + strlen(sep) >= l->name + sizeof l->name)
+        return;
+    memmove(sep + 1, sep, strlen(sep) + 1);
+    *sep = family == AF_INET ? '4' : '6';
+}
+
 int sk_listen(const sk_addr *a, const sk_listen_opts *o, sk_listener *out, size_t cap, size_t *n,
               sk_err *err)
 {
@@ -300,6 +311,8 @@ int sk_listen(const sk_addr *a, const sk_listen_opts *o, sk_listener *out, size_
             *n = 0;
             return -1;
         }
+        if (a->family == AF_INET || a->family == AF_INET6)
+            name_family(&out[*n], a->family);
         if (e->family == AF_INET6 && is_wildcard(e) && a->family == AF_UNSPEC)
             dual_stack = 1;
         if (chosen_port == 0)
@@ -326,12 +339,24 @@ void sk_listener_close(sk_listener *l)
     }
 }
 
-/* Connect one endpoint within timeout_ms. Returns a blocking fd or -1 (errno). */
-static int connect_one(const sk_endpoint *e, int timeout_ms)
+/* Connect one endpoint within timeout_ms, from src if not NULL. Returns a
+ * blocking fd or -1 (errno; *bind_failed set when binding src failed). */
+static int connect_one(const sk_endpoint *e, const sk_endpoint *src, int timeout_ms,
+                       int *bind_failed)
 {
     int fd = new_socket(e->family, e->socktype, e->family != AF_UNIX);
     if (fd < 0)
         return -1;
+    if (src != NULL) {
+        int one = 1;
+        /* A chosen source port may still be in TIME_WAIT from the last run. */
+        if (get_port(src) != 0)
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, (const struct sockaddr *)&src->sa, src->len) < 0) {
+            *bind_failed = 1;
+            goto fail;
+        }
+    }
     if (e->family == AF_UNIX && e->socktype == SOCK_DGRAM) {
 #ifdef __linux__
         /* Autobind: a unique abstract name, so the server can reply to us. */
@@ -391,16 +416,46 @@ fail:;
     return -1;
 }
 
-int sk_connect(const sk_addr *a, int timeout_ms, sk_endpoint *peer, sk_err *err)
+/* The source endpoints for -s/-p: src_host (empty: any) and src_port
+ * (empty: any), resolved for a's transport. */
+static int resolve_source(const sk_addr *a, const char *src_host, const char *src_port,
+                          sk_endpoint *out, size_t *n, sk_err *err)
 {
-    sk_endpoint eps[SK_RESOLVE_MAX];
-    size_t n = 0;
+    if (a->transport == SK_UNIX || a->transport == SK_UNIXGRAM)
+        return sk_err_usage(err, "a source address or port is for TCP and UDP, not %s",
+                            sk_transport_name(a->transport));
+    sk_addr src = {.transport = a->transport, .family = a->family};
+    if (strlen(src_host ? src_host : "") >= sizeof src.host ||
+        strlen(src_port ? src_port : "") >= sizeof src.port)
+        return sk_err_usage(err, "source address too long");
+    snprintf(src.host, sizeof src.host, "%s", src_host ? src_host : "");
+    snprintf(src.port, sizeof src.port, "%s", src_port && *src_port ? src_port : "0");
+    return sk_resolve(&src, SK_PASSIVE, out, SK_RESOLVE_MAX, n, err);
+}
+
+int sk_connect_from(const sk_addr *a, const char *src_host, const char *src_port, int timeout_ms,
+                    sk_endpoint *peer, sk_err *err)
+{
+    sk_endpoint eps[SK_RESOLVE_MAX], srcs[SK_RESOLVE_MAX];
+    size_t n = 0, nsrc = 0;
+    int want_src = (src_host && *src_host) || (src_port && *src_port);
+    if (want_src && resolve_source(a, src_host, src_port, srcs, &nsrc, err) < 0)
+        return -1;
     if (sk_resolve(a, 0, eps, SK_RESOLVE_MAX, &n, err) < 0)
         return -1;
-    int last = ECONNREFUSED;
+    int last = ECONNREFUSED, bind_failed = 0, tried = 0;
+    const sk_endpoint *last_src = NULL;
     size_t last_i = 0;
     for (size_t i = 0; i < n; i++) {
-        int fd = connect_one(&eps[i], timeout_ms);
+        const sk_endpoint *src = NULL;
+        for (size_t j = 0; want_src && j < nsrc && src == NULL; j++)
+            if (srcs[j].family == eps[i].family)
+                src = &srcs[j];
+        if (want_src && src == NULL)
+            continue; /* an IPv6 peer cannot be reached from an IPv4 source */
+        tried++;
+        bind_failed = 0;
+        int fd = connect_one(&eps[i], src, timeout_ms, &bind_failed);
         if (fd >= 0) {
             if (peer)
                 *peer = eps[i];
@@ -408,9 +463,25 @@ int sk_connect(const sk_addr *a, int timeout_ms, sk_endpoint *peer, sk_err *err)
         }
         last = errno;
         last_i = i;
+        last_src = bind_failed ? src : NULL;
     }
     char name[SK_NAME_MAX];
+    if (tried == 0 && n > 0) {
+        sk_sockaddr_format((struct sockaddr *)&eps[0].sa, eps[0].len, transport_of(&eps[0]), name,
+                           sizeof name);
+        return sk_err_usage(err, "connect %s: the source address is of another family", name);
+    }
+    if (last_src) {
+        sk_sockaddr_format((struct sockaddr *)&last_src->sa, last_src->len, a->transport, name,
+                           sizeof name);
+        return sk_errno(err, last, "bind source %s", name);
+    }
     sk_sockaddr_format((struct sockaddr *)&eps[last_i].sa, eps[last_i].len,
                        transport_of(&eps[last_i]), name, sizeof name);
     return sk_errno(err, last, "connect %s", name);
+}
+
+int sk_connect(const sk_addr *a, int timeout_ms, sk_endpoint *peer, sk_err *err)
+{
+    return sk_connect_from(a, NULL, NULL, timeout_ms, peer, err);
 }

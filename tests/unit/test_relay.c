@@ -448,6 +448,77 @@ static void test_regress_peer_half_close_first(void **state)
     fds_close(&f);
 }
 
+/* ---- regression: the peer closes for good while input is still open. The
+ * socket stayed in the poll set with no events, poll() reported POLLHUP at
+ * once every time and nothing consumed it: 100% CPU until input arrived. */
+
+static void test_regress_peer_gone_spins(void **state)
+{
+    (void)state;
+    struct fds f;
+    fds_open(&f, SOCK_STREAM);
+    struct relay_run r = {.net = f.sv[0], .in = f.inp[0], .out = f.outp[1]};
+    r.o.stream = 1;
+    r.o.idle_timeout_ms = 10000;
+    relay_start(&r);
+    assert_int_equal(write(f.sv[1], "bye", 3), 3);
+    close(f.sv[1]); /* gone: a Unix socket's peer hangs up entirely */
+    f.sv[1] = -1;
+    read_exact(f.outp[0], "bye");
+    /* Nothing of ours was lost: the end, quietly, without waiting for input. */
+    assert_int_equal(relay_join(&r, 3000), 0);
+    if (r.cpu_ms > 250)
+        fail_msg("the relay used %lld ms of CPU", (long long)r.cpu_ms);
+    fds_close(&f);
+}
+
+/* ---- regression: input the peer refused was dropped silently (rc 0) */
+
+static void test_regress_refused_input_reported(void **state)
+{
+    (void)state;
+    struct fds f;
+    fds_open(&f, SOCK_STREAM);
+    close(f.sv[1]); /* the peer is gone before the input is sent */
+    f.sv[1] = -1;
+    assert_int_equal(write(f.inp[1], "0123456789", 10), 10);
+    struct relay_run r = {.net = f.sv[0], .in = f.inp[0], .out = f.outp[1]};
+    r.o.stream = 1;
+    r.o.idle_timeout_ms = 10000;
+    relay_start(&r);
+    assert_int_equal(relay_join(&r, 3000), -1);
+    assert_int_equal(r.err.code, EPIPE);
+    assert_int_equal(r.err.usage, 0);
+    assert_string_equal(r.err.msg, "connection closed by peer: 10 bytes of input not delivered");
+    fds_close(&f);
+}
+
+/* ---- crlf (connect -C): LF becomes CR LF; a CR LF, even split across reads, stays */
+
+static void test_crlf(void **state)
+{
+    (void)state;
+    struct fds f;
+    fds_open(&f, SOCK_STREAM);
+    struct relay_run r = {.net = f.sv[0], .in = f.inp[0], .out = f.outp[1]};
+    r.o.stream = 1;
+    r.o.crlf = 1;
+    r.o.idle_timeout_ms = 10000;
+    relay_start(&r);
+    assert_int_equal(write(f.inp[1], "a\nb\r", 4), 4);
+    read_exact(f.sv[1], "a\r\nb\r");
+    assert_int_equal(write(f.inp[1], "\nc\n\n", 4), 4);
+    read_exact(f.sv[1], "\nc\r\n\r\n");
+    close(f.inp[1]);
+    f.inp[1] = -1;
+    expect_eof(f.sv[1]);
+    close(f.sv[1]);
+    f.sv[1] = -1;
+    assert_int_equal(relay_join(&r, 5000), 0);
+    assert_int_equal(r.st.to_net, 11);
+    fds_close(&f);
+}
+
 int main(void)
 {
     alarm(20);
@@ -460,6 +531,9 @@ int main(void)
         cmocka_unit_test(test_regress_peer_half_close_first),
         cmocka_unit_test(test_blocked_output_no_spin),
         cmocka_unit_test(test_regress_blocked_output_spins_big_buffer),
+        cmocka_unit_test(test_regress_peer_gone_spins),
+        cmocka_unit_test(test_crlf),
+        cmocka_unit_test(test_regress_refused_input_reported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
