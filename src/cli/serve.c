@@ -18,7 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../http/http.h"
+#include "../http/http_internal.h"
 #include "cli.h"
 
 #define MAX_LISTENERS 64

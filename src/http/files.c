@@ -17,7 +17,7 @@
 #include <sys/syscall.h>
 #endif
 
-#include "http.h"
+#include "http_internal.h"
 
 static const struct {
     const char *ext;

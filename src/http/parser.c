@@ -2,7 +2,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "http.h"
+#include "parser.h"
 
 #define E400 (-400)
 #define E414 (-414)
@@ -38,13 +38,13 @@ static unsigned char lower(unsigned char c)
     return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
 }
 
-int sk_http_slice_eq(sk_http_slice s, const char *lit)
+int sk__http_slice_eq(sk_http_slice s, const char *lit)
 {
     size_t n = strlen(lit);
     return s.n == n && (n == 0 || memcmp(s.p, lit, n) == 0);
 }
 
-int sk_http_slice_ieq(sk_http_slice s, const char *lit)
+int sk__http_slice_ieq(sk_http_slice s, const char *lit)
 {
     size_t n = strlen(lit);
     if (s.n != n)
@@ -55,10 +55,10 @@ int sk_http_slice_ieq(sk_http_slice s, const char *lit)
     return 1;
 }
 
-const sk_http_header *sk_http_find_header(const sk_http_request *req, const char *name)
+const sk_http_header *sk__http_find_header(const sk_http_request *req, const char *name)
 {
     for (size_t i = 0; i < req->nheaders; i++)
-        if (sk_http_slice_ieq(req->headers[i].name, name))
+        if (sk__http_slice_ieq(req->headers[i].name, name))
             return &req->headers[i];
     return NULL;
 }
@@ -109,7 +109,7 @@ static void split_query(sk_http_request *r, const unsigned char *p, size_t n)
 static int prefix_ieq(const unsigned char *p, size_t n, const char *lit)
 {
     size_t k = strlen(lit);
-    return n >= k && sk_http_slice_ieq(slice(p, k), lit);
+    return n >= k && sk__http_slice_ieq(slice(p, k), lit);
 }
 
 /* Interpret the request-target t[0..n) (already known to be visible ASCII). */
@@ -122,7 +122,7 @@ static int parse_target(sk_http_request *r, const unsigned char *t, size_t n)
         return 0;
     }
     if (n == 1 && t[0] == '*') {
-        if (!sk_http_slice_eq(r->method, "OPTIONS"))
+        if (!sk__http_slice_eq(r->method, "OPTIONS"))
             return E400;
         r->path = slice(t, 1);
         return 0;
@@ -233,7 +233,7 @@ static int te_element(sk_http_slice e, void *arg)
     te_state *st = arg;
     if (e.n == 0)
         return E400;
-    st->last_chunked = sk_http_slice_ieq(e, "chunked");
+    st->last_chunked = sk__http_slice_ieq(e, "chunked");
     if (st->last_chunked)
         st->chunked++;
     else
@@ -248,9 +248,9 @@ typedef struct conn_state {
 static int conn_element(sk_http_slice e, void *arg)
 {
     conn_state *st = arg;
-    if (sk_http_slice_ieq(e, "close"))
+    if (sk__http_slice_ieq(e, "close"))
         st->close = 1;
-    else if (sk_http_slice_ieq(e, "keep-alive"))
+    else if (sk__http_slice_ieq(e, "keep-alive"))
         st->keep_alive = 1;
     return 0;
 }
@@ -288,15 +288,15 @@ static int interpret(sk_http_request *r, int absolute_form)
     size_t hosts = 0;
     for (size_t i = 0; i < r->nheaders && rc == 0; i++) {
         sk_http_slice n = r->headers[i].name, v = r->headers[i].value;
-        if (sk_http_slice_ieq(n, "content-length")) {
+        if (sk__http_slice_ieq(n, "content-length")) {
             if (r->has_content_length)
                 return E400;
             r->has_content_length = 1;
             rc = parse_content_length(v, &r->content_length);
-        } else if (sk_http_slice_ieq(n, "transfer-encoding")) {
+        } else if (sk__http_slice_ieq(n, "transfer-encoding")) {
             has_te = 1;
             rc = each_element(v, te_element, &te);
-        } else if (sk_http_slice_ieq(n, "host")) {
+        } else if (sk__http_slice_ieq(n, "host")) {
             if (++hosts > 1)
                 return E400;
             for (size_t k = 0; k < v.n; k++)
@@ -304,15 +304,15 @@ static int interpret(sk_http_request *r, int absolute_form)
                     return E400;
             if (!absolute_form)
                 r->host = v;
-        } else if (sk_http_slice_ieq(n, "connection")) {
+        } else if (sk__http_slice_ieq(n, "connection")) {
             rc = each_element(v, conn_element, &conn);
-        } else if (sk_http_slice_ieq(n, "if-modified-since")) {
+        } else if (sk__http_slice_ieq(n, "if-modified-since")) {
             rc = once(&r->if_modified_since, v);
-        } else if (sk_http_slice_ieq(n, "if-none-match")) {
+        } else if (sk__http_slice_ieq(n, "if-none-match")) {
             rc = once(&r->if_none_match, v);
-        } else if (sk_http_slice_ieq(n, "range")) {
+        } else if (sk__http_slice_ieq(n, "range")) {
             rc = once(&r->range, v);
-        } else if (sk_http_slice_ieq(n, "authorization")) {
+        } else if (sk__http_slice_ieq(n, "authorization")) {
             rc = once(&r->authorization, v);
         }
     }
@@ -338,8 +338,8 @@ static size_t clamp(size_t v, size_t def)
     return v > SK_HTTP_LIMIT_MAX ? SK_HTTP_LIMIT_MAX : v;
 }
 
-int sk_http_parse_request(const char *buf, size_t len, sk_http_request *req,
-                          const sk_http_limits *lim)
+int sk__http_parse_request(const char *buf, size_t len, sk_http_request *req,
+                           const sk_http_limits *lim)
 {
     const unsigned char *b = (const unsigned char *)buf;
     size_t max_line = clamp(lim ? lim->max_line : 0, SK_HTTP_MAX_LINE_DEFAULT);

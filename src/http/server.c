@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "http.h"
+#include "http_internal.h"
 
 #define HTTP_PAUSE_BYTES (256 * 1024)
 #define HTTP_IN_MAX (1u << 20)
@@ -100,7 +100,7 @@ static const char *http_now(void)
     static _Thread_local time_t last;
     time_t now = time(NULL);
     if (now != last) {
-        sk_http_format_date((int64_t)now, buf);
+        sk__http_format_date((int64_t)now, buf);
         last = now;
     }
     return buf;
@@ -142,10 +142,10 @@ static void access_log(sk_conn *c, const sk_http_request *req, const struct outc
         log_escaped(m, sizeof m, req->method);
         log_escaped(t, sizeof t, req->target);
         snprintf(reqline, sizeof reqline, "%s %s HTTP/1.%d", m, t, req->minor);
-        const sk_http_header *h = sk_http_find_header(req, "Referer");
+        const sk_http_header *h = sk__http_find_header(req, "Referer");
         if (h)
             log_escaped(ref, sizeof ref, h->value);
-        h = sk_http_find_header(req, "User-Agent");
+        h = sk__http_find_header(req, "User-Agent");
         if (h)
             log_escaped(ua, sizeof ua, h->value);
     }
@@ -222,7 +222,7 @@ static void simple_response(sk_conn *c, const sk_http_request *req, int status, 
     memcpy(p + n, extra ? extra : "", elen);
     n += elen;
     n += PUT(p + n, "\r\n");
-    int is_head = req != NULL && sk_http_slice_eq(req->method, "HEAD");
+    int is_head = req != NULL && sk__http_slice_eq(req->method, "HEAD");
     if (!is_head && bn > 0) {
         memcpy(p + n, body, (size_t)bn); /* head and body leave together */
         n += (size_t)bn;
@@ -266,8 +266,8 @@ static void serve_file(sk_conn *c, const sk_http_request *req, sk_http_file *f, 
     int not_modified = req->if_none_match.p
                            ? etag_matches(req->if_none_match, f->etag)
                            : (req->if_modified_since.p &&
-                              sk_http_parse_date(req->if_modified_since.p, req->if_modified_since.n,
-                                                 &since) == 0 &&
+                              sk__http_parse_date(req->if_modified_since.p,
+                                                  req->if_modified_since.n, &since) == 0 &&
                               (int64_t)f->st.st_mtime <= since);
     if (not_modified) {
         simple_response(c, req, 304, f->fixed, o);
@@ -277,7 +277,7 @@ static void serve_file(sk_conn *c, const sk_http_request *req, sk_http_file *f, 
     uint64_t first = 0, last = size ? size - 1 : 0, len = size;
     int status = 200;
     if (req->range.p) {
-        int r = sk_http_parse_range(req->range.p, req->range.n, size, &first, &last);
+        int r = sk__http_parse_range(req->range.p, req->range.n, size, &first, &last);
         if (r == 0) {
             char cr[64];
             snprintf(cr, sizeof cr, "Content-Range: bytes */%llu\r\n", (unsigned long long)size);
@@ -311,7 +311,7 @@ static void serve_file(sk_conn *c, const sk_http_request *req, sk_http_file *f, 
     n += PUT(head + n, "\r\n");
     sk_conn_send(c, head, n);
     o->status = status;
-    if (sk_http_slice_eq(req->method, "HEAD")) {
+    if (sk__http_slice_eq(req->method, "HEAD")) {
         sk__http_file_release(f);
         return;
     }
@@ -340,7 +340,7 @@ static void serve_listing(sk_conn *c, const sk_http_request *req, int dir_fd, co
                   body.len);
     sk_conn_send(c, head, (size_t)n);
     o->status = 200;
-    if (!sk_http_slice_eq(req->method, "HEAD")) {
+    if (!sk__http_slice_eq(req->method, "HEAD")) {
         sk_conn_send(c, sk_buf_head(&body), body.len);
         o->body = body.len;
     }
@@ -369,7 +369,7 @@ static int is_known_method(sk_http_slice m)
     static const char *const known[] = {"POST",  "PUT",     "DELETE", "OPTIONS",
                                         "PATCH", "CONNECT", "TRACE"};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (sk_http_slice_eq(m, known[i]))
+        if (sk__http_slice_eq(m, known[i]))
             return 1;
     return 0;
 }
@@ -393,8 +393,8 @@ static void respond(sk_conn *c, const sk_http_request *req, struct outcome *o)
 {
     struct http_state *st = sk_conn_state(c);
     struct http_conn *h = sk_conn_data(c);
-    int is_get = sk_http_slice_eq(req->method, "GET");
-    int is_head = sk_http_slice_eq(req->method, "HEAD");
+    int is_get = sk__http_slice_eq(req->method, "GET");
+    int is_head = sk__http_slice_eq(req->method, "HEAD");
     int maxreq = st->cfg.max_requests > 0 ? st->cfg.max_requests : HTTP_MAX_REQUESTS;
     if (!req->keep_alive || h->requests + 1 >= (unsigned)maxreq)
         h->closing = 1;
@@ -433,8 +433,8 @@ static void respond(sk_conn *c, const sk_http_request *req, struct outcome *o)
         simple_response(c, req, 414, NULL, o);
         return;
     }
-    if (sk_http_percent_decode(req->path.p, req->path.n, path, sizeof path, &plen) < 0 ||
-        sk_http_normalize_path(path, plen, &plen) < 0) {
+    if (sk__http_percent_decode(req->path.p, req->path.n, path, sizeof path, &plen) < 0 ||
+        sk__http_normalize_path(path, plen, &plen) < 0) {
         simple_response(c, req, 400, NULL, o);
         return;
     }
@@ -533,7 +533,7 @@ static void process(sk_conn *c)
         }
         sk_http_header hdrs[SK_HTTP_MAX_HEADERS_DEFAULT];
         sk_http_request req = {.headers = hdrs, .nheaders = SK_HTTP_MAX_HEADERS_DEFAULT};
-        int r = sk_http_parse_request((const char *)sk_buf_head(&h->in), h->in.len, &req, NULL);
+        int r = sk__http_parse_request((const char *)sk_buf_head(&h->in), h->in.len, &req, NULL);
         struct outcome o = {0};
         if (r == 0) {
             if (!h->in_request) {

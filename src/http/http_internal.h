@@ -1,0 +1,90 @@
+/* http_internal.h - internal to src/http: the pieces of the `http` service
+ * (files, auth, cache, server). The parser is in parser.h. */
+#ifndef SK_HTTP_INTERNAL_H
+#define SK_HTTP_INTERNAL_H
+
+#include "parser.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+
+#include "sockit.h"
+
+/* ---- files.c: from a decoded, normalized path to an open file ---- */
+
+/* Content-Type for a file name, from its extension ("text/html; charset=utf-8";
+ * "application/octet-stream" when unknown). */
+const char *sk__http_mime(const char *name, size_t n);
+
+/* Open rel (a path relative to root_fd, "" for the root itself) read-only,
+ * refusing anything that resolves outside root_fd (symlinks included) and
+ * never blocking on FIFOs or devices. Returns the fd, or -1 with errno
+ * (ENOENT, ENOTDIR, EACCES, EXDEV/ELOOP: it escapes or loops). */
+int sk__http_open_beneath(int root_fd, const char *rel);
+
+/* Append an HTML listing of the open directory dir_fd, for the URL path url
+ * (decoded, ending in '/'), to b. Names are HTML-escaped and percent-encoded
+ * in links. Returns 0, or -1 (errno). dir_fd stays open. */
+int sk__http_listing(int dir_fd, const char *url, sk_buf *b);
+
+/* ---- auth.c: HTTP Basic authentication against an htpasswd file ---- */
+
+typedef struct sk_http_auth sk_http_auth;
+/* Load "user:crypt-hash" lines. NULL with err on failure (unreadable, malformed). */
+sk_http_auth *sk__http_auth_load(const char *path, sk_err *err);
+void sk__http_auth_free(sk_http_auth *a);
+/* Check an Authorization field value. Returns 1 and copies the user name
+ * (for the access log) if the credentials are right, 0 otherwise. The time
+ * taken does not depend on whether the user exists or which part was wrong. */
+int sk__http_auth_check(const sk_http_auth *a, sk_http_slice value, char *user, size_t cap);
+
+/* ---- cache.c: open files kept for a while, shared by responses ---- */
+
+#define SK_HTTP_CACHE_TTL_MS 1000
+#define SK_HTTP_MAP_MAX (64 * 1024) /* files up to this size are also mapped */
+
+typedef struct sk_http_file {
+    struct sk_http_file *next; /* hash chain */
+    atomic_int refs;           /* the cache's, and one per response using fd */
+    int fd;
+    int cacheable;
+    const uint8_t *map; /* the whole file, read-only, for small files; else NULL */
+    struct stat st;
+    int64_t opened_ms;
+    char etag[48];
+    char fixed[256]; /* Content-Type, ETag, Last-Modified, Accept-Ranges lines */
+    size_t fixed_len;
+    size_t pathlen;
+    char path[512]; /* the decoded URL path it was opened for (the key) */
+} sk_http_file;
+
+typedef struct sk_http_cache sk_http_cache;
+sk_http_cache *sk__http_cache_new(void);
+void sk__http_cache_free(sk_http_cache *c);
+/* A fresh entry for path with a reference for the caller, or NULL. */
+sk_http_file *sk__http_cache_get(sk_http_cache *c, const char *path, size_t n);
+/* Wrap an open regular file (fd is taken over) and cache it under path (if c).
+ * name decides the Content-Type. Returns it with a reference for the caller,
+ * or NULL (fd closed) when out of memory. */
+sk_http_file *sk__http_file_new(sk_http_cache *c, const char *path, size_t n, int fd,
+                                const struct stat *st, const char *name);
+/* Drop one reference (a release callback for sk_conn_sendfile_shared). */
+void sk__http_file_release(void *f);
+
+/* ---- server.c: the `http` service ---- */
+
+typedef struct sk_http_config {
+    const char *root;         /* directory served; NULL = "." */
+    const char *index;        /* index file name; NULL = "index.html" */
+    int listing;              /* HTML listing of directories without an index */
+    const char *auth_file;    /* htpasswd-style file; NULL = no authentication */
+    int access_log_fd;        /* Combined Log Format lines go here; -1 = none */
+    int header_timeout_ms;    /* whole request head, from its first byte; 0 = 10 s */
+    int keepalive_timeout_ms; /* idle between requests; 0 = 15 s */
+    int max_requests;         /* per connection; 0 = 1000 */
+} sk_http_config;
+
+extern const sk_service sk__svc_http;
+
+#endif
