@@ -280,14 +280,28 @@ int sk_relay(int net_fd, int in_fd, int out_fd, const sk_relay_opts *o, sk_relay
 typedef struct sk_server sk_server;
 typedef struct sk_conn sk_conn;
 
-/* A received datagram, as a datagram service sees it. */
+/*
+ * One datagram as a datagram service sees it (on_datagram), the way a stream
+ * service sees a connection: the server, the service's state, the bytes that
+ * arrived and their sender, and room for at most one reply. All of it belongs
+ * to the engine and is valid only during the call.
+ */
 typedef struct sk_dgram {
+    sk_server *server;
+    void *state; /* the service's global state (from init) */
     const uint8_t *data;
     size_t len;
-    const struct sockaddr *peer;
+    const struct sockaddr *peer; /* the sender; peerlen <= sizeof(sa_family_t): unnamed */
     socklen_t peerlen;
     sk_transport transport;
+    uint8_t *reply;   /* cap bytes where the reply may be written */
+    size_t cap;       /* SK_DGRAM_MAX */
+    size_t reply_len; /* in: 0; out: the reply's length */
 } sk_dgram;
+
+/* Copy len bytes (at most d->cap) to d->reply and set d->reply_len. Returns 1
+ * (so `return sk_dgram_reply(d, p, n);` answers), or 0 if len > d->cap. */
+int sk_dgram_reply(sk_dgram *d, const void *data, size_t len);
 
 /* Service flags */
 #define SK_SVC_STREAM 0x1u /* runs on stream transports (on_open .. on_close) */
@@ -322,10 +336,9 @@ typedef struct sk_service {
     void (*on_close)(sk_conn *c);   /* about to be freed */
     void (*on_timeout)(sk_conn *c); /* the timer of sk_conn_set_timer ran out */
 
-    /* One datagram in, at most one out: write up to cap bytes to reply, set
-     * *reply_len, return 1 to send it or 0 to stay silent. */
-    int (*on_datagram)(sk_server *srv, void *state, const sk_dgram *d, uint8_t *reply, size_t cap,
-                       size_t *reply_len);
+    /* One datagram in, at most one out: write up to d->cap bytes to d->reply,
+     * set d->reply_len, and return 1 to send the reply or 0 to stay silent. */
+    int (*on_datagram)(sk_dgram *d);
 } sk_service;
 
 /* Find a built-in service by name (ack, echo, ...), or NULL. */

@@ -24,6 +24,15 @@ const sk_service *sk_service_find(const char *name)
     return NULL;
 }
 
+int sk_dgram_reply(sk_dgram *d, const void *data, size_t len)
+{
+    if (len > d->cap)
+        return 0;
+    memcpy(d->reply, data, len);
+    d->reply_len = len;
+    return 1;
+}
+
 void sk__peer_words(const struct sockaddr *sa, socklen_t len, sk_transport t, char *buf, size_t cap)
 {
     char host[SK_NAME_MAX];
