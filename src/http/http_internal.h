@@ -74,17 +74,26 @@ void sk__http_file_release(void *f);
 
 /* ---- server.c: the `http` service ---- */
 
+/* The service's settings (its options: sk_service_set; zero = default). */
 typedef struct sk_http_config {
-    const char *root;         /* directory served; NULL = "." */
-    const char *index;        /* index file name; NULL = "index.html" */
-    int listing;              /* HTML listing of directories without an index */
-    const char *auth_file;    /* htpasswd-style file; NULL = no authentication */
-    int access_log_fd;        /* Combined Log Format lines go here; -1 = none */
+    const char *root;         /* --root: directory served; NULL = "." */
+    const char *index;        /* --index: index file name; NULL = "index.html" */
+    int listing;              /* --listing: HTML listing of directories without an index */
+    const char *auth_file;    /* --auth: htpasswd-style file; NULL = no authentication */
+    const char *access_log;   /* --access-log: Combined Log Format file, "-" stdout; NULL none */
     int header_timeout_ms;    /* whole request head, from its first byte; 0 = 10 s */
     int keepalive_timeout_ms; /* idle between requests; 0 = 15 s */
     int max_requests;         /* per connection; 0 = 1000 */
 } sk_http_config;
 
 extern const sk_service sk__svc_http;
+
+/* ---- config.c: the service's options and its start line ---- */
+
+extern const sk_svc_option sk__http_options[];
+/* sk_service.configure: one option into an sk_http_config. */
+int sk__http_configure(void *config, const char *option, const char *value, sk_err *err);
+/* sk_service.describe: "serving /abs/root at http://[::]:8080/". */
+size_t sk__http_describe(const void *config, const sk_listener *l, char *buf, size_t cap);
 
 #endif

@@ -34,6 +34,7 @@
 
 struct http_state {
     sk_http_config cfg;
+    int access_log_fd; /* -1: none */
     sk_http_cache *cache;
     int root_fd;
     const char *index;
@@ -130,7 +131,7 @@ static size_t log_escaped(char *out, size_t cap, sk_http_slice s)
 static void access_log(sk_conn *c, const sk_http_request *req, const struct outcome *o)
 {
     const struct http_state *st = sk_conn_state(c);
-    if (st->cfg.access_log_fd < 0)
+    if (st->access_log_fd < 0)
         return;
     static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
@@ -162,8 +163,7 @@ static void access_log(sk_conn *c, const sk_http_request *req, const struct outc
                      labs(off) / 60, labs(off) % 60, reqline, o->status,
                      (unsigned long long)o->body, ref, ua);
     if (n > 0)
-        sk_write_all(st->cfg.access_log_fd, line,
-                     (size_t)n < sizeof line ? (size_t)n : sizeof line - 1,
+        sk_write_all(st->access_log_fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1,
                      -1); /* one write per line: lines from several workers stay whole */
 }
 
@@ -629,6 +629,22 @@ static void http_close(sk_conn *c)
     sk_buf_free(&h->in);
 }
 
+static int open_access_log(struct http_state *st, sk_err *err)
+{
+    const char *path = st->cfg.access_log;
+    st->access_log_fd = -1;
+    if (path == NULL)
+        return 0;
+    st->access_log_fd = strcmp(path, "-") == 0
+                            ? STDOUT_FILENO
+                            : open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (st->access_log_fd < 0)
+        return sk_errno(err, errno, "--access-log %s", path);
+    return 0;
+}
+
+static void http_fini(void *state);
+
 static int http_init(sk_server *s, void **state, sk_err *err)
 {
     const sk_http_config *cfg = sk_server_options(s)->service_config;
@@ -637,28 +653,26 @@ static int http_init(sk_server *s, void **state, sk_err *err)
         return sk_errno(err, ENOMEM, "http");
     if (cfg)
         st->cfg = *cfg;
-    else
-        st->cfg.access_log_fd = -1;
+    st->root_fd = st->access_log_fd = -1;
     if (st->cfg.header_timeout_ms <= 0)
         st->cfg.header_timeout_ms = HTTP_HEADER_TIMEOUT_MS;
     if (st->cfg.keepalive_timeout_ms <= 0)
         st->cfg.keepalive_timeout_ms = HTTP_KEEPALIVE_TIMEOUT_MS;
     st->index = st->cfg.index ? st->cfg.index : "index.html";
     if (strchr(st->index, '/') || strcmp(st->index, "..") == 0 || st->index[0] == '\0') {
-        sk_err_usage(err, "--index \"%s\": expected a file name, without '/'", st->index);
-        free(st);
-        return -1;
+        http_fini(st);
+        return sk_err_usage(err, "--index \"%s\": expected a file name, without '/'", st->index);
     }
     const char *root = st->cfg.root ? st->cfg.root : ".";
     st->root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (st->root_fd < 0) {
         int e = errno;
-        free(st);
+        http_fini(st);
         return sk_errno(err, e, "--root %s", root);
     }
-    if (st->cfg.auth_file && (st->auth = sk__http_auth_load(st->cfg.auth_file, err)) == NULL) {
-        close(st->root_fd);
-        free(st);
+    if ((st->cfg.auth_file && (st->auth = sk__http_auth_load(st->cfg.auth_file, err)) == NULL) ||
+        open_access_log(st, err) < 0) {
+        http_fini(st);
         return -1;
     }
     st->cache = sk__http_cache_new(); /* NULL (out of memory) just means no caching */
@@ -671,7 +685,10 @@ static void http_fini(void *state)
     struct http_state *st = state;
     if (st == NULL)
         return;
-    close(st->root_fd);
+    if (st->root_fd >= 0)
+        close(st->root_fd);
+    if (st->access_log_fd > STDERR_FILENO)
+        close(st->access_log_fd);
     sk__http_cache_free(st->cache);
     sk__http_auth_free(st->auth);
     free(st);
@@ -690,4 +707,9 @@ const sk_service sk__svc_http = {
     .on_drain = http_drain,
     .on_timeout = http_timeout,
     .on_close = http_close,
+    .options = sk__http_options,
+    .config_size = sizeof(sk_http_config),
+    .configure = sk__http_configure,
+    .idle_timeout_ms = 60000, /* a client that stops reading a response */
+    .describe = sk__http_describe,
 };
