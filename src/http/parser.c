@@ -69,20 +69,28 @@ static sk_http_slice slice(const unsigned char *p, size_t n)
     return s;
 }
 
-/* Find the end of the line starting at b[i]. Its CR must lie before `crb` and
- * its LF before `lfb`, else the line is too long: returns `over` (as soon as a
- * byte at or past crb is not the CR). Returns 1 with *eol = the position of the
- * CR, 0 if more bytes are needed, -400 for a bare CR or a bare LF. */
+/* Find the end of the line starting at b[i]: CRLF, or a bare LF (RFC 9112
+ * 2.2 lets a recipient accept it, as nginx, busybox and Python do; it ends
+ * the line just as CRLF would, so "X: a\nTransfer-Encoding: chunked" is two
+ * field lines everywhere). A CR not followed by LF stays an error. The line
+ * terminator must start before `crb` and its LF lie before `lfb`, else the
+ * line is too long: returns `over` (as soon as a byte at or past crb is not
+ * the terminator). Returns 1 with *eol = the position of the CR (or of the
+ * bare LF) and *next = the byte after the LF, 0 if more bytes are needed,
+ * -400 for a bare CR. */
 static int find_eol(const unsigned char *b, size_t len, size_t i, size_t crb, size_t lfb, int over,
-                    size_t *eol)
+                    size_t *eol, size_t *next)
 {
     size_t end = len < crb ? len : crb;
     while (i < end && b[i] != '\r' && b[i] != '\n')
         i++;
     if (i == end)
         return end == crb ? over : 0;
-    if (b[i] == '\n')
-        return E400;
+    if (b[i] == '\n') {
+        *eol = i;
+        *next = i + 1;
+        return 1;
+    }
     if (i + 1 >= lfb)
         return over;
     if (i + 1 >= len)
@@ -90,7 +98,19 @@ static int find_eol(const unsigned char *b, size_t len, size_t i, size_t crb, si
     if (b[i + 1] != '\n')
         return E400;
     *eol = i;
+    *next = i + 2;
     return 1;
+}
+
+/* An empty line at b[i]: CRLF or a bare LF. Returns its length (1 or 2), 0
+ * if more bytes are needed (a CR at the end), -400 for a bare CR. */
+static int empty_line(const unsigned char *b, size_t len, size_t i)
+{
+    if (b[i] == '\n')
+        return 1;
+    if (i + 1 >= len)
+        return 0;
+    return b[i + 1] == '\n' ? 2 : E400;
 }
 
 /* Split an origin-form path ("/p?q") into path and query. */
@@ -355,26 +375,25 @@ int sk__http_parse_request(const char *buf, size_t len, sk_http_request *req,
     /* Empty lines before the request line (RFC 9112 2.2). */
     size_t i = 0;
     while (i < len && (b[i] == '\r' || b[i] == '\n')) {
-        if (b[i] == '\n' || (i + 1 < len && b[i + 1] != '\n'))
-            return E400;
-        if (i + 1 >= len)
-            return 0;
-        i += 2;
+        int n = empty_line(b, len, i);
+        if (n <= 0)
+            return n;
+        i += (size_t)n;
         if (i > max_line)
             return E400;
     }
     if (i >= len)
         return 0;
 
-    size_t eol;
-    /* max_line bytes, then the CR may come; the CRLF itself is not counted. */
-    int rc = find_eol(b, len, i, i + max_line + 1, SIZE_MAX, E414, &eol);
+    size_t eol, next;
+    /* max_line bytes, then the CR (or LF) may come; the terminator is not counted. */
+    int rc = find_eol(b, len, i, i + max_line + 1, SIZE_MAX, E414, &eol, &next);
     if (rc <= 0)
         return rc;
     rc = parse_request_line(&r, b, i, eol);
     if (rc != 0)
         return rc;
-    i = eol + 2;
+    i = next;
 
     size_t hbound = i + max_hbytes;
     for (;;) {
@@ -384,29 +403,26 @@ int sk__http_parse_request(const char *buf, size_t len, sk_http_request *req,
         if (i >= len)
             return 0;
         if (b[i] == '\r' || b[i] == '\n') {
-            if (b[i] == '\n')
-                return E400;
-            if (i + 1 >= hbound)
+            if (b[i] == '\r' && i + 1 >= hbound)
                 return E431;
-            if (i + 1 >= len)
-                return 0;
-            if (b[i + 1] != '\n')
-                return E400;
-            i += 2;
+            int n = empty_line(b, len, i);
+            if (n <= 0)
+                return n;
+            i += (size_t)n;
             break;
         }
         if (is_ows(b[i]))
             return E400; /* obs-fold, or whitespace after the request line */
         if (r.nheaders >= max_h)
             return E431;
-        rc = find_eol(b, len, i, hbound, hbound, E431, &eol);
+        rc = find_eol(b, len, i, hbound, hbound, E431, &eol, &next);
         if (rc <= 0)
             return rc;
         rc = parse_field_line(&r.headers[r.nheaders], b, i, eol);
         if (rc != 0)
             return rc;
         r.nheaders++;
-        i = eol + 2;
+        i = next;
     }
 
     rc = interpret(&r, r.host.p != NULL);

@@ -95,9 +95,11 @@ typedef struct sk_http_request {
  *
  * Strictness (RFC 9110, RFC 9112, hardened against request smuggling); -400
  * unless stated:
- *  - Lines end with CRLF. A bare CR or a bare LF anywhere in the head is an
- *    error (no bare-LF tolerance). Empty lines (CRLF) before the request line
- *    are skipped (RFC 9112 2.2), at most max_line bytes of them.
+ *  - Lines end with CRLF or a bare LF (RFC 9112 2.2; either ends the request
+ *    line, a field line or the head, so a line can never hide inside another).
+ *    A bare CR anywhere in the head is an error. Empty lines (CRLF or LF)
+ *    before the request line are skipped (RFC 9112 2.2), at most max_line
+ *    bytes of them.
  *  - Request line: method SP request-target SP HTTP-version CRLF, exactly one
  *    SP each. The method is a token. The target has only visible ASCII
  *    (0x21-0x7e) and no '#'. It is origin-form ("/path?query"), "*" (OPTIONS

@@ -52,8 +52,13 @@ static int parse(const char *buf, size_t len, const sk_http_limits *lim, size_t 
 
 static void check_request(const char *buf, size_t len, int rc, const sk_http_request *q, size_t cap)
 {
-    CHECK((size_t)rc <= len && rc >= 16); /* "A / HTTP/1.0\r\n\r\n" is the shortest */
-    CHECK(memcmp(buf + rc - 4, "\r\n\r\n", 4) == 0);
+    CHECK((size_t)rc <= len && rc >= 14); /* "A / HTTP/1.0\n\n" is the shortest */
+    /* The head ends with a line terminator (CRLF or a bare LF), then an empty line. */
+    CHECK(buf[rc - 1] == '\n');
+    CHECK(buf[rc - 2] == '\n' || (buf[rc - 2] == '\r' && buf[rc - 3] == '\n'));
+    /* A CR appears only right before an LF. */
+    for (int i = 0; i < rc; i++)
+        CHECK(buf[i] != '\r' || buf[i + 1] == '\n');
     CHECK(q->nheaders <= cap);
     CHECK(q->minor == 0 || q->minor == 1);
     CHECK(q->keep_alive == 0 || q->keep_alive == 1);
