@@ -5,6 +5,7 @@
 
 #include "parser.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
@@ -17,16 +18,30 @@
  * "application/octet-stream" when unknown). */
 const char *sk__http_mime(const char *name, size_t n);
 
-/* Open rel (a path relative to root_fd, "" for the root itself) read-only,
- * refusing anything that resolves outside root_fd (symlinks included) and
- * never blocking on FIFOs or devices. Returns the fd, or -1 with errno
- * (ENOENT, ENOTDIR, EACCES, EXDEV/ELOOP: it escapes or loops). */
-int sk__http_open_beneath(int root_fd, const char *rel);
+/* The directory served. */
+typedef struct sk_http_root {
+    int fd;
+    char real[PATH_MAX]; /* its real path (realpath), "" if unknown */
+    char abs[PATH_MAX];  /* its path as configured, made absolute, "" if unknown */
+} sk_http_root;
 
-/* Append an HTML listing of the open directory dir_fd, for the URL path url
- * (decoded, ending in '/'), to b. Names are HTML-escaped and percent-encoded
- * in links. Returns 0, or -1 (errno). dir_fd stays open. */
-int sk__http_listing(int dir_fd, const char *url, sk_buf *b);
+/* Open the root directory dir. Returns 0, or -1 with errno. */
+int sk__http_root_open(sk_http_root *r, const char *dir);
+
+/* Open rel (a path relative to the root, "" for the root itself) read-only,
+ * never blocking on FIFOs or devices, and never outside the root: symbolic
+ * links are followed only while they stay inside it (an absolute link
+ * counts as inside when it starts with the root's real or configured path).
+ * Returns the fd, or -1 with errno (ENOENT, ENOTDIR, EACCES; EXDEV: it
+ * leads out of the root; ELOOP: too many links, or a loop). */
+int sk__http_open_beneath(const sk_http_root *r, const char *rel);
+
+/* Append an HTML listing of the directory at the URL path url (decoded,
+ * normalized, ending in '/') to b: the entries a request would be served
+ * (no links leading out, no FIFOs or devices, nothing unreadable), with
+ * size and modification time. Names are HTML-escaped and percent-encoded in
+ * links. Returns 0, or -1 (errno). */
+int sk__http_listing(const sk_http_root *r, const char *url, sk_buf *b);
 
 /* ---- auth.c: HTTP Basic authentication against an htpasswd file ---- */
 
@@ -85,6 +100,51 @@ typedef struct sk_http_config {
     int keepalive_timeout_ms; /* idle between requests; 0 = 15 s */
     int max_requests;         /* per connection; 0 = 1000 */
 } sk_http_config;
+
+/* The service's state, shared by every connection (sk_conn_state). */
+struct http_state {
+    sk_http_config cfg;
+    int access_log_fd; /* -1: none */
+    sk_http_cache *cache;
+    sk_http_root root;
+    const char *index;
+    char no_index_note[512]; /* the 403 page's sentence for a directory without index */
+    sk_http_auth *auth;
+};
+
+/* Per connection (sk_conn_data). */
+struct http_conn {
+    sk_buf in;                /* bytes of requests not handled yet */
+    uint64_t discard;         /* body bytes of the last request still to skip */
+    unsigned requests;        /* handled on this connection */
+    unsigned char closing;    /* no more requests: close once the output is sent */
+    unsigned char in_request; /* part of a request head is here: the header timer runs */
+};
+
+/* What the access log needs to know about one response. */
+struct outcome {
+    int status;
+    uint64_t body;
+    const char *user;
+};
+
+/* ---- response.c: sending one response ---- */
+
+/* A complete small response (an error page, a redirect) in one send. extra:
+ * more header lines (each ending in CRLF) or NULL; note: a sentence for the
+ * page, in HTML (escaped by the caller), or NULL. */
+void sk__http_simple_response(sk_conn *c, const sk_http_request *req, int status, const char *extra,
+                              const char *note, struct outcome *o);
+/* Send a file (the caller's reference to f is passed on): 304 for a matching
+ * If-None-Match/If-Modified-Since, a 206 range (if If-Range allows), or all. */
+void sk__http_serve_file(sk_conn *c, const sk_http_request *req, sk_http_file *f,
+                         struct outcome *o);
+/* Send the listing of the directory at url (decoded, ending in '/'). */
+void sk__http_serve_listing(sk_conn *c, const sk_http_request *req, const char *url,
+                            struct outcome *o);
+/* Log one response: Combined Log Format to --access-log, and with -v a line
+ * through sk_server_log. req is NULL for a request that did not parse. */
+void sk__http_access_log(sk_conn *c, const sk_http_request *req, const struct outcome *o);
 
 extern const sk_service sk__svc_http;
 

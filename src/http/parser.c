@@ -332,6 +332,8 @@ static int interpret(sk_http_request *r, int absolute_form)
             rc = once(&r->if_none_match, v);
         } else if (sk__http_slice_ieq(n, "range")) {
             rc = once(&r->range, v);
+        } else if (sk__http_slice_ieq(n, "if-range")) {
+            rc = once(&r->if_range, v);
         } else if (sk__http_slice_ieq(n, "authorization")) {
             rc = once(&r->authorization, v);
         }

@@ -62,7 +62,7 @@ typedef struct sk_http_request {
     sk_http_slice host; /* the authority of an absolute-form target, else the Host field;
                            p == NULL for an HTTP/1.0 request without Host; may be empty */
     /* The value of each of these fields, p == NULL when absent: */
-    sk_http_slice if_modified_since, if_none_match, range, authorization;
+    sk_http_slice if_modified_since, if_none_match, range, if_range, authorization;
 } sk_http_request;
 
 /*
@@ -120,8 +120,8 @@ typedef struct sk_http_request {
  *  - Host: at most one; required in HTTP/1.1 (even with an absolute-form
  *    target, whose authority then replaces it); only the characters of an
  *    RFC 3986 authority without userinfo (ALPHA DIGIT -._~!$&'()*+,;=%:[]).
- *  - If-Modified-Since, If-None-Match, Range and Authorization may each appear
- *    at most once. Connection is a comma list; "close" and "keep-alive" are
+ *  - If-Modified-Since, If-None-Match, Range, If-Range and Authorization may
+ *    each appear at most once. Connection is a comma list; "close" and "keep-alive" are
  *    recognized case-insensitively, other tokens are ignored.
  */
 int sk__http_parse_request(const char *buf, size_t len, sk_http_request *req,

@@ -36,7 +36,7 @@ typedef struct row {
     int minor, ka, has_cl, chunked;
     uint64_t cl;
     size_t nh;
-    const char *ims, *inm, *range, *auth;
+    const char *ims, *inm, *range, *auth, *ifr;
     const char *hname, *hval; /* optional: one more field to look up */
 } row;
 
@@ -138,10 +138,11 @@ static const row rows[] = {
      .method = "get", .path = "/"},
     {"conditional fields",
      RAW("GET / HTTP/1.1\r\n" HOST "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
-         "If-None-Match: \"xyz\", W/\"abc\"\r\nRange: bytes=0-99\r\nAuthorization: Basic dTpw\r\n\r\n"),
-     OK, .method = "GET", .path = "/", .host = "a", V11, .nh = 5,
+         "If-None-Match: \"xyz\", W/\"abc\"\r\nRange: bytes=0-99\r\nAuthorization: Basic dTpw\r\n"
+         "If-Range: \"xyz\"\r\n\r\n"),
+     OK, .method = "GET", .path = "/", .host = "a", V11, .nh = 6,
      .ims = "Sun, 06 Nov 1994 08:49:37 GMT", .inm = "\"xyz\", W/\"abc\"", .range = "bytes=0-99",
-     .auth = "Basic dTpw"},
+     .auth = "Basic dTpw", .ifr = "\"xyz\""},
     {"target punctuation", RAW("GET /a%20b;c=d,e!$&'()*+=:@~ HTTP/1.1\r\n" HOST "\r\n"), OK,
      .method = "GET", .path = "/a%20b;c=d,e!$&'()*+=:@~", .host = "a", V11, .nh = 1},
     {"empty Host", RAW("GET / HTTP/1.1\r\nHost:\r\n\r\n"), OK,
@@ -214,6 +215,7 @@ static const row rows[] = {
     {"name not a token", RAW("GET / HTTP/1.1\r\n" HOST "X(y): a\r\n\r\n"), -400},
     {"name with '/'", RAW("GET / HTTP/1.1\r\n" HOST "X/y: a\r\n\r\n"), -400},
     {"duplicate Authorization", RAW("GET / HTTP/1.1\r\n" HOST "Authorization: a\r\nAuthorization: b\r\n\r\n"), -400},
+    {"duplicate If-Range", RAW("GET / HTTP/1.1\r\n" HOST "If-Range: \"a\"\r\nif-range: \"b\"\r\n\r\n"), -400},
     {"duplicate Range", RAW("GET / HTTP/1.1\r\n" HOST "Range: bytes=0-1\r\nRange: bytes=2-3\r\n\r\n"), -400},
     {"duplicate If-None-Match", RAW("GET / HTTP/1.1\r\n" HOST "If-None-Match: a\r\nIf-None-Match: b\r\n\r\n"), -400},
     {"duplicate If-Modified-Since", RAW("GET / HTTP/1.1\r\n" HOST "If-Modified-Since: a\r\nIf-Modified-Since: b\r\n\r\n"), -400},
@@ -342,6 +344,7 @@ static void check_row(const row *r, const char *buf, int rc, const sk_http_reque
     check_slice(r, "if_none_match", q->if_none_match, r->inm);
     check_slice(r, "range", q->range, r->range);
     check_slice(r, "authorization", q->authorization, r->auth);
+    check_slice(r, "if_range", q->if_range, r->ifr);
     if (q->minor != r->minor || q->keep_alive != r->ka || q->has_content_length != r->has_cl ||
         q->content_length != r->cl || q->chunked != r->chunked || q->nheaders != r->nh)
         fail_msg("%s: minor %d/%d keep_alive %d/%d has_cl %d/%d cl %llu/%llu chunked %d/%d "
