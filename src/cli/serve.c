@@ -146,6 +146,32 @@ struct svc_arg {
     const char *value; /* NULL for a flag */
 };
 
+/* The common options, then every service's own (the first declaration of a
+ * name decides; a service cannot take over a common option): the service
+ * word may come after its options, so they are collected now and handed to
+ * the service once it is known. Service option i gets the value first + i.
+ * Returns the number of options; longs[n] is the terminator. */
+static size_t all_options(struct option *longs, const struct option *common, size_t ncommon,
+                          int first)
+{
+    size_t nl = ncommon;
+    memcpy(longs, common, ncommon * sizeof *common);
+    for (const sk_service *const *s = sk_services(); *s; s++) {
+        for (const sk_svc_option *o = (*s)->options; o && o->name; o++) {
+            size_t k = 0;
+            while (k < nl && strcmp(longs[k].name, o->name) != 0)
+                k++;
+            if (k < nl || nl - ncommon >= MAX_SVC_OPTS)
+                continue;
+            int has_arg = o->kind == SK_OPT_FLAG ? no_argument : required_argument;
+            longs[nl] = (struct option){o->name, has_arg, NULL, first + (int)(nl - ncommon)};
+            nl++;
+        }
+    }
+    longs[nl] = (struct option){0};
+    return nl;
+}
+
 static void parse(int argc, char **argv, struct serve_cfg *c)
 {
     enum { O_MODEL = 256, O_WORKERS, O_ONCE, O_MAXCONNS, O_IDLE, O_GRACE, O_SVC = 1024 };
@@ -160,25 +186,9 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
     };
-    /* The common options, then every service's own: the service word may come
-     * after its options, so they are collected now and handed to it later. */
-    size_t ncommon = sizeof common / sizeof common[0], nl = ncommon;
     struct option longs[sizeof common / sizeof common[0] + MAX_SVC_OPTS + 1];
-    memcpy(longs, common, sizeof common);
-    for (const sk_service *const *s = sk_services(); *s; s++) {
-        for (const sk_svc_option *o = (*s)->options; o && o->name; o++) {
-            size_t k = 0;
-            while (k < nl && strcmp(longs[k].name, o->name) != 0)
-                k++;
-            if (k < nl || nl - ncommon >= MAX_SVC_OPTS)
-                continue; /* declared already: the first declaration decides */
-            longs[nl] =
-                (struct option){o->name, o->kind == SK_OPT_FLAG ? no_argument : required_argument,
-                                NULL, O_SVC + (int)(nl - ncommon)};
-            nl++;
-        }
-    }
-    longs[nl] = (struct option){0};
+    size_t ncommon = sizeof common / sizeof common[0];
+    size_t nl = all_options(longs, common, ncommon, O_SVC);
     struct svc_arg *given = calloc((size_t)argc + 1, sizeof *given);
     if (given == NULL)
         cli_fail("out of memory");
