@@ -189,7 +189,9 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
     struct option longs[sizeof common / sizeof common[0] + MAX_SVC_OPTS + 1];
     size_t ncommon = sizeof common / sizeof common[0];
     size_t nl = all_options(longs, common, ncommon, O_SVC);
-    struct svc_arg *given = calloc((size_t)argc + 1, sizeof *given);
+    /* Static: still reachable when a usage error exits below. */
+    static struct svc_arg *given;
+    given = calloc((size_t)argc + 1, sizeof *given);
     if (given == NULL)
         cli_fail("out of memory");
     size_t ngiven = 0;
@@ -266,6 +268,7 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
         c->o.service_config = c->config;
     }
     free(given);
+    given = NULL;
 }
 
 static void install_signals(void (*handler)(int))

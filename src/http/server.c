@@ -393,8 +393,9 @@ static int http_init(sk_server *s, void **state, sk_err *err)
         st->cfg.keepalive_timeout_ms = HTTP_KEEPALIVE_TIMEOUT_MS;
     st->index = st->cfg.index ? st->cfg.index : "index.html";
     if (strchr(st->index, '/') || strcmp(st->index, "..") == 0 || st->index[0] == '\0') {
+        sk_err_usage(err, "--index \"%s\": expected a file name, without '/'", st->index);
         http_fini(st);
-        return sk_err_usage(err, "--index \"%s\": expected a file name, without '/'", st->index);
+        return -1;
     }
     make_no_index_note(st);
     const char *root = st->cfg.root ? st->cfg.root : ".";

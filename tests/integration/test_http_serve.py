@@ -182,10 +182,12 @@ def test_start_line_and_request_lines():
     detour = os.path.join(root, "sub", "..")
     with serve(detour, "-v", addrs=("tcp://127.0.0.1:0", "unix:" + sock)) as srv:
         real = os.path.realpath(root)
+        # Printed once every listener is open, after the "listening" lines.
+        assert srv.wait_stderr("sockit: serving %s at unix:%s\n" % (real, sock)), (
+            srv.stderr_text())
         err = srv.stderr_text()
         assert ("sockit: serving %s at http://127.0.0.1:%d/" % (real, srv.port)
                 in err.splitlines()), err
-        assert "sockit: serving %s at unix:%s" % (real, sock) in err, err
         r = curl("http://127.0.0.1:%d/a.txt" % srv.port)
         assert r.returncode == 0 and r.stdout == A_TXT, r
         r = curl("http://127.0.0.1:%d/nope" % srv.port)
@@ -198,12 +200,12 @@ def test_start_line_and_request_lines():
     # Without -v: the start line, no request lines; -q: neither.
     with serve(root) as srv:
         curl("http://127.0.0.1:%d/a.txt" % srv.port)
-        err = srv.stderr_text()
-        assert "sockit: serving %s at http://127.0.0.1:%d/" % (
-            os.path.realpath(root), srv.port) in err, err
-        assert "GET" not in err, err
+        assert srv.wait_stderr("sockit: serving %s at http://127.0.0.1:%d/\n" % (
+            os.path.realpath(root), srv.port)), srv.stderr_text()
+        assert "GET" not in srv.stderr_text(), srv.stderr_text()
     with serve(root, "-q") as srv:
-        curl("http://127.0.0.1:%d/a.txt" % srv.port)
+        r = curl("http://127.0.0.1:%d/a.txt" % srv.port)
+        assert r.returncode == 0, r  # served, so past the start line
         assert "serving" not in srv.stderr_text(), srv.stderr_text()
 
 
