@@ -82,6 +82,7 @@ static void check_request(const char *buf, size_t len, int rc, const sk_http_req
     check_inside(buf, rl, q->if_modified_since);
     check_inside(buf, rl, q->if_none_match);
     check_inside(buf, rl, q->range);
+    check_inside(buf, rl, q->if_range);
     check_inside(buf, rl, q->authorization);
     for (size_t i = 0; i < q->nheaders; i++) {
         sk_http_slice n = q->headers[i].name, v = q->headers[i].value;
