@@ -4,7 +4,9 @@
  * The steps of the seed's web server: read and parse the request (parser.c,
  * no I/O), translate the URL into a file name (decode, normalize, open beneath
  * the root: files.c), decide whether the request is authorized (auth.c), and
- * generate and send the response (here; file bodies leave by sendfile).
+ * generate and send the response (response.c; file bodies leave by sendfile).
+ * Here: the connection, and the steps of one request (method, auth, target,
+ * file or directory). The options are in config.c.
  *
  * Per connection, requests are handled in order as their heads complete
  * (keep-alive and pipelining); output is bounded: past HTTP_PAUSE_BYTES of
@@ -13,7 +15,6 @@
  * bytes do not extend it: slowloris), and an idle keep-alive connection is
  * closed after keepalive_timeout.
  */
-#define _GNU_SOURCE /* tm_gmtoff */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
