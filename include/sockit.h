@@ -313,14 +313,28 @@ int sk_relay(int net_fd, int in_fd, int out_fd, const sk_relay_opts *o, sk_relay
 typedef struct sk_server sk_server;
 typedef struct sk_conn sk_conn;
 
-/* A received datagram, as a datagram service sees it. */
+/*
+ * One datagram as a datagram service sees it (on_datagram), the way a stream
+ * service sees a connection: the server, the service's state, the bytes that
+ * arrived and their sender, and room for at most one reply. All of it belongs
+ * to the engine and is valid only during the call.
+ */
 typedef struct sk_dgram {
+    sk_server *server;
+    void *state; /* the service's global state (from init) */
     const uint8_t *data;
     size_t len;
-    const struct sockaddr *peer;
+    const struct sockaddr *peer; /* the sender; peerlen <= sizeof(sa_family_t): unnamed */
     socklen_t peerlen;
     sk_transport transport;
+    uint8_t *reply;   /* cap bytes where the reply may be written */
+    size_t cap;       /* SK_DGRAM_MAX */
+    size_t reply_len; /* in: 0; out: the reply's length */
 } sk_dgram;
+
+/* Copy len bytes (at most d->cap) to d->reply and set d->reply_len. Returns 1
+ * (so `return sk_dgram_reply(d, p, n);` answers), or 0 if len > d->cap. */
+int sk_dgram_reply(sk_dgram *d, const void *data, size_t len);
 
 /* Service flags */
 #define SK_SVC_STREAM 0x1u /* runs on stream transports (on_open .. on_close) */
@@ -330,6 +344,36 @@ typedef struct sk_dgram {
           * same time in one address space (thread, select, poll, epoll) */
 
 #define SK_DGRAM_MAX 65536 /* largest datagram a service receives or sends */
+
+/*
+ * Service options. A service declares the command-line options it takes in a
+ * table and receives their values through its configure callback, into a
+ * settings struct of its own (config_size bytes). `sockit serve` builds its
+ * --help and its option parsing from these tables; a program using the
+ * library sets the same options by name:
+ *
+ *     const sk_service *http = sk_service_find("http");
+ *     void *cfg = sk_service_config_new(http, &err);
+ *     sk_service_set(http, cfg, "root", "/srv/www", &err);
+ *     sk_service_set(http, cfg, "listing", NULL, &err);
+ *     sk_server_opts o = {.service = http, .service_config = cfg};
+ *     ... sk_server_new(&o, &err) ... sk_server_free(s);
+ *     sk_service_config_free(http, cfg);
+ */
+typedef enum sk_opt_kind {
+    SK_OPT_FLAG = 1, /* no value: on when given ("--listing") */
+    SK_OPT_STRING,   /* any non-empty text */
+    SK_OPT_NUMBER,   /* a non-negative decimal integer ("1000") */
+    SK_OPT_SECONDS,  /* non-negative seconds with an optional fraction ("1.5") */
+    SK_OPT_PATH,     /* a file or directory name (non-empty; "-" may mean stdout) */
+} sk_opt_kind;
+
+typedef struct sk_svc_option {
+    const char *name; /* without the dashes: "root" is --root; NULL ends a table */
+    const char *arg;  /* the value's name in --help ("DIR"); NULL for a flag */
+    const char *help; /* one line for --help */
+    sk_opt_kind kind;
+} sk_svc_option;
 
 /*
  * A service is a protocol handler, written once and run unchanged by every
@@ -355,16 +399,52 @@ typedef struct sk_service {
     void (*on_close)(sk_conn *c);   /* about to be freed */
     void (*on_timeout)(sk_conn *c); /* the timer of sk_conn_set_timer ran out */
 
-    /* One datagram in, at most one out: write up to cap bytes to reply, set
-     * *reply_len, return 1 to send it or 0 to stay silent. */
-    int (*on_datagram)(sk_server *srv, void *state, const sk_dgram *d, uint8_t *reply, size_t cap,
-                       size_t *reply_len);
+    /* One datagram in, at most one out: write up to d->cap bytes to d->reply,
+     * set d->reply_len, and return 1 to send the reply or 0 to stay silent. */
+    int (*on_datagram)(sk_dgram *d);
+
+    /* Options (see sk_svc_option): the table, ending with {NULL}, or NULL.
+     * A service with options has config_size > 0 and configure. */
+    const sk_svc_option *options;
+    size_t config_size; /* bytes of the service's settings (sk_service_config_new) */
+    /* Fill freshly zeroed settings with the defaults; NULL: all zero. */
+    void (*config_defaults)(void *config);
+    /* Take one option's value (option: the name from the table; value: NULL
+     * for a flag, else text already checked against the option's kind).
+     * Strings are not copied: they must outlive the settings (argv does).
+     * Returns 0, or -1 with a usage error naming the option. */
+    int (*configure)(void *config, const char *option, const char *value, sk_err *err);
+    /* Used by sk_server_new when sk_server_opts.idle_timeout_ms is 0; 0: none. */
+    int idle_timeout_ms;
+    /* One line for the operator saying what a listener serves, e.g.
+     * "serving /srv/www at http://[::]:8080/", without "sockit: " or a newline.
+     * config is the settings (NULL: the defaults). Writes at most cap bytes
+     * (NUL included) and returns the length, or 0 when there is nothing to say. */
+    size_t (*describe)(const void *config, const sk_listener *l, char *buf, size_t cap);
 } sk_service;
 
 /* Find a built-in service by name (ack, echo, ...), or NULL. */
 const sk_service *sk_service_find(const char *name);
 /* The built-in services, NULL-terminated. */
 const sk_service *const *sk_services(void);
+
+/* The option of svc called name (without dashes), or NULL. */
+const sk_svc_option *sk_service_option(const sk_service *svc, const char *name);
+/* New settings for svc holding its defaults (config_size bytes; a service
+ * without settings still gets a valid, empty object). Free them with
+ * sk_service_config_free once no server uses them. NULL with err if out of memory. */
+void *sk_service_config_new(const sk_service *svc, sk_err *err);
+void sk_service_config_free(const sk_service *svc, void *config);
+/*
+ * Set option name (without dashes) of svc in config (from sk_service_config_new)
+ * to value (NULL for a flag). The value is checked against the option's kind
+ * first. Returns 0, or -1 with a usage error such as
+ *   --root is an option of the http service, not of echo
+ *   --listing takes no value
+ *   --index needs a value (NAME)
+ */
+int sk_service_set(const sk_service *svc, void *config, const char *name, const char *value,
+                   sk_err *err);
 
 /* Connection interface for service callbacks. */
 void *sk_conn_data(sk_conn *c);  /* the service's per-connection bytes */
@@ -440,15 +520,16 @@ const char *sk_model_default(void);              /* "epoll" where available */
 
 typedef struct sk_server_opts {
     const sk_service *service;
-    const sk_model *model;      /* NULL = sk_model_default() */
-    int workers;                /* processes/threads/loops for models that use them; 0 = default */
-    int once;                   /* serve one connection or datagram, then stop */
-    int max_conns;              /* 0 = no limit */
-    int idle_timeout_ms;        /* 0 = none */
-    int grace_ms;               /* on stop: time for busy connections to finish; 0 = 10 s */
-    int verbose;                /* log each connection through `log` */
-    size_t max_queue;           /* per-connection output queue limit; 0 = 4 MiB */
-    const void *service_config; /* the service's own settings (e.g. sk_http_config) */
+    const sk_model *model; /* NULL = sk_model_default() */
+    int workers;           /* processes/threads/loops for models that use them; 0 = default */
+    int once;              /* serve one connection or datagram, then stop */
+    int max_conns;         /* 0 = no limit */
+    int idle_timeout_ms;   /* 0 = none */
+    int grace_ms;          /* on stop: time for busy connections to finish; 0 = 10 s */
+    int verbose;           /* log each connection through `log` */
+    size_t max_queue;      /* per-connection output queue limit; 0 = 4 MiB */
+    const void
+        *service_config; /* the service's settings (sk_service_config_new); NULL = defaults */
     /* Service output for the operator ("Here is the message: hi"): one or more
      * lines, without the final newline. Called once per report, so a caller
      * that writes it with one write() keeps reports from several processes

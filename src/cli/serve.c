@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include "../http/http.h"
 #include "../lib/outq.h"
 #include "cli.h"
 
@@ -25,9 +25,7 @@
 
 struct serve_cfg {
     sk_server_opts o;
-    sk_http_config http;
-    const char *http_opt; /* the first http-only option given, to refuse it elsewhere */
-    const char *access_log;
+    void *config; /* the service's settings, from its own options */
     const char *service;
     int quiet;
     int keep_open; /* stdio: -k */
@@ -56,12 +54,30 @@ static void on_stdio_signal(int sig)
     _exit(0);
 }
 
-static void serve_help(FILE *f)
+/* "  --root DIR            directory to serve (default .)" */
+static void option_help(FILE *f, const char *name, const char *arg, const char *help)
 {
-    fprintf(f, "usage: sockit serve [OPTIONS] SERVICE ADDRESS...\n\nServices:\n");
-    for (const sk_service *const *s = sk_services(); *s; s++)
-        fprintf(f, "  %-10s %s\n", (*s)->name, (*s)->summary);
-    fprintf(f, "  %-10s %s\n", "stdio", "joins one connection to stdin/stdout (like nc -l)");
+    char left[64];
+    snprintf(left, sizeof left, "--%s%s%s", name, arg ? " " : "", arg ? arg : "");
+    if (strlen(left) < 20)
+        fprintf(f, "  %-20s  %s\n", left, help);
+    else
+        fprintf(f, "  %s\n  %-20s  %s\n", left, "", help);
+}
+
+/* Without a service: every service and model, the common options. With one:
+ * its summary, the common options, then the options it declares. */
+static void serve_help(FILE *f, const sk_service *svc)
+{
+    if (svc) {
+        fprintf(f, "usage: sockit serve [OPTIONS] %s ADDRESS...\n\n%s: %s\n", svc->name, svc->name,
+                svc->summary);
+    } else {
+        fprintf(f, "usage: sockit serve [OPTIONS] SERVICE ADDRESS...\n\nServices:\n");
+        for (const sk_service *const *s = sk_services(); *s; s++)
+            fprintf(f, "  %-10s %s\n", (*s)->name, (*s)->summary);
+        fprintf(f, "  %-10s %s\n", "stdio", "joins one connection to stdin/stdout (like nc -l)");
+    }
     fprintf(f, "\nModels (--model, default %s):\n", sk_model_default());
     for (const sk_model *const *m = sk_models(); *m; m++)
         fprintf(f, "  %-10s %s\n", (*m)->name, (*m)->summary);
@@ -77,15 +93,16 @@ static void serve_help(FILE *f)
             "  -v, --verbose         log each connection on stderr\n"
             "  -q, --quiet           no service output, no messages but errors\n"
             "  -k, --keep-open       stdio: after a client leaves, wait for the next (nc -lk)\n"
-            "  -h, --help            this text\n"
-            "\nhttp only:\n"
-            "  --root DIR            directory to serve (default .)\n"
-            "  --index NAME          file served for a directory (default index.html)\n"
-            "  --listing             list directories that have no index file\n"
-            "  --auth FILE           require HTTP Basic auth against user:crypt-hash lines\n"
-            "  --access-log FILE|-   Combined Log Format, to FILE or stdout\n"
-            "\nWith port 0 the kernel picks a port; the address bound is printed on stderr as\n"
-            "\"sockit: listening on ADDRESS\" (also with -v).\n");
+            "  -h, --help            this text (sockit serve SERVICE --help: its options too)\n");
+    for (const sk_service *const *s = sk_services(); *s; s++) {
+        if ((svc && *s != svc) || (*s)->options == NULL || (*s)->options->name == NULL)
+            continue;
+        fprintf(f, "\n%s only:\n", (*s)->name);
+        for (const sk_svc_option *o = (*s)->options; o->name; o++)
+            option_help(f, o->name, o->arg, o->help);
+    }
+    fprintf(f, "\nWith port 0 the kernel picks a port; the address bound is printed on stderr as\n"
+               "\"sockit: listening on ADDRESS\" (also with -v).\n");
 }
 
 /* Service output: one write per report keeps lines from forked workers whole;
@@ -161,43 +178,82 @@ static const char *service_names(void)
     return names;
 }
 
+/* The service that declares option name (the registry is searched in order). */
+static const sk_service *option_owner(const char *name)
+{
+    for (const sk_service *const *s = sk_services(); *s; s++)
+        if (sk_service_option(*s, name))
+            return *s;
+    return NULL;
+}
+
+#define MAX_SVC_OPTS 128
+
+/* A service option as given on the command line, for after the service is known. */
+struct svc_arg {
+    const char *name;
+    const char *value; /* NULL for a flag */
+};
+
+/* The common options, then every service's own (the first declaration of a
+ * name decides; a service cannot take over a common option): the service
+ * word may come after its options, so they are collected now and handed to
+ * the service once it is known. Service option i gets the value first + i.
+ * Returns the number of options; longs[n] is the terminator. */
+static size_t all_options(struct option *longs, const struct option *common, size_t ncommon,
+                          int first)
+{
+    size_t nl = ncommon;
+    memcpy(longs, common, ncommon * sizeof *common);
+    for (const sk_service *const *s = sk_services(); *s; s++) {
+        for (const sk_svc_option *o = (*s)->options; o && o->name; o++) {
+            size_t k = 0;
+            while (k < nl && strcmp(longs[k].name, o->name) != 0)
+                k++;
+            if (k < nl || nl - ncommon >= MAX_SVC_OPTS)
+                continue;
+            int has_arg = o->kind == SK_OPT_FLAG ? no_argument : required_argument;
+            longs[nl] = (struct option){o->name, has_arg, NULL, first + (int)(nl - ncommon)};
+            nl++;
+        }
+    }
+    longs[nl] = (struct option){0};
+    return nl;
+}
+
 static void parse(int argc, char **argv, struct serve_cfg *c)
 {
-    enum {
-        O_MODEL = 256,
-        O_WORKERS,
-        O_ONCE,
-        O_MAXCONNS,
-        O_IDLE,
-        O_GRACE,
-        O_ROOT,
-        O_INDEX,
-        O_LISTING,
-        O_AUTH,
-        O_ACCESS_LOG
-    };
-    static const struct option longs[] = {
+    enum { O_MODEL = 256, O_WORKERS, O_ONCE, O_MAXCONNS, O_IDLE, O_GRACE, O_SVC = 1024 };
+    static const struct option common[] = {
         {"model", required_argument, NULL, O_MODEL},
         {"workers", required_argument, NULL, O_WORKERS},
         {"once", no_argument, NULL, O_ONCE},
         {"max-conns", required_argument, NULL, O_MAXCONNS},
         {"idle-timeout", required_argument, NULL, O_IDLE},
         {"grace", required_argument, NULL, O_GRACE},
-        {"root", required_argument, NULL, O_ROOT},
-        {"index", required_argument, NULL, O_INDEX},
-        {"listing", no_argument, NULL, O_LISTING},
-        {"auth", required_argument, NULL, O_AUTH},
-        {"access-log", required_argument, NULL, O_ACCESS_LOG},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"keep-open", no_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
-        {0},
     };
+    struct option longs[sizeof common / sizeof common[0] + MAX_SVC_OPTS + 1];
+    size_t ncommon = sizeof common / sizeof common[0];
+    size_t nl = all_options(longs, common, ncommon, O_SVC);
+    /* Static: still reachable when a usage error exits below. */
+    static struct svc_arg *given;
+    given = calloc((size_t)argc + 1, sizeof *given);
+    if (given == NULL)
+        cli_fail("out of memory");
+    size_t ngiven = 0;
     const char *model = NULL;
+    int help = 0;
     opterr = 0;
     int ch;
     while ((ch = getopt_long(argc, argv, ":vqkh", longs, NULL)) != -1) {
+        if (ch >= O_SVC && ch < O_SVC + (int)(nl - ncommon)) {
+            given[ngiven++] = (struct svc_arg){longs[ncommon + (size_t)(ch - O_SVC)].name, optarg};
+            continue;
+        }
         switch (ch) {
         case O_MODEL: model = optarg; break;
         case O_WORKERS: c->o.workers = (int)cli_number("--workers", optarg, 1, 1024); break;
@@ -209,17 +265,16 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
             if (c->o.grace_ms == 0)
                 c->o.grace_ms = 1; /* "0" means: do not wait (the library's 0 is the default) */
             break;
-        case O_ROOT: c->http.root = optarg, c->http_opt = "--root"; break;
-        case O_INDEX: c->http.index = optarg, c->http_opt = "--index"; break;
-        case O_LISTING: c->http.listing = 1, c->http_opt = "--listing"; break;
-        case O_AUTH: c->http.auth_file = optarg, c->http_opt = "--auth"; break;
-        case O_ACCESS_LOG: c->access_log = optarg, c->http_opt = "--access-log"; break;
         case 'v': c->o.verbose = 1; break;
         case 'q': c->quiet = 1; break;
         case 'k': c->keep_open = 1; break;
-        case 'h': serve_help(stdout); exit(0);
+        case 'h': help = 1; break;
         default: cli_bad_option("serve", ch, argv);
         }
+    }
+    if (help) { /* `serve http --help`: the service's own options too */
+        serve_help(stdout, optind < argc ? sk_service_find(argv[optind]) : NULL);
+        exit(0);
     }
     if (c->quiet && c->o.verbose)
         cli_usage("-q and -v contradict each other");
@@ -250,14 +305,26 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
     }
     if (c->keep_open && strcmp(c->service, "stdio") != 0)
         cli_usage("-k/--keep-open is an option of the stdio service, not of %s", c->service);
-    if (c->http_opt && strcmp(c->service, "http") != 0)
-        cli_usage("%s is an option of the http service, not of %s", c->http_opt, c->service);
+    const sk_service *svc = strcmp(c->service, "stdio") != 0 ? sk_service_find(c->service) : NULL;
+    for (size_t i = 0; i < ngiven; i++)
+        if (svc == NULL || sk_service_option(svc, given[i].name) == NULL)
+            cli_usage("--%s is an option of the %s service, not of %s", given[i].name,
+                      option_owner(given[i].name)->name, c->service);
     if (strcmp(c->service, "stdio") != 0) {
-        c->o.service = sk_service_find(c->service);
+        c->o.service = svc;
         if (c->o.service == NULL) {
             cli_usage("unknown service \"%s\" (%s)", c->service, service_names());
         }
+        sk_err err;
+        if ((c->config = sk_service_config_new(svc, &err)) == NULL)
+            cli_die(&err);
+        for (size_t i = 0; i < ngiven; i++)
+            if (sk_service_set(svc, c->config, given[i].name, given[i].value, &err) < 0)
+                cli_die(&err);
+        c->o.service_config = c->config;
     }
+    free(given);
+    given = NULL;
 }
 
 static void install_signals(void (*handler)(int))
@@ -291,6 +358,24 @@ static const char *same_port(const sk_addr *a, const sk_listener *ls, size_t n)
     return NULL;
 }
 
+/* A directory where an address should be (`serve http /tmp`): if the service
+ * takes a directory option, say how to give it. */
+static void dir_hint(const struct serve_cfg *c, const char *word, sk_err *err)
+{
+    struct stat st;
+    if (c->o.service == NULL || stat(word, &st) < 0 || !S_ISDIR(st.st_mode))
+        return;
+    for (const sk_svc_option *o = c->o.service->options; o && o->name; o++) {
+        if (o->kind == SK_OPT_PATH && o->arg && strcmp(o->arg, "DIR") == 0) {
+            size_t len = strlen(err->msg);
+            snprintf(err->msg + len, sizeof err->msg - len,
+                     " (to serve a directory: sockit serve %s --%s %s PORT)", c->o.service->name,
+                     o->name, word);
+            return;
+        }
+    }
+}
+
 /* Open every listener for every address; print what port 0 became. */
 static size_t open_listeners(struct serve_cfg *c, sk_listener *ls, size_t cap)
 {
@@ -300,8 +385,10 @@ static size_t open_listeners(struct serve_cfg *c, sk_listener *ls, size_t cap)
     /* Parse them all first: a typo in the third address is a usage error
      * before anything is bound. */
     for (int i = 0; i < c->naddrs; i++) {
-        if (sk_addr_parse(&addrs[i], c->addrs[i], &err) < 0)
+        if (sk_addr_parse(&addrs[i], c->addrs[i], &err) < 0) {
+            dir_hint(c, c->addrs[i], &err);
             cli_die(&err);
+        }
         /* Refuse a transport the service cannot use before binding anything. */
         const sk_service *svc = c->o.service;
         int stream = sk_transport_is_stream(addrs[i].transport);
@@ -335,22 +422,6 @@ int cli_serve(int argc, char **argv)
     c.o.report = c.quiet ? NULL : report_line;
     c.o.log = log_line;
     sk__outq_set_notify(output_notice);
-    c.http.access_log_fd = -1;
-    if (c.access_log) {
-        c.http.access_log_fd =
-            strcmp(c.access_log, "-") == 0
-                ? STDOUT_FILENO
-                : open(c.access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-        if (c.http.access_log_fd < 0)
-            cli_fail("--access-log %s: %s", c.access_log, strerror(errno));
-        if (c.http.access_log_fd == STDOUT_FILENO)
-            g_stdout_lines = "output";
-    }
-    if (c.o.service && strcmp(c.o.service->name, "http") == 0) {
-        c.o.service_config = &c.http;
-        if (c.o.idle_timeout_ms == 0)
-            c.o.idle_timeout_ms = 60000; /* a client that stops reading a response */
-    }
 
     sk_listener ls[MAX_LISTENERS];
     sk_err err;
@@ -381,9 +452,16 @@ int cli_serve(int argc, char **argv)
             cli_die(&err);
         }
     }
+    /* "sockit: serving /srv/www at http://[::]:8080/": where to point a browser. */
+    for (size_t i = 0; i < n && !c.quiet && c.o.service->describe; i++) {
+        char line[SK_NAME_MAX + 4200];
+        if (c.o.service->describe(c.config, &ls[i], line, sizeof line) > 0)
+            cli_warn("%s", line);
+    }
     int rc = sk_server_run(s, &err);
     g_server = NULL;
     sk_server_free(s);
+    sk_service_config_free(c.o.service, c.config);
     finish_output();
     if (rc < 0)
         cli_die(&err);

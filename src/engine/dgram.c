@@ -83,10 +83,17 @@ static ssize_t handle(sk_server *s, const sk_listener *l, const uint8_t *in, siz
             sk_server_log(s, SK_LOG_INFO, "ignored datagram from privileged port: %s", name);
         return -1;
     }
-    size_t rlen = 0;
-    sk_dgram d = {.data = in, .len = len, .peer = peer, .peerlen = plen, .transport = l->transport};
-    int answer =
-        s->svc->on_datagram && s->svc->on_datagram(s, s->svc_state, &d, reply, SK_DGRAM_MAX, &rlen);
+    sk_dgram d = {.server = s,
+                  .state = s->svc_state,
+                  .data = in,
+                  .len = len,
+                  .peer = peer,
+                  .peerlen = plen,
+                  .transport = l->transport,
+                  .reply = reply,
+                  .cap = SK_DGRAM_MAX};
+    int answer = s->svc->on_datagram && s->svc->on_datagram(&d);
+    size_t rlen = d.reply_len <= d.cap ? d.reply_len : d.cap;
     /* An unnamed Unix datagram sender cannot be answered. */
     if (answer && plen <= (socklen_t)sizeof(sa_family_t))
         answer = 0;

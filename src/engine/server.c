@@ -76,6 +76,8 @@ sk_server *sk_server_new(const sk_server_opts *o, sk_err *err)
     s->svc = o->service;
     s->model = m;
     s->o.model = m;
+    if (s->o.idle_timeout_ms == 0)
+        s->o.idle_timeout_ms = s->svc->idle_timeout_ms; /* the service's default (http) */
     s->stop_rd = s->stop_wr = s->spare_fd = -1;
     int p[2];
     if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http.h"
+#include "http_internal.h"
 
 #define AUTH_MAX_USERS 10000
 #define CRED_MAX 1024

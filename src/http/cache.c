@@ -20,7 +20,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "http.h"
+#include "http_internal.h"
 
 #define CACHE_BUCKETS 1024
 #define CACHE_MAX_ENTRIES 4096
@@ -138,7 +138,7 @@ sk_http_file *sk__http_file_new(sk_http_cache *c, const char *path, size_t n, in
     char lastmod[SK_HTTP_DATE_LEN + 1];
     snprintf(f->etag, sizeof f->etag, "\"%llx-%llx\"", (unsigned long long)st->st_mtime,
              (unsigned long long)st->st_size);
-    sk_http_format_date((int64_t)st->st_mtime, lastmod);
+    sk__http_format_date((int64_t)st->st_mtime, lastmod);
     int len =
         snprintf(f->fixed, sizeof f->fixed,
                  "Content-Type: %s\r\nETag: %s\r\nLast-Modified: %s\r\nAccept-Ranges: bytes\r\n",

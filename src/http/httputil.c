@@ -4,7 +4,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "http.h"
+#include "parser.h"
 
 static int hexval(unsigned char c)
 {
@@ -17,7 +17,7 @@ static int hexval(unsigned char c)
     return -1;
 }
 
-int sk_http_percent_decode(const char *in, size_t n, char *out, size_t cap, size_t *outlen)
+int sk__http_percent_decode(const char *in, size_t n, char *out, size_t cap, size_t *outlen)
 {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
@@ -42,7 +42,7 @@ int sk_http_percent_decode(const char *in, size_t n, char *out, size_t cap, size
     return 0;
 }
 
-int sk_http_normalize_path(char *path, size_t n, size_t *outlen)
+int sk__http_normalize_path(char *path, size_t n, size_t *outlen)
 {
     if (n == 0 || path[0] != '/')
         return -1;
@@ -84,7 +84,7 @@ static int read_u64(const char *p, size_t n, size_t *i, uint64_t *v)
     return *i > s;
 }
 
-int sk_http_parse_range(const char *p, size_t n, uint64_t size, uint64_t *first, uint64_t *last)
+int sk__http_parse_range(const char *p, size_t n, uint64_t size, uint64_t *first, uint64_t *last)
 {
     static const char unit[] = "bytes=";
     size_t i = sizeof unit - 1;
@@ -220,7 +220,7 @@ static int64_t full_year(int yy)
     return y;
 }
 
-int sk_http_parse_date(const char *p, size_t n, int64_t *t)
+int sk__http_parse_date(const char *p, size_t n, int64_t *t)
 {
     if (n == 29 && p[3] == ',') { /* Sun, 06 Nov 1994 08:49:37 GMT */
         if (!is_wkday(p) || p[4] != ' ' || p[7] != ' ' || p[11] != ' ' || p[16] != ' ' ||
@@ -262,7 +262,7 @@ static void put2(char *p, int v)
     p[1] = (char)('0' + v % 10);
 }
 
-size_t sk_http_format_date(int64_t t, char *buf)
+size_t sk__http_format_date(int64_t t, char *buf)
 {
     const int64_t lo = -62167219200, hi = 253402300799; /* 0000-01-01, 9999-12-31 23:59:59 */
     if (t < lo)

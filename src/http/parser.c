@@ -2,7 +2,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "http.h"
+#include "parser.h"
 
 #define E400 (-400)
 #define E414 (-414)
@@ -38,13 +38,13 @@ static unsigned char lower(unsigned char c)
     return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
 }
 
-int sk_http_slice_eq(sk_http_slice s, const char *lit)
+int sk__http_slice_eq(sk_http_slice s, const char *lit)
 {
     size_t n = strlen(lit);
     return s.n == n && (n == 0 || memcmp(s.p, lit, n) == 0);
 }
 
-int sk_http_slice_ieq(sk_http_slice s, const char *lit)
+int sk__http_slice_ieq(sk_http_slice s, const char *lit)
 {
     size_t n = strlen(lit);
     if (s.n != n)
@@ -55,10 +55,10 @@ int sk_http_slice_ieq(sk_http_slice s, const char *lit)
     return 1;
 }
 
-const sk_http_header *sk_http_find_header(const sk_http_request *req, const char *name)
+const sk_http_header *sk__http_find_header(const sk_http_request *req, const char *name)
 {
     for (size_t i = 0; i < req->nheaders; i++)
-        if (sk_http_slice_ieq(req->headers[i].name, name))
+        if (sk__http_slice_ieq(req->headers[i].name, name))
             return &req->headers[i];
     return NULL;
 }
@@ -69,20 +69,28 @@ static sk_http_slice slice(const unsigned char *p, size_t n)
     return s;
 }
 
-/* Find the end of the line starting at b[i]. Its CR must lie before `crb` and
- * its LF before `lfb`, else the line is too long: returns `over` (as soon as a
- * byte at or past crb is not the CR). Returns 1 with *eol = the position of the
- * CR, 0 if more bytes are needed, -400 for a bare CR or a bare LF. */
+/* Find the end of the line starting at b[i]: CRLF, or a bare LF (RFC 9112
+ * 2.2 lets a recipient accept it, as nginx, busybox and Python do; it ends
+ * the line just as CRLF would, so "X: a\nTransfer-Encoding: chunked" is two
+ * field lines everywhere). A CR not followed by LF stays an error. The line
+ * terminator must start before `crb` and its LF lie before `lfb`, else the
+ * line is too long: returns `over` (as soon as a byte at or past crb is not
+ * the terminator). Returns 1 with *eol = the position of the CR (or of the
+ * bare LF) and *next = the byte after the LF, 0 if more bytes are needed,
+ * -400 for a bare CR. */
 static int find_eol(const unsigned char *b, size_t len, size_t i, size_t crb, size_t lfb, int over,
-                    size_t *eol)
+                    size_t *eol, size_t *next)
 {
     size_t end = len < crb ? len : crb;
     while (i < end && b[i] != '\r' && b[i] != '\n')
         i++;
     if (i == end)
         return end == crb ? over : 0;
-    if (b[i] == '\n')
-        return E400;
+    if (b[i] == '\n') {
+        *eol = i;
+        *next = i + 1;
+        return 1;
+    }
     if (i + 1 >= lfb)
         return over;
     if (i + 1 >= len)
@@ -90,7 +98,19 @@ static int find_eol(const unsigned char *b, size_t len, size_t i, size_t crb, si
     if (b[i + 1] != '\n')
         return E400;
     *eol = i;
+    *next = i + 2;
     return 1;
+}
+
+/* An empty line at b[i]: CRLF or a bare LF. Returns its length (1 or 2), 0
+ * if more bytes are needed (a CR at the end), -400 for a bare CR. */
+static int empty_line(const unsigned char *b, size_t len, size_t i)
+{
+    if (b[i] == '\n')
+        return 1;
+    if (i + 1 >= len)
+        return 0;
+    return b[i + 1] == '\n' ? 2 : E400;
 }
 
 /* Split an origin-form path ("/p?q") into path and query. */
@@ -109,7 +129,7 @@ static void split_query(sk_http_request *r, const unsigned char *p, size_t n)
 static int prefix_ieq(const unsigned char *p, size_t n, const char *lit)
 {
     size_t k = strlen(lit);
-    return n >= k && sk_http_slice_ieq(slice(p, k), lit);
+    return n >= k && sk__http_slice_ieq(slice(p, k), lit);
 }
 
 /* Interpret the request-target t[0..n) (already known to be visible ASCII). */
@@ -122,7 +142,7 @@ static int parse_target(sk_http_request *r, const unsigned char *t, size_t n)
         return 0;
     }
     if (n == 1 && t[0] == '*') {
-        if (!sk_http_slice_eq(r->method, "OPTIONS"))
+        if (!sk__http_slice_eq(r->method, "OPTIONS"))
             return E400;
         r->path = slice(t, 1);
         return 0;
@@ -233,7 +253,7 @@ static int te_element(sk_http_slice e, void *arg)
     te_state *st = arg;
     if (e.n == 0)
         return E400;
-    st->last_chunked = sk_http_slice_ieq(e, "chunked");
+    st->last_chunked = sk__http_slice_ieq(e, "chunked");
     if (st->last_chunked)
         st->chunked++;
     else
@@ -248,9 +268,9 @@ typedef struct conn_state {
 static int conn_element(sk_http_slice e, void *arg)
 {
     conn_state *st = arg;
-    if (sk_http_slice_ieq(e, "close"))
+    if (sk__http_slice_ieq(e, "close"))
         st->close = 1;
-    else if (sk_http_slice_ieq(e, "keep-alive"))
+    else if (sk__http_slice_ieq(e, "keep-alive"))
         st->keep_alive = 1;
     return 0;
 }
@@ -288,15 +308,15 @@ static int interpret(sk_http_request *r, int absolute_form)
     size_t hosts = 0;
     for (size_t i = 0; i < r->nheaders && rc == 0; i++) {
         sk_http_slice n = r->headers[i].name, v = r->headers[i].value;
-        if (sk_http_slice_ieq(n, "content-length")) {
+        if (sk__http_slice_ieq(n, "content-length")) {
             if (r->has_content_length)
                 return E400;
             r->has_content_length = 1;
             rc = parse_content_length(v, &r->content_length);
-        } else if (sk_http_slice_ieq(n, "transfer-encoding")) {
+        } else if (sk__http_slice_ieq(n, "transfer-encoding")) {
             has_te = 1;
             rc = each_element(v, te_element, &te);
-        } else if (sk_http_slice_ieq(n, "host")) {
+        } else if (sk__http_slice_ieq(n, "host")) {
             if (++hosts > 1)
                 return E400;
             for (size_t k = 0; k < v.n; k++)
@@ -304,15 +324,17 @@ static int interpret(sk_http_request *r, int absolute_form)
                     return E400;
             if (!absolute_form)
                 r->host = v;
-        } else if (sk_http_slice_ieq(n, "connection")) {
+        } else if (sk__http_slice_ieq(n, "connection")) {
             rc = each_element(v, conn_element, &conn);
-        } else if (sk_http_slice_ieq(n, "if-modified-since")) {
+        } else if (sk__http_slice_ieq(n, "if-modified-since")) {
             rc = once(&r->if_modified_since, v);
-        } else if (sk_http_slice_ieq(n, "if-none-match")) {
+        } else if (sk__http_slice_ieq(n, "if-none-match")) {
             rc = once(&r->if_none_match, v);
-        } else if (sk_http_slice_ieq(n, "range")) {
+        } else if (sk__http_slice_ieq(n, "range")) {
             rc = once(&r->range, v);
-        } else if (sk_http_slice_ieq(n, "authorization")) {
+        } else if (sk__http_slice_ieq(n, "if-range")) {
+            rc = once(&r->if_range, v);
+        } else if (sk__http_slice_ieq(n, "authorization")) {
             rc = once(&r->authorization, v);
         }
     }
@@ -338,8 +360,8 @@ static size_t clamp(size_t v, size_t def)
     return v > SK_HTTP_LIMIT_MAX ? SK_HTTP_LIMIT_MAX : v;
 }
 
-int sk_http_parse_request(const char *buf, size_t len, sk_http_request *req,
-                          const sk_http_limits *lim)
+int sk__http_parse_request(const char *buf, size_t len, sk_http_request *req,
+                           const sk_http_limits *lim)
 {
     const unsigned char *b = (const unsigned char *)buf;
     size_t max_line = clamp(lim ? lim->max_line : 0, SK_HTTP_MAX_LINE_DEFAULT);
@@ -355,26 +377,25 @@ int sk_http_parse_request(const char *buf, size_t len, sk_http_request *req,
     /* Empty lines before the request line (RFC 9112 2.2). */
     size_t i = 0;
     while (i < len && (b[i] == '\r' || b[i] == '\n')) {
-        if (b[i] == '\n' || (i + 1 < len && b[i + 1] != '\n'))
-            return E400;
-        if (i + 1 >= len)
-            return 0;
-        i += 2;
+        int n = empty_line(b, len, i);
+        if (n <= 0)
+            return n;
+        i += (size_t)n;
         if (i > max_line)
             return E400;
     }
     if (i >= len)
         return 0;
 
-    size_t eol;
-    /* max_line bytes, then the CR may come; the CRLF itself is not counted. */
-    int rc = find_eol(b, len, i, i + max_line + 1, SIZE_MAX, E414, &eol);
+    size_t eol, next;
+    /* max_line bytes, then the CR (or LF) may come; the terminator is not counted. */
+    int rc = find_eol(b, len, i, i + max_line + 1, SIZE_MAX, E414, &eol, &next);
     if (rc <= 0)
         return rc;
     rc = parse_request_line(&r, b, i, eol);
     if (rc != 0)
         return rc;
-    i = eol + 2;
+    i = next;
 
     size_t hbound = i + max_hbytes;
     for (;;) {
@@ -384,29 +405,26 @@ int sk_http_parse_request(const char *buf, size_t len, sk_http_request *req,
         if (i >= len)
             return 0;
         if (b[i] == '\r' || b[i] == '\n') {
-            if (b[i] == '\n')
-                return E400;
-            if (i + 1 >= hbound)
+            if (b[i] == '\r' && i + 1 >= hbound)
                 return E431;
-            if (i + 1 >= len)
-                return 0;
-            if (b[i + 1] != '\n')
-                return E400;
-            i += 2;
+            int n = empty_line(b, len, i);
+            if (n <= 0)
+                return n;
+            i += (size_t)n;
             break;
         }
         if (is_ows(b[i]))
             return E400; /* obs-fold, or whitespace after the request line */
         if (r.nheaders >= max_h)
             return E431;
-        rc = find_eol(b, len, i, hbound, hbound, E431, &eol);
+        rc = find_eol(b, len, i, hbound, hbound, E431, &eol, &next);
         if (rc <= 0)
             return rc;
         rc = parse_field_line(&r.headers[r.nheaders], b, i, eol);
         if (rc != 0)
             return rc;
         r.nheaders++;
-        i = eol + 2;
+        i = next;
     }
 
     rc = interpret(&r, r.host.p != NULL);

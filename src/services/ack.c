@@ -70,24 +70,18 @@ static void ack_close(sk_conn *c)
     sk_buf_free(&a->msg);
 }
 
-static int ack_datagram(sk_server *s, void *state, const sk_dgram *d, uint8_t *reply, size_t cap,
-                        size_t *rlen)
+static int ack_datagram(sk_dgram *d)
 {
-    (void)state;
     char *text = malloc(d->len + 1);
     if (text != NULL) {
         size_t n = d->len;
         if (n > 0 && d->data[n - 1] == '\n')
             n--;
-        sk_server_report(s, "Received a datagram: %s", sk__printable(text, d->data, n));
+        sk_server_report(d->server, "Received a datagram: %s", sk__printable(text, d->data, n));
         free(text);
     }
     static const char msg[] = "Got your message\n";
-    if (cap < sizeof msg - 1)
-        return 0;
-    memcpy(reply, msg, sizeof msg - 1);
-    *rlen = sizeof msg - 1;
-    return 1;
+    return sk_dgram_reply(d, msg, sizeof msg - 1);
 }
 
 const sk_service sk__svc_ack = {

@@ -84,22 +84,13 @@ static void chargen_eof(sk_conn *c)
     (void)c;
 }
 
-static int chargen_datagram(sk_server *s, void *state, const sk_dgram *d, uint8_t *reply,
-                            size_t cap, size_t *rlen)
+static int chargen_datagram(sk_dgram *d)
 {
-    (void)s;
-    (void)d;
-    (void)state;
     /* Successive datagrams continue the pattern where the last one ended.
      * Relaxed: concurrent workers may interleave starts, each reply stays valid. */
     static _Atomic unsigned next;
     unsigned line = atomic_fetch_add(&next, CHARGEN_DGRAM_LINES) % PRINTABLE;
-    size_t n = CHARGEN_DGRAM_LINES * LINE_LEN;
-    if (n > cap)
-        return 0;
-    memcpy(reply, pattern + (size_t)line * LINE_LEN, n);
-    *rlen = n;
-    return 1;
+    return sk_dgram_reply(d, pattern + (size_t)line * LINE_LEN, CHARGEN_DGRAM_LINES * LINE_LEN);
 }
 
 const sk_service sk__svc_chargen = {

@@ -40,14 +40,10 @@ static void daytime_open(sk_conn *c)
     sk_conn_close(c);
 }
 
-static int daytime_datagram(sk_server *s, void *state, const sk_dgram *d, uint8_t *reply,
-                            size_t cap, size_t *rlen)
+static int daytime_datagram(sk_dgram *d)
 {
-    (void)s;
-    (void)state;
-    (void)d;
-    *rlen = daytime_text((char *)reply, cap);
-    return *rlen > 0;
+    d->reply_len = daytime_text((char *)d->reply, d->cap);
+    return d->reply_len > 0;
 }
 
 static void time_open(sk_conn *c)
@@ -58,17 +54,11 @@ static void time_open(sk_conn *c)
     sk_conn_close(c);
 }
 
-static int time_datagram(sk_server *s, void *state, const sk_dgram *d, uint8_t *reply, size_t cap,
-                         size_t *rlen)
+static int time_datagram(sk_dgram *d)
 {
-    (void)s;
-    (void)state;
-    (void)d;
-    if (cap < 4)
-        return 0;
-    time_bytes(reply);
-    *rlen = 4;
-    return 1;
+    uint8_t b[4];
+    time_bytes(b);
+    return sk_dgram_reply(d, b, 4);
 }
 
 /* Input is ignored by both; the default on_eof closes. */

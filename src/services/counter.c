@@ -43,12 +43,9 @@ static void counter_open(sk_conn *c)
     sk_conn_close(c);
 }
 
-static int counter_datagram(sk_server *s, void *state, const sk_dgram *d, uint8_t *reply,
-                            size_t cap, size_t *rlen)
+static int counter_datagram(sk_dgram *d)
 {
-    (void)s;
-    (void)d;
-    *rlen = next_line(state, (char *)reply, cap);
+    d->reply_len = next_line(d->state, (char *)d->reply, d->cap);
     return 1;
 }
 

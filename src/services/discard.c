@@ -8,15 +8,9 @@ static void discard_data(sk_conn *c, const uint8_t *data, size_t len)
     (void)len;
 }
 
-static int discard_datagram(sk_server *s, void *state, const sk_dgram *d, uint8_t *reply,
-                            size_t cap, size_t *rlen)
+static int discard_datagram(sk_dgram *d)
 {
-    (void)s;
-    (void)state;
     (void)d;
-    (void)reply;
-    (void)cap;
-    (void)rlen;
     return 0;
 }
 

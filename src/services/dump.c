@@ -43,14 +43,9 @@ static void dump_data(sk_conn *c, const uint8_t *data, size_t len)
     dump(sk_conn_server(c), (struct sockaddr *)&ss, sl, sk_conn_transport(c), data, len);
 }
 
-static int dump_datagram(sk_server *s, void *state, const sk_dgram *d, uint8_t *reply, size_t cap,
-                         size_t *rlen)
+static int dump_datagram(sk_dgram *d)
 {
-    (void)state;
-    (void)reply;
-    (void)cap;
-    (void)rlen;
-    dump(s, d->peer, d->peerlen, d->transport, d->data, d->len);
+    dump(d->server, d->peer, d->peerlen, d->transport, d->data, d->len);
     return 0;
 }
 

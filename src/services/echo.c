@@ -18,19 +18,14 @@ static void echo_data(sk_conn *c, const uint8_t *data, size_t len)
     sk_conn_send(c, data, len);
 }
 
-static int echo_datagram(sk_server *s, void *state, const sk_dgram *d, uint8_t *reply, size_t cap,
-                         size_t *rlen)
+static int echo_datagram(sk_dgram *d)
 {
-    (void)state;
-    if (sk_server_options(s)->report) {
+    if (sk_server_options(d->server)->report) {
         char who[SK_NAME_MAX + 16];
         sk__peer_words(d->peer, d->peerlen, d->transport, who, sizeof who);
-        sk_server_report(s, "Received %zu bytes from %s", d->len, who);
+        sk_server_report(d->server, "Received %zu bytes from %s", d->len, who);
     }
-    size_t n = d->len < cap ? d->len : cap;
-    memcpy(reply, d->data, n);
-    *rlen = n;
-    return 1;
+    return sk_dgram_reply(d, d->data, d->len < d->cap ? d->len : d->cap);
 }
 
 const sk_service sk__svc_echo = {

@@ -4,16 +4,7 @@
 
 #include "sockit.h"
 
-extern const sk_service sk__svc_ack;
-extern const sk_service sk__svc_echo;
-extern const sk_service sk__svc_counter;
-extern const sk_service sk__svc_dump;
-extern const sk_service sk__svc_discard;
-extern const sk_service sk__svc_chargen;
-extern const sk_service sk__svc_daytime;
-extern const sk_service sk__svc_time;
-extern const sk_service sk__svc_broker;
-extern const sk_service sk__svc_http; /* src/http/server.c */
+/* The services themselves are listed in services.c (the registry). */
 
 /* "127.0.0.1, port 40000" for IP peers, "unix:/path" or "an unnamed unix socket". */
 void sk__peer_words(const struct sockaddr *sa, socklen_t len, sk_transport t, char *buf,

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/http/http.h"
+#include "../../src/http/parser.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -43,7 +43,7 @@ static int parse(const char *buf, size_t len, const sk_http_limits *lim, size_t 
     memset(q, 0, sizeof *q);
     q->headers = hdrs;
     q->nheaders = cap;
-    int rc = sk_http_parse_request(buf, len, q, lim);
+    int rc = sk__http_parse_request(buf, len, q, lim);
     CHECK(rc > 0 || rc == 0 || rc == -400 || rc == -414 || rc == -431 || rc == -501 || rc == -505);
     if (rc <= 0)
         CHECK(q->nheaders == cap); /* untouched */
@@ -52,8 +52,13 @@ static int parse(const char *buf, size_t len, const sk_http_limits *lim, size_t 
 
 static void check_request(const char *buf, size_t len, int rc, const sk_http_request *q, size_t cap)
 {
-    CHECK((size_t)rc <= len && rc >= 16); /* "A / HTTP/1.0\r\n\r\n" is the shortest */
-    CHECK(memcmp(buf + rc - 4, "\r\n\r\n", 4) == 0);
+    CHECK((size_t)rc <= len && rc >= 14); /* "A / HTTP/1.0\n\n" is the shortest */
+    /* The head ends with a line terminator (CRLF or a bare LF), then an empty line. */
+    CHECK(buf[rc - 1] == '\n');
+    CHECK(buf[rc - 2] == '\n' || (buf[rc - 2] == '\r' && buf[rc - 3] == '\n'));
+    /* A CR appears only right before an LF. */
+    for (int i = 0; i < rc; i++)
+        CHECK(buf[i] != '\r' || buf[i + 1] == '\n');
     CHECK(q->nheaders <= cap);
     CHECK(q->minor == 0 || q->minor == 1);
     CHECK(q->keep_alive == 0 || q->keep_alive == 1);
@@ -77,6 +82,7 @@ static void check_request(const char *buf, size_t len, int rc, const sk_http_req
     check_inside(buf, rl, q->if_modified_since);
     check_inside(buf, rl, q->if_none_match);
     check_inside(buf, rl, q->range);
+    check_inside(buf, rl, q->if_range);
     check_inside(buf, rl, q->authorization);
     for (size_t i = 0; i < q->nheaders; i++) {
         sk_http_slice n = q->headers[i].name, v = q->headers[i].value;
@@ -169,25 +175,25 @@ static void fuzz_paths(const uint8_t *data, size_t size)
     char *out = malloc(size + 1), *copy = malloc(size + 1);
     CHECK(out != NULL && copy != NULL);
     size_t n = 0, m = 0, n2 = 0;
-    int rc = sk_http_percent_decode(in, size, out, size + 1, &n);
+    int rc = sk__http_percent_decode(in, size, out, size + 1, &n);
     if (rc == 0) {
         CHECK(n <= size && out[n] == '\0' && memchr(out, 0, n) == NULL);
         memcpy(copy, in, size); /* in place gives the same */
         copy[size] = 'x';
-        CHECK(sk_http_percent_decode(copy, size, copy, size + 1, &n2) == 0);
+        CHECK(sk__http_percent_decode(copy, size, copy, size + 1, &n2) == 0);
         CHECK(n2 == n && memcmp(copy, out, n + 1) == 0);
-        CHECK(sk_http_percent_decode(in, size, copy, n, &n2) == -1); /* no room for the NUL */
+        CHECK(sk__http_percent_decode(in, size, copy, n, &n2) == -1); /* no room for the NUL */
         memcpy(copy, out, n + 1);
-        if (sk_http_normalize_path(out, n, &m) == 0) {
+        if (sk__http_normalize_path(out, n, &m) == 0) {
             check_normalized(copy, n, out, m);
             size_t m2 = 0; /* idempotent */
-            CHECK(sk_http_normalize_path(out, m, &m2) == 0 && m2 == m);
+            CHECK(sk__http_normalize_path(out, m, &m2) == 0 && m2 == m);
         }
     }
     /* also on the raw bytes, which may hold NUL */
     memcpy(copy, in, size);
     memcpy(out, in, size);
-    if (sk_http_normalize_path(out, size, &m) == 0)
+    if (sk__http_normalize_path(out, size, &m) == 0)
         check_normalized(copy, size, out, m);
     free(out);
     free(copy);
@@ -198,7 +204,7 @@ static void fuzz_range(const uint8_t *data, size_t size)
     static const uint64_t sizes[] = {0, 1, 2, 100, 10000, UINT64_MAX - 1, UINT64_MAX};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         uint64_t a = 0, b = 0;
-        int rc = sk_http_parse_range((const char *)data, size, sizes[i], &a, &b);
+        int rc = sk__http_parse_range((const char *)data, size, sizes[i], &a, &b);
         CHECK(rc == -1 || rc == 0 || rc == 1);
         if (rc == 1)
             CHECK(a <= b && b < sizes[i]);
@@ -209,19 +215,19 @@ static void fuzz_dates(const uint8_t *data, size_t size)
 {
     char buf[SK_HTTP_DATE_LEN + 1];
     int64_t t = 0, back = 0;
-    if (sk_http_parse_date((const char *)data, size, &t) == 0) {
+    if (sk__http_parse_date((const char *)data, size, &t) == 0) {
         CHECK(size == 24 || size >= 29);
         CHECK(t >= -62167219200 && t <= 253402300800);
         if (t <= 253402300799) { /* the leap second of 9999-12-31 is clamped */
-            CHECK(sk_http_format_date(t, buf) == SK_HTTP_DATE_LEN);
-            CHECK(sk_http_parse_date(buf, SK_HTTP_DATE_LEN, &back) == 0 && back == t);
+            CHECK(sk__http_format_date(t, buf) == SK_HTTP_DATE_LEN);
+            CHECK(sk__http_parse_date(buf, SK_HTTP_DATE_LEN, &back) == 0 && back == t);
         }
     }
     if (size >= 8) {
         int64_t x;
         memcpy(&x, data, 8);
-        CHECK(sk_http_format_date(x, buf) == SK_HTTP_DATE_LEN && buf[SK_HTTP_DATE_LEN] == '\0');
-        CHECK(sk_http_parse_date(buf, SK_HTTP_DATE_LEN, &back) == 0);
+        CHECK(sk__http_format_date(x, buf) == SK_HTTP_DATE_LEN && buf[SK_HTTP_DATE_LEN] == '\0');
+        CHECK(sk__http_parse_date(buf, SK_HTTP_DATE_LEN, &back) == 0);
         int64_t want = x < -62167219200 ? -62167219200 : x > 253402300799 ? 253402300799 : x;
         CHECK(back == want);
     }

@@ -1,6 +1,10 @@
-/* http.h - internal to src/http: the HTTP/1.x request parser, its helpers, and the server. */
-#ifndef SK_HTTP_H
-#define SK_HTTP_H
+/*
+ * parser.h - internal to libsockit: the HTTP/1.x request-head parser and its
+ * helpers (src/http/parser.c, src/http/httputil.c). No I/O, no allocation:
+ * this header is all the fuzz target and the unit tests need.
+ */
+#ifndef SK_HTTP_PARSER_H
+#define SK_HTTP_PARSER_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -20,7 +24,7 @@ typedef struct sk_http_slice {
 } sk_http_slice;
 
 typedef struct sk_http_header {
-    sk_http_slice name;  /* a token, as sent (compare with sk_http_slice_ieq) */
+    sk_http_slice name;  /* a token, as sent (compare with sk__http_slice_ieq) */
     sk_http_slice value; /* leading and trailing SP/HTAB removed; may be empty */
 } sk_http_header;
 
@@ -58,7 +62,7 @@ typedef struct sk_http_request {
     sk_http_slice host; /* the authority of an absolute-form target, else the Host field;
                            p == NULL for an HTTP/1.0 request without Host; may be empty */
     /* The value of each of these fields, p == NULL when absent: */
-    sk_http_slice if_modified_since, if_none_match, range, authorization;
+    sk_http_slice if_modified_since, if_none_match, range, if_range, authorization;
 } sk_http_request;
 
 /*
@@ -91,9 +95,11 @@ typedef struct sk_http_request {
  *
  * Strictness (RFC 9110, RFC 9112, hardened against request smuggling); -400
  * unless stated:
- *  - Lines end with CRLF. A bare CR or a bare LF anywhere in the head is an
- *    error (no bare-LF tolerance). Empty lines (CRLF) before the request line
- *    are skipped (RFC 9112 2.2), at most max_line bytes of them.
+ *  - Lines end with CRLF or a bare LF (RFC 9112 2.2; either ends the request
+ *    line, a field line or the head, so a line can never hide inside another).
+ *    A bare CR anywhere in the head is an error. Empty lines (CRLF or LF)
+ *    before the request line are skipped (RFC 9112 2.2), at most max_line
+ *    bytes of them.
  *  - Request line: method SP request-target SP HTTP-version CRLF, exactly one
  *    SP each. The method is a token. The target has only visible ASCII
  *    (0x21-0x7e) and no '#'. It is origin-form ("/path?query"), "*" (OPTIONS
@@ -114,20 +120,20 @@ typedef struct sk_http_request {
  *  - Host: at most one; required in HTTP/1.1 (even with an absolute-form
  *    target, whose authority then replaces it); only the characters of an
  *    RFC 3986 authority without userinfo (ALPHA DIGIT -._~!$&'()*+,;=%:[]).
- *  - If-Modified-Since, If-None-Match, Range and Authorization may each appear
- *    at most once. Connection is a comma list; "close" and "keep-alive" are
+ *  - If-Modified-Since, If-None-Match, Range, If-Range and Authorization may
+ *    each appear at most once. Connection is a comma list; "close" and "keep-alive" are
  *    recognized case-insensitively, other tokens are ignored.
  */
-int sk_http_parse_request(const char *buf, size_t len, sk_http_request *req,
-                          const sk_http_limits *lim);
+int sk__http_parse_request(const char *buf, size_t len, sk_http_request *req,
+                           const sk_http_limits *lim);
 
 /* 1 if s equals the NUL-terminated lit exactly (case-sensitive), else 0. */
-int sk_http_slice_eq(sk_http_slice s, const char *lit);
+int sk__http_slice_eq(sk_http_slice s, const char *lit);
 /* 1 if s equals lit ignoring ASCII case (no locale), else 0. */
-int sk_http_slice_ieq(sk_http_slice s, const char *lit);
+int sk__http_slice_ieq(sk_http_slice s, const char *lit);
 
 /* The first field line of req named name (case-insensitive), or NULL. */
-const sk_http_header *sk_http_find_header(const sk_http_request *req, const char *name);
+const sk_http_header *sk__http_find_header(const sk_http_request *req, const char *name);
 
 /*
  * Percent-decode in[0..n) into out: "%XX" (hex digits of either case) becomes
@@ -138,7 +144,7 @@ const sk_http_header *sk_http_find_header(const sk_http_request *req, const char
  * a '%' is not followed by two hex digits, the result would contain a NUL byte
  * (%00 or a literal NUL), or cap is too small. On -1 out holds garbage.
  */
-int sk_http_percent_decode(const char *in, size_t n, char *out, size_t cap, size_t *outlen);
+int sk__http_percent_decode(const char *in, size_t n, char *out, size_t cap, size_t *outlen);
 
 /*
  * Check and tidy, in place, a DECODED path path[0..n); path must have room
@@ -153,7 +159,7 @@ int sk_http_percent_decode(const char *in, size_t n, char *out, size_t cap, size
  * exactly "." or ".." (so "/a/../b", "/./a" and "/a/.." are refused, while
  * "/.hidden" and "/..." are ordinary names). On -1 path holds garbage.
  */
-int sk_http_normalize_path(char *path, size_t n, size_t *outlen);
+int sk__http_normalize_path(char *path, size_t n, size_t *outlen);
 
 /*
  * Interpret a Range field value p[0..n) for a representation of `size` bytes.
@@ -165,7 +171,7 @@ int sk_http_normalize_path(char *path, size_t n, size_t *outlen);
  * or -1 if the value is malformed, uses another unit, has several ranges, or
  * has a > b (ignore the field: answer 200 with the whole representation).
  */
-int sk_http_parse_range(const char *p, size_t n, uint64_t size, uint64_t *first, uint64_t *last);
+int sk__http_parse_range(const char *p, size_t n, uint64_t size, uint64_t *first, uint64_t *last);
 
 /*
  * Parse an HTTP-date p[0..n) (RFC 9110 5.6.7) into seconds since the epoch:
@@ -177,7 +183,7 @@ int sk_http_parse_range(const char *p, size_t n, uint64_t size, uint64_t *first,
  * match the date; second 60 (leap) is accepted. No surrounding whitespace.
  * Returns 0 with *t set, or -1 if the text is not a valid date in one of them.
  */
-int sk_http_parse_date(const char *p, size_t n, int64_t *t);
+int sk__http_parse_date(const char *p, size_t n, int64_t *t);
 
 #define SK_HTTP_DATE_LEN 29 /* strlen("Sun, 06 Nov 1994 08:49:37 GMT") */
 
@@ -187,94 +193,6 @@ int sk_http_parse_date(const char *p, size_t n, int64_t *t);
  * bytes), NUL-terminated, without any locale dependence. t is clamped to the
  * years 0000-9999. Returns SK_HTTP_DATE_LEN.
  */
-size_t sk_http_format_date(int64_t t, char *buf);
-
-/* ===================== end of the request parser section ===================== */
-
-/* ======================================================================
- * Server declarations go below this line.
- * ====================================================================== */
-
-#include <pthread.h>
-#include <stdatomic.h>
-#include <sys/stat.h>
-
-#include "sockit.h"
-
-/* ---- files.c: from a decoded, normalized path to an open file ---- */
-
-/* Content-Type for a file name, from its extension ("text/html; charset=utf-8";
- * "application/octet-stream" when unknown). */
-const char *sk__http_mime(const char *name, size_t n);
-
-/* Open rel (a path relative to root_fd, "" for the root itself) read-only,
- * refusing anything that resolves outside root_fd (symlinks included) and
- * never blocking on FIFOs or devices. Returns the fd, or -1 with errno
- * (ENOENT, ENOTDIR, EACCES, EXDEV/ELOOP: it escapes or loops). */
-int sk__http_open_beneath(int root_fd, const char *rel);
-
-/* Append an HTML listing of the open directory dir_fd, for the URL path url
- * (decoded, ending in '/'), to b. Names are HTML-escaped and percent-encoded
- * in links. Returns 0, or -1 (errno). dir_fd stays open. */
-int sk__http_listing(int dir_fd, const char *url, sk_buf *b);
-
-/* ---- auth.c: HTTP Basic authentication against an htpasswd file ---- */
-
-typedef struct sk_http_auth sk_http_auth;
-/* Load "user:crypt-hash" lines. NULL with err on failure (unreadable, malformed). */
-sk_http_auth *sk__http_auth_load(const char *path, sk_err *err);
-void sk__http_auth_free(sk_http_auth *a);
-/* Check an Authorization field value. Returns 1 and copies the user name
- * (for the access log) if the credentials are right, 0 otherwise. The time
- * taken does not depend on whether the user exists or which part was wrong. */
-int sk__http_auth_check(const sk_http_auth *a, sk_http_slice value, char *user, size_t cap);
-
-/* ---- cache.c: open files kept for a while, shared by responses ---- */
-
-#define SK_HTTP_CACHE_TTL_MS 1000
-#define SK_HTTP_MAP_MAX (64 * 1024) /* files up to this size are also mapped */
-
-typedef struct sk_http_file {
-    struct sk_http_file *next; /* hash chain */
-    atomic_int refs;           /* the cache's, and one per response using fd */
-    int fd;
-    int cacheable;
-    const uint8_t *map; /* the whole file, read-only, for small files; else NULL */
-    struct stat st;
-    int64_t opened_ms;
-    char etag[48];
-    char fixed[256]; /* Content-Type, ETag, Last-Modified, Accept-Ranges lines */
-    size_t fixed_len;
-    size_t pathlen;
-    char path[512]; /* the decoded URL path it was opened for (the key) */
-} sk_http_file;
-
-typedef struct sk_http_cache sk_http_cache;
-sk_http_cache *sk__http_cache_new(void);
-void sk__http_cache_free(sk_http_cache *c);
-/* A fresh entry for path with a reference for the caller, or NULL. */
-sk_http_file *sk__http_cache_get(sk_http_cache *c, const char *path, size_t n);
-/* Wrap an open regular file (fd is taken over) and cache it under path (if c).
- * name decides the Content-Type. Returns it with a reference for the caller,
- * or NULL (fd closed) when out of memory. */
-sk_http_file *sk__http_file_new(sk_http_cache *c, const char *path, size_t n, int fd,
-                                const struct stat *st, const char *name);
-/* Drop one reference (a release callback for sk_conn_sendfile_shared). */
-void sk__http_file_release(void *f);
-
-/* ---- server.c: the `http` service ---- */
-
-typedef struct sk_http_config {
-    const char *root;         /* directory served; NULL = "." */
-    const char *index;        /* index file name; NULL = "index.html" */
-    int listing;              /* HTML listing of directories without an index */
-    const char *auth_file;    /* htpasswd-style file; NULL = no authentication */
-    int access_log_fd;        /* Combined Log Format lines go here; -1 = none */
-    int header_timeout_ms;    /* whole request head, from its first byte; 0 = 10 s */
-    int keepalive_timeout_ms; /* idle between requests; 0 = 15 s */
-    int max_requests;         /* per connection; 0 = 1000 */
-} sk_http_config;
-
-extern const sk_service sk__svc_http;
+size_t sk__http_format_date(int64_t t, char *buf);
 
 #endif
