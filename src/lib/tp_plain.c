@@ -6,7 +6,11 @@
 #define _GNU_SOURCE /* splice, MSG_MORE */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/sendfile.h>
@@ -70,7 +74,50 @@ static ssize_t plain_writev(sk_tp *t, const struct iovec *iov, int iovcnt, unsig
     }
 }
 
+/* sendfile and splice take no MSG_NOSIGNAL: a peer that has gone raises
+ * SIGPIPE, which kills a process that has not ignored it. Once the process is
+ * known to ignore it (the usual case: the program called sk_ignore_sigpipe)
+ * nothing more is done; otherwise SIGPIPE is held blocked in this thread for
+ * the call, and one it raised is taken back before the mask is restored. */
+static atomic_int g_sigpipe_ignored;
+
+static int sigpipe_ignored(void)
+{
+    if (atomic_load_explicit(&g_sigpipe_ignored, memory_order_relaxed))
+        return 1;
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN) {
+        atomic_store_explicit(&g_sigpipe_ignored, 1, memory_order_relaxed);
+        return 1;
+    }
+    return 0;
+}
+
+static ssize_t sendfile_once(sk_tp *t, int fd, off_t *off, size_t len, unsigned flags);
+
 static ssize_t plain_sendfile(sk_tp *t, int fd, off_t *off, size_t len, unsigned flags)
+{
+    if (sigpipe_ignored())
+        return sendfile_once(t, fd, off, len, flags);
+    sigset_t pipe_set, old, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    if (pthread_sigmask(SIG_BLOCK, &pipe_set, &old) != 0)
+        return sendfile_once(t, fd, off, len, flags);
+    int was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    ssize_t n = sendfile_once(t, fd, off, len, flags);
+    int e = errno;
+    if (n == SK_TP_ERR && e == EPIPE && !was_pending && !sigismember(&old, SIGPIPE)) {
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+    return n;
+}
+
+static ssize_t sendfile_once(sk_tp *t, int fd, off_t *off, size_t len, unsigned flags)
 {
     for (;;) {
         ssize_t n;

@@ -119,6 +119,45 @@ static void test_sendfile_file_and_pipe(void **state)
     close(sv[1]);
 }
 
+/* sendfile and splice have no MSG_NOSIGNAL: with SIGPIPE at its default (a
+ * program that never called sk_ignore_sigpipe), a peer that has gone must be
+ * an error, not the death of the process. Runs first: once the transport has
+ * seen SIGPIPE ignored it stops checking. */
+static void test_sendfile_to_gone_peer_is_error_not_sigpipe(void **state)
+{
+    (void)state;
+    struct sigaction dfl = {.sa_handler = SIG_DFL}, old;
+    sigemptyset(&dfl.sa_mask);
+    assert_int_equal(sigaction(SIGPIPE, &dfl, &old), 0);
+    int sv[2];
+    pair(sv);
+    close(sv[1]);
+    sk_tp a;
+    sk__tp_plain(&a, sv[0]);
+    char path[] = "/tmp/sockit-tp-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    assert_int_equal(write(fd, "0123456789", 10), 10);
+    off_t off = 0;
+    assert_int_equal(sk__tp_sendfile(&a, fd, &off, 10, 0), SK_TP_ERR);
+    assert_int_equal(errno, EPIPE);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(write(p[1], "piped", 5), 5);
+    ssize_t n = sk__tp_sendfile(&a, p[0], NULL, 5, SK_TP_PIPE);
+    assert_true(n == SK_TP_ERR || n == SK_TP_UNSUPPORTED);
+    /* No SIGPIPE left pending to kill us once unblocked. */
+    sigset_t pending;
+    assert_int_equal(sigpending(&pending), 0);
+    assert_false(sigismember(&pending, SIGPIPE));
+    close(p[0]);
+    close(p[1]);
+    close(fd);
+    sk__tp_close(&a);
+    sigaction(SIGPIPE, &old, NULL);
+}
+
 static void test_pipe_stands_in_for_socket(void **state)
 {
     (void)state;
@@ -140,6 +179,7 @@ int main(void)
 {
     alarm(20);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sendfile_to_gone_peer_is_error_not_sigpipe),
         cmocka_unit_test(test_read_write_eof),
         cmocka_unit_test(test_full_then_again),
         cmocka_unit_test(test_reset_is_error_not_sigpipe),
