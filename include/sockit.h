@@ -284,9 +284,7 @@ int sk_relay(int net_fd, int in_fd, int out_fd, const sk_relay_opts *o, sk_relay
  * renegotiation, no compression; OpenSSL's buffers are released while a
  * connection is idle, and kernel TLS is asked for where the kernel has it.
  *
- * A process using TLS connections should ignore SIGPIPE (sk_ignore_sigpipe):
- * then OpenSSL's own socket I/O is used (kernel TLS possible); otherwise every
- * write goes through send(MSG_NOSIGNAL) and kernel TLS is not used.
+ * TLS connections write with send(MSG_NOSIGNAL): they never raise SIGPIPE.
  *
  * Server side, for the engine: a listener with a TLS context makes each
  * accepted connection's transport with

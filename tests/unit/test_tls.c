@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -661,6 +662,68 @@ static void test_plain_peer_is_explained(void **state)
     sk_tls_free(c);
 }
 
+static void test_policy_tls12_suites_and_old_versions(void **state)
+{
+    (void)state;
+    struct link l;
+    /* TLS 1.2: an ECDHE + AEAD suite */
+    link_open(&l, client((sk_tls_client_opts){.host = "localhost", .ca = path("ca.pem")}),
+              server_leaf());
+    assert_true(SSL_set_max_proto_version(l.c.impl, TLS1_2_VERSION));
+    expect_ok(&l);
+    assert_string_equal(sk__tp_tls_version(&l.s), "TLSv1.2");
+    assert_string_equal(sk__tp_tls_cipher(&l.s), "ECDHE-ECDSA-AES128-GCM-SHA256");
+    link_close(&l);
+    /* a client offering only RSA key exchange or CBC suites: refused */
+    const char *weak[] = {"AES128-GCM-SHA256", "ECDHE-ECDSA-AES128-SHA"};
+    for (int i = 0; i < 2; i++) {
+        link_open(&l, client((sk_tls_client_opts){.host = "localhost", .ca = path("ca.pem")}),
+                  server_leaf());
+        assert_true(SSL_set_max_proto_version(l.c.impl, TLS1_2_VERSION));
+        assert_true(SSL_set_cipher_list(l.c.impl, weak[i]));
+        handshake(&l);
+        assert_int_equal(l.src, SK_TP_ERR);
+        assert_non_null(strstr(sk__tp_tls_error(&l.s), "no shared cipher"));
+        link_close(&l);
+    }
+    /* TLS 1.1 and older: refused */
+    link_open(&l, client((sk_tls_client_opts){.host = "localhost", .insecure = 1}), server_leaf());
+    SSL_set_security_level(l.c.impl, 0);
+    assert_true(SSL_set_min_proto_version(l.c.impl, TLS1_VERSION));
+    assert_true(SSL_set_max_proto_version(l.c.impl, TLS1_1_VERSION));
+    handshake(&l);
+    assert_int_equal(l.src, SK_TP_ERR);
+    assert_int_equal(l.crc, SK_TP_ERR);
+    link_close(&l);
+    /* no renegotiation, no compression, buffers released while idle */
+    sk_tls *s = server_leaf();
+    link_open(&l, client((sk_tls_client_opts){.host = "localhost", .ca = path("ca.pem")}), s);
+    uint64_t opts = SSL_get_options(l.s.impl);
+    assert_true(opts & SSL_OP_NO_RENEGOTIATION);
+    assert_true(opts & SSL_OP_NO_COMPRESSION);
+    assert_true(SSL_get_mode(l.s.impl) & SSL_MODE_RELEASE_BUFFERS);
+    assert_true(SSL_get_mode(l.c.impl) & SSL_MODE_RELEASE_BUFFERS);
+    link_close(&l);
+}
+
+static void test_write_to_closed_peer_is_error_not_sigpipe(void **state)
+{
+    (void)state;
+    signal(SIGPIPE, SIG_DFL); /* a raised SIGPIPE would kill this test */
+    struct link l;
+    link_open(&l, client((sk_tls_client_opts){.host = "localhost", .ca = path("ca.pem")}),
+              server_leaf());
+    expect_ok(&l);
+    sk__tp_close(&l.s);
+    static char big[65536];
+    ssize_t n = 0;
+    for (int i = 0; i < 100 && n != SK_TP_ERR; i++)
+        n = sk__tp_write(&l.c, big, sizeof big, 0);
+    assert_int_equal(n, SK_TP_ERR);
+    assert_true(errno == EPIPE || errno == ECONNRESET);
+    link_close(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -678,6 +741,8 @@ int main(void)
         cmocka_unit_test(test_reload_keeps_old_on_error),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_plain_peer_is_explained),
+        cmocka_unit_test(test_policy_tls12_suites_and_old_versions),
+        cmocka_unit_test(test_write_to_closed_peer_is_error_not_sigpipe),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
