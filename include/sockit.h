@@ -343,7 +343,8 @@ int sk_tls_reload(sk_tls *ctx, sk_err *err);
 int sk_tls_fingerprint(const sk_tls *ctx, char *buf, size_t cap);
 /* 1 when the server made its own ephemeral certificate. */
 int sk_tls_is_ephemeral(const sk_tls *ctx);
-/* Free a context (connections made from it keep what they need). NULL is allowed. */
+/* Free a context. Established connections made from it keep what they need;
+ * a client context must outlive the handshakes it checks. NULL is allowed. */
 void sk_tls_free(sk_tls *ctx);
 
 /* One TLS connection over a connected stream socket, for clients. */

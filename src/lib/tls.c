@@ -43,6 +43,8 @@ struct pair {
 struct gen {
     struct pair *pairs;
     size_t npairs;
+    unsigned char *alpn; /* wire format; a copy, so the callback needs no sk_tls */
+    size_t alpn_len;
 };
 
 struct sk_tls {
@@ -84,6 +86,7 @@ static void gen_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long 
     struct gen *g = ptr;
     if (g) {
         pairs_free(g->pairs, g->npairs);
+        free(g->alpn);
         free(g);
     }
 }
@@ -374,10 +377,12 @@ static int cert_cb(SSL *ssl, void *arg)
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned inlen, void *arg)
 {
-    (void)ssl;
-    sk_tls *t = arg;
+    (void)arg;
+    struct gen *g = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), gen_index);
     unsigned char *o = NULL;
-    if (SSL_select_next_proto(&o, outlen, t->alpn, (unsigned)t->alpn_len, in, inlen) !=
+    if (g == NULL || g->alpn == NULL)
+        return SSL_TLSEXT_ERR_NOACK;
+    if (SSL_select_next_proto(&o, outlen, g->alpn, (unsigned)g->alpn_len, in, inlen) !=
         OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_ALERT_FATAL;
     *out = o;
@@ -396,6 +401,14 @@ static SSL_CTX *server_build(sk_tls *t, struct pair *eph, sk_err *err)
         return NULL;
     }
     SSL_CTX *ctx = NULL;
+    if (t->alpn) {
+        if ((g->alpn = malloc(t->alpn_len)) == NULL) {
+            sk_errno(err, ENOMEM, "TLS");
+            goto fail;
+        }
+        memcpy(g->alpn, t->alpn, t->alpn_len);
+        g->alpn_len = t->alpn_len;
+    }
     if (eph) {
         g->pairs[0] = *eph;
         /* shared with the sk_tls's own copy: take references */
@@ -443,7 +456,7 @@ static SSL_CTX *server_build(sk_tls *t, struct pair *eph, sk_err *err)
             NULL);
     }
     if (t->alpn)
-        SSL_CTX_set_alpn_select_cb(ctx, alpn_select, t);
+        SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
     return ctx;
 fail:
     if (g)

@@ -724,6 +724,56 @@ static void test_write_to_closed_peer_is_error_not_sigpipe(void **state)
     link_close(&l);
 }
 
+/* A second connection offering the first one's session is resumed: TLS 1.3
+ * and 1.2 tickets, and the server's session cache (1.2 without tickets), with
+ * client certificates verified (the session id context). */
+static void test_session_resumption(void **state)
+{
+    (void)state;
+    sk_tls *s = mtls_server();
+    for (int mode = 0; mode < 3; mode++) {
+        sk_tls_client_opts co = {.host = "localhost",
+                                 .ca = path("ca.pem"),
+                                 .cert = path("client.pem"),
+                                 .key = path("client.key")};
+        sk_tls *c = client(co);
+        SSL_SESSION *sess = NULL;
+        for (int round = 0; round < 2; round++) {
+            struct link l;
+            link_open(&l, c, s);
+            if (mode > 0)
+                assert_true(SSL_set_max_proto_version(l.c.impl, TLS1_2_VERSION));
+            if (mode == 2)
+                SSL_set_options(l.c.impl, SSL_OP_NO_TICKET);
+            if (sess)
+                assert_true(SSL_set_session(l.c.impl, sess));
+            expect_ok(&l);
+            /* TLS 1.3 tickets come after the handshake: let the client read them */
+            char buf[8];
+            assert_int_equal(sk__tp_write(&l.s, "x", 1, 0), 1);
+            assert_int_equal(read_some(&l.c, buf, sizeof buf), 1);
+            if (sk__tp_tls_resumed(&l.s) != round)
+                fail_msg("mode %d round %d: resumed %d", mode, round, !round);
+            assert_int_equal(sk__tp_tls_resumed(&l.c), round);
+            if (round == 0) {
+                sess = SSL_get1_session(l.c.impl);
+                assert_non_null(sess);
+            }
+            /* an orderly close: a session that ended without close_notify
+             * is not resumable */
+            assert_int_equal(sk__tp_shutdown(&l.c), 0);
+            assert_int_equal(read_some(&l.s, buf, sizeof buf), 0);
+            assert_int_equal(sk__tp_shutdown(&l.s), 0);
+            assert_true(SSL_SESSION_is_resumable(sess));
+            sk__tp_close(&l.c);
+            sk__tp_close(&l.s);
+        }
+        SSL_SESSION_free(sess);
+        sk_tls_free(c);
+    }
+    sk_tls_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -743,6 +793,7 @@ int main(void)
         cmocka_unit_test(test_plain_peer_is_explained),
         cmocka_unit_test(test_policy_tls12_suites_and_old_versions),
         cmocka_unit_test(test_write_to_closed_peer_is_error_not_sigpipe),
+        cmocka_unit_test(test_session_resumption),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
