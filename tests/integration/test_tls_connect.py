@@ -447,3 +447,22 @@ def test_tls_unix_socket_with_sni_and_pin():
         for q in (tls, bridge):
             q.kill()
             q.wait(timeout=5)
+
+
+def test_tls_z_checks_the_handshake():
+    c = Certs()
+    with SServer(c, cert="self") as s:
+        r = run_client(["connect", "-z", "-v", "--pin", c.pin("self"), s.addr],
+                       timeout=15)
+        assert r.returncode == 0, r
+        assert "accepts TLS connections" in r.err, r
+    with SServer(c, cert="self") as s:
+        refused(["-z", "--tls", s.addr], "self-signed certificate")
+
+
+def test_tls_handshake_timeout():
+    """A server that never answers the ClientHello: -w bounds the handshake."""
+    with Server(["discard", "-q", "tcp://127.0.0.1:0"]) as srv:
+        line = refused(["--tls", "-w", "0.5", "127.0.0.1:%d" % srv.port], input=b"")
+        assert line == ("sockit: TLS: handshake with tcp://127.0.0.1:%d timed out "
+                        "after 0.500 s" % srv.port), line
