@@ -466,3 +466,23 @@ def test_tls_handshake_timeout():
         line = refused(["--tls", "-w", "0.5", "127.0.0.1:%d" % srv.port], input=b"")
         assert line == ("sockit: TLS: handshake with tcp://127.0.0.1:%d timed out "
                         "after 0.500 s" % srv.port), line
+
+
+def test_tls_example_client():
+    """examples/tls_client: the library's TLS client in a few dozen lines."""
+    c = Certs()
+    exe = os.path.join(os.path.dirname(SOCKIT), "examples", "tls_client")
+    with SServer(c) as s:
+        r = run([exe, "localhost", str(s.port), c.path("ca.pem")], input=b"example\n",
+                timeout=15)
+        assert r.returncode == 0, r
+        assert r.stdout == b"elpmaxe\n", r
+        assert "tls_client: TLSv1.3" in r.err and "server CN=localhost" in r.err, r
+    with SServer(c, cert="self") as s:
+        r = run([exe, "127.0.0.1", str(s.port), c.pin("self")], input=b"pin\n", timeout=15)
+        assert r.returncode == 0, r
+        assert r.stdout == b"nip\n", r
+    with SServer(c, cert="self") as s:
+        r = run([exe, "127.0.0.1", str(s.port)], input=b"x\n", timeout=15)
+        assert r.returncode == 1, r
+        assert "self-signed certificate" in r.err, r
