@@ -144,7 +144,7 @@ static int run_tls(struct connect_cfg *c, sk_tls *ctx, int fd, const char *name)
         sk_tls_conn_info(tc, &i);
         cli_warn("TLS: %s, cipher %s, ALPN %s%s%s, kernel TLS %s", i.version, i.cipher,
                  i.alpn[0] ? i.alpn : "none", i.peer_subject[0] ? ", server " : "", i.peer_subject,
-                 i.ktls_send ? "on" : "off (not available here)");
+                 i.ktls_send ? "on" : "off");
     }
     int rc = 0;
     if (!c->zero) {

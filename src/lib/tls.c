@@ -591,11 +591,6 @@ void sk_tls_free(sk_tls *t)
 
 /* ----------------------------------------------------- for the other files */
 
-int sk__tls_is_server(const sk_tls *t)
-{
-    return t->is_server;
-}
-
 int sk__tls_client_checks(const sk_tls *t, const unsigned char (**pins)[32], size_t *npins,
                           int *insecure)
 {
@@ -611,7 +606,7 @@ static int is_ip(const char *s)
     return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
 }
 
-SSL *sk__tls_new_ssl(sk_tls *t, int fd, int is_server, sk_err *err)
+SSL *sk__tls_new_ssl(sk_tls *t, int is_server, sk_err *err)
 {
     if (is_server != t->is_server) {
         sk_err_usage(err, "TLS: a %s context cannot make a %s connection",
@@ -625,7 +620,6 @@ SSL *sk__tls_new_ssl(sk_tls *t, int fd, int is_server, sk_err *err)
         sk_errf(err, ENOMEM, "TLS: %s", ossl_reason());
         return NULL;
     }
-    (void)fd;
     if (is_server) {
         SSL_set_accept_state(ssl);
         return ssl;

@@ -10,7 +10,10 @@
  *         sk__tp_tls_handshake(&c->tp): 1 done (cancel that deadline, on_open),
  *         SK_TP_AGAIN (wait for c->tp.want), SK_TP_ERR (log
  *         sk__tp_tls_error(&c->tp), sk__tp_close)
- * A connection still in its handshake counts against --max-conns. Blocking
+ * A connection still in its handshake counts against --max-conns. A client's
+ * close_notify reads as 0 (end of stream); answering it with sk__tp_shutdown
+ * before sk__tp_close keeps the session resumable (a TLS connection closed
+ * without close_notify loses its session). Blocking
  * models do the same on a non-blocking fd with poll(), or call the handshake
  * on a blocking fd (it then returns 1 or SK_TP_ERR).
  */
@@ -57,8 +60,8 @@ struct sk__tls_conn_state {
 
 /* The SSL ex_data index of the state above (freed with the SSL). */
 int sk__tls_conn_index(void);
-/* A new SSL for fd from ctx (with the host to check, for clients). */
-SSL *sk__tls_new_ssl(sk_tls *ctx, int fd, int is_server, sk_err *err);
+/* A new SSL from ctx (with the host to check, for clients); no BIO yet. */
+SSL *sk__tls_new_ssl(sk_tls *ctx, int is_server, sk_err *err);
 /* Record msg (printf) as the connection's error. */
 void sk__tls_fail(SSL *ssl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Describe the failure of an SSL call whose SSL_get_error was `e` (with the
@@ -74,6 +77,5 @@ int sk__tls_parse_pin(const char *s, unsigned char *md);
 /* What the client context checks a certificate against. */
 int sk__tls_client_checks(const sk_tls *ctx, const unsigned char (**pins)[32], size_t *npins,
                           int *insecure);
-int sk__tls_is_server(const sk_tls *ctx);
 
 #endif

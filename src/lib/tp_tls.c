@@ -228,7 +228,7 @@ int sk__tp_tls(sk_tp *t, sk_tls *ctx, int fd, int is_server, const char *peer_na
     pthread_once(&method_once, method_init);
     if (nosig_method == NULL)
         return sk_errf(err, ENOMEM, "TLS: cannot make the socket BIO");
-    SSL *ssl = sk__tls_new_ssl(ctx, fd, is_server, err);
+    SSL *ssl = sk__tls_new_ssl(ctx, is_server, err);
     if (ssl == NULL)
         return -1;
     const char *peer = peer_name_for_errors ? peer_name_for_errors : "";
