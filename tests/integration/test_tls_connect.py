@@ -486,3 +486,37 @@ def test_tls_example_client():
         r = run([exe, "127.0.0.1", str(s.port)], input=b"x\n", timeout=15)
         assert r.returncode == 1, r
         assert "self-signed certificate" in r.err, r
+
+
+def test_tls_ca_directory_and_ipv6():
+    c = Certs()
+    d = os.path.join(c.dir, "cadir")
+    os.mkdir(d)
+    with open(os.path.join(d, "ca.pem"), "wb") as f:
+        f.write(open(c.path("ca.pem"), "rb").read())
+    openssl("rehash", d, cwd=d)
+    with SServer(c) as s:
+        r = run_client(["connect", "--ca", d, s.addr], input=b"dir\n", timeout=15)
+        assert r.returncode == 0, r
+        assert r.stdout == b"rid\n", r
+    # over IPv6 the address is checked against the certificate's IP names
+    # (127.0.0.1 only here): refused, and the message says what it is for
+    try:
+        socket.socket(socket.AF_INET6).bind(("::1", 0))
+    except OSError:
+        return
+    p = start(["openssl", "s_server", "-accept", "[::1]:0", "-naccept", "1", "-rev",
+               "-cert", c.path("leaf.pem"), "-key", c.path("leaf.key")],
+              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        port = None
+        for line in iter(p.stdout.readline, b""):
+            if line.startswith(b"ACCEPT"):
+                port = int(line.decode().rsplit(":", 1)[1])
+                break
+        assert port
+        refused(["--ca", c.path("ca.pem"), "[::1]:%d" % port], "IP address mismatch",
+                "(certificate is for localhost, 127.0.0.1; use --sni NAME)")
+    finally:
+        p.kill()
+        p.wait(timeout=5)
