@@ -453,7 +453,7 @@ static SSL_CTX *server_build(sk_tls *t, struct pair *eph, sk_err *err)
         }
         SSL_CTX_set_verify(
             ctx, SSL_VERIFY_PEER | (t->require_client_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
-            NULL);
+            sk__tls_server_verify_cb);
     }
     if (t->alpn)
         SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);

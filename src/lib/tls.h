@@ -67,6 +67,8 @@ void sk__tls_fail(SSL *ssl, const char *fmt, ...) __attribute__((format(printf, 
 /* Describe the failure of an SSL call whose SSL_get_error was `e` (with the
  * OpenSSL error queue) in the connection's message; returns the errno. */
 int sk__tls_explain(SSL *ssl, int e);
+/* The server's verify callback for client certificates (messages only). */
+int sk__tls_server_verify_cb(int ok, X509_STORE_CTX *sctx);
 /* The verify callback for client contexts (pins, insecure, messages). */
 int sk__tls_verify_cb(X509_STORE_CTX *sctx, void *arg);
 /* "sha256:HEX" of x's SubjectPublicKeyInfo into out (>= 72 bytes); raw digest

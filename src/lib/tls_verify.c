@@ -215,15 +215,18 @@ static void describe_verify(SSL *ssl, int e, X509 *leaf, X509 *bad, int server_s
         break;
     }
     case X509_V_ERR_CERT_HAS_EXPIRED: {
-        char t[64];
-        asn1_time_text(X509_get0_notAfter(bad ? bad : leaf), t, sizeof t);
-        snprintf(extra, sizeof extra, " (on %s; renew it, or check this machine's clock)", t);
+        char t[64] = "";
+        if (bad || leaf)
+            asn1_time_text(X509_get0_notAfter(bad ? bad : leaf), t, sizeof t);
+        snprintf(extra, sizeof extra, " (on %s; renew it, or check this machine's clock)",
+                 t[0] ? t : "?");
         break;
     }
     case X509_V_ERR_CERT_NOT_YET_VALID: {
-        char t[64];
-        asn1_time_text(X509_get0_notBefore(bad ? bad : leaf), t, sizeof t);
-        snprintf(extra, sizeof extra, " (valid from %s; check the clocks)", t);
+        char t[64] = "";
+        if (bad || leaf)
+            asn1_time_text(X509_get0_notBefore(bad ? bad : leaf), t, sizeof t);
+        snprintf(extra, sizeof extra, " (valid from %s; check the clocks)", t[0] ? t : "?");
         break;
     }
     default: break;
@@ -268,6 +271,20 @@ int sk__tls_verify_cb(X509_STORE_CTX *sctx, void *arg)
     if (!ok && ssl)
         describe_verify(ssl, X509_STORE_CTX_get_error(sctx), leaf,
                         X509_STORE_CTX_get_current_cert(sctx), 0);
+    return ok;
+}
+
+/* A server's check of client certificates: OpenSSL's own, with the failure
+ * described while the certificate is at hand (after it, the session holds
+ * none). */
+int sk__tls_server_verify_cb(int ok, X509_STORE_CTX *sctx)
+{
+    if (!ok) {
+        SSL *ssl = X509_STORE_CTX_get_ex_data(sctx, SSL_get_ex_data_X509_STORE_CTX_idx());
+        if (ssl && !has_msg(ssl))
+            describe_verify(ssl, X509_STORE_CTX_get_error(sctx), X509_STORE_CTX_get0_cert(sctx),
+                            X509_STORE_CTX_get_current_cert(sctx), 1);
+    }
     return ok;
 }
 

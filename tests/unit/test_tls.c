@@ -537,7 +537,20 @@ static void test_mutual_tls(void **state)
                                           .cert = path("client2.pem"),
                                           .key = path("client2.key")}),
               mtls_server());
-    expect_refused(&l, "refused the connection", "TLS: client certificate verify failed");
+    expect_refused(&l, "refused the connection",
+                   "TLS: client certificate verify failed for unix:test-client: unable to get "
+                   "local issuer certificate (not signed by --client-ca)");
+    link_close(&l);
+    /* expired: said with its date (the certificate is gone after the check) */
+    link_open(&l,
+              client((sk_tls_client_opts){.host = "localhost",
+                                          .ca = path("ca.pem"),
+                                          .cert = path("expired.pem"),
+                                          .key = path("expired.key")}),
+              mtls_server());
+    expect_refused(&l, "refused the connection",
+                   "TLS: client certificate verify failed for unix:test-client: certificate "
+                   "has expired (on ");
     link_close(&l);
 }
 
