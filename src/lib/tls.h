@@ -20,6 +20,8 @@
 #ifndef SK_TLS_H
 #define SK_TLS_H
 
+#include <pthread.h>
+
 #include <openssl/ssl.h>
 
 #include "sockit.h"
@@ -50,6 +52,41 @@ int sk__tp_tls_resumed(const sk_tp *t);
 int sk__tp_tls_ktls(const sk_tp *t);
 
 /* ---- shared by the TLS files */
+
+/* A context (tls.c: client and shared parts; tls_server.c: the server's). */
+struct sk_tls {
+    int is_server;
+    pthread_mutex_t lock; /* guards ctx (swapped by reload) */
+    SSL_CTX *ctx;
+    /* client */
+    char *host, *sni;
+    unsigned char (*pins)[32];
+    size_t npins;
+    int insecure;
+    /* server: the options, kept for reload */
+    char **certs, **keys;
+    size_t npairs;
+    char *client_ca;
+    int require_client_cert;
+    unsigned char *alpn; /* wire format (length-prefixed) */
+    size_t alpn_len;
+    int ephemeral;
+    char fingerprint[80];
+};
+
+/* The first OpenSSL error's text, for messages; clears the queue. */
+const char *sk__tls_reason(void);
+/* "TLS: --cert x.pem: no such file" when the file cannot be read. 0 or -1. */
+int sk__tls_check_file(const char *opt, const char *path, int dir_ok, sk_err *err);
+/* An SSL_CTX with the policy (versions, suites, options, modes). */
+SSL_CTX *sk__tls_ctx_new(int is_server, sk_err *err);
+/* "h2,http/1.1" -> "\x02h2\x08http/1.1" (malloc'd). 0 or -1. */
+int sk__tls_alpn_wire(const char *list, unsigned char **out, size_t *len, sk_err *err);
+/* strdup that tolerates NULL and records failure in *fail. */
+char *sk__tls_strdup(const char *s, int *fail);
+sk_tls *sk__tls_alloc(int is_server);
+/* Trust for verifying peers: the system store (ca NULL), or a file or dir. */
+int sk__tls_load_trust(SSL_CTX *ctx, const char *ca, const char *opt, sk_err *err);
 
 /* Per-connection extras, as the SSL's app data: the peer's name for errors
  * and, after a failure, the message. */
