@@ -236,7 +236,7 @@ def test_tls_socat_echo_1mb_both_ways():
 def test_tls_ncat_ssl_both_ways_and_its_missing_close_notify():
     """ncat --ssl -l sends its stdin and prints what it receives. At the end
     of its input it shuts the socket down without a close_notify: sockit
-    delivers every byte, then reports the possible truncation (exit 1)."""
+    delivers what came, then reports the possible truncation (exit 1)."""
     require("ncat")
     c = Certs()
     a, b = os.urandom(100000), os.urandom(100000)
@@ -272,7 +272,11 @@ def test_tls_ncat_ssl_both_ways_and_its_missing_close_notify():
     nc.wait(timeout=10)
     reader.join(10)
     assert bytes(got_b) == b
-    assert out == a, "received %d bytes of %d" % (len(out), len(a))
+    # ncat shuts its socket down without waiting for its own TLS writes to
+    # drain, so it may cut its output short: what arrives is a prefix, never
+    # altered, and the missing close_notify is always reported
+    assert len(out) > 0 and a.startswith(out), (
+        "received %d bytes, not a prefix of what ncat sent" % len(out))
     assert cl.returncode == 1, err
     assert err.decode().strip() == ("sockit: TLS: connection closed without "
                                     "close_notify: data may be truncated"), err
