@@ -21,9 +21,9 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -W
 CSTD    := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 OPT     ?= -O2 -g
 CFLAGS  ?=
-CPPFLAGS += -Iinclude
+CPPFLAGS += -Iinclude $(shell pkg-config --cflags openssl 2>/dev/null)
 ALL_CFLAGS = $(CSTD) $(OPT) $(WARN) $(CPPFLAGS) $(CFLAGS) -MMD -MP
-LDLIBS  += -lpthread -lcrypt
+LDLIBS  += $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto) -lpthread -lcrypt
 
 LIB_SRC := $(wildcard src/lib/*.c src/engine/*.c src/services/*.c src/http/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)

@@ -308,6 +308,110 @@ typedef struct sk_relay_stats {
 int sk_relay(int net_fd, int in_fd, int out_fd, const sk_relay_opts *o, sk_relay_stats *st,
              sk_err *err);
 
+/* --------------------------------------------------------------------- TLS */
+
+/*
+ * TLS contexts (OpenSSL 3). One sk_tls holds the settings for one role: a
+ * client's trust (CA, pins, name checked) or a server's certificates. Both
+ * roles speak TLS 1.2 and 1.3 only, TLS 1.2 with ECDHE + AEAD suites only, no
+ * renegotiation, no compression; OpenSSL's buffers are released while a
+ * connection is idle, and kernel TLS is asked for where the kernel has it.
+ *
+ * TLS connections write with send(MSG_NOSIGNAL): they never raise SIGPIPE.
+ *
+ * Server side, for the engine: a listener with a TLS context makes each
+ * accepted connection's transport with
+ *     sk__tp_tls(&c->tp, ctx, fd, 1, "tcp://PEER:PORT", &err)   (src/lib/tls.h)
+ * instead of sk__tp_plain(), then drives sk__tp_tls_handshake(&c->tp) (1 done,
+ * SK_TP_AGAIN: wait for c->tp.want, SK_TP_ERR: close, log
+ * sk__tp_tls_error(&c->tp)) before the service's on_open. The handshake
+ * counts against --max-conns and its deadline (10 s by default) is the
+ * connection's first timer; after it, reads, writes, shutdown and close are
+ * the ordinary transport calls (a write may wait for readability: t->want).
+ */
+typedef struct sk_tls sk_tls;
+
+typedef struct sk_tls_client_opts {
+    const char *host;        /* the server's name or address as the user gave it: checked
+                              * against the certificate (and sent as SNI if a name) */
+    const char *sni;         /* send this name instead, and check the certificate for it */
+    const char *ca;          /* PEM file or hashed directory replacing the system store */
+    const char *const *pins; /* "sha256:HEX" (SHA-256 of the SubjectPublicKeyInfo); the
+                              * leaf key must match one; a match alone is trusted */
+    size_t npins;
+    int insecure;     /* no verification at all (pins still apply when given) */
+    const char *alpn; /* comma list offered, e.g. "h2,http/1.1" */
+    const char *cert; /* client certificate (PEM, with chain) and its key */
+    const char *key;  /* NULL: the key is in cert's file */
+} sk_tls_client_opts;
+
+typedef struct sk_tls_pair {
+    const char *cert; /* PEM: the leaf first, then its chain */
+    const char *key;  /* PEM private key; NULL: in cert's file */
+} sk_tls_pair;
+
+typedef struct sk_tls_server_opts {
+    const sk_tls_pair *pairs; /* the first is the default; another is used when its
+                               * names match the client's SNI. None: an ephemeral
+                               * self-signed ECDSA P-256 certificate (localhost,
+                               * 127.0.0.1, ::1), see sk_tls_fingerprint */
+    size_t npairs;
+    const char *client_ca;   /* verify client certificates against this (file or dir) */
+    int require_client_cert; /* refuse clients without one (needs client_ca) */
+    const char *alpn;        /* comma list, in our order of preference */
+} sk_tls_server_opts;
+
+/* Create a context. Returns NULL with err on failure: one line naming the
+ * file or setting and what to do, e.g. "TLS: --cert x.pem: no such file"
+ * (err->usage set for bad settings). The options' strings are copied. */
+sk_tls *sk_tls_client_new(const sk_tls_client_opts *o, sk_err *err);
+sk_tls *sk_tls_server_new(const sk_tls_server_opts *o, sk_err *err);
+/* Re-read a server's certificate, key and CA files (on SIGHUP). Connections
+ * made later use the new ones; on error (-1, err) the old ones stay in use.
+ * Not async-signal-safe: call it from the loop, not from the handler. */
+int sk_tls_reload(sk_tls *ctx, sk_err *err);
+/* "sha256:<64 hex>": the SPKI SHA-256 of a server's (first) certificate,
+ * what a client pins. Returns the length written, or -1 if cap < 72 or ctx
+ * has no certificate. */
+int sk_tls_fingerprint(const sk_tls *ctx, char *buf, size_t cap);
+/* 1 when the server made its own ephemeral certificate. */
+int sk_tls_is_ephemeral(const sk_tls *ctx);
+/* Free a context. Established connections made from it keep what they need;
+ * a client context must outlive the handshakes it checks. NULL is allowed. */
+void sk_tls_free(sk_tls *ctx);
+
+/* One TLS connection over a connected stream socket, for clients. */
+typedef struct sk_tls_conn sk_tls_conn;
+
+typedef struct sk_tls_info {
+    char version[16];       /* "TLSv1.3" */
+    char cipher[64];        /* "TLS_AES_256_GCM_SHA384" */
+    char alpn[64];          /* the protocol agreed, "" if none */
+    char peer_subject[256]; /* the verified peer certificate's subject, "" if none */
+    int resumed;            /* the session was resumed */
+    int ktls_send;          /* kernel TLS is sending */
+} sk_tls_info;
+
+/*
+ * Start TLS on the connected socket fd and complete the handshake, within
+ * timeout_ms (<= 0: 10 s). fd is made non-blocking. peer names the peer in
+ * errors ("tcp://127.0.0.1:8443"). Returns the connection, which owns fd from
+ * then on, or NULL with err ("TLS: certificate verify failed for ...: ...");
+ * on failure fd stays the caller's to close.
+ */
+sk_tls_conn *sk_tls_conn_new(sk_tls *ctx, int fd, int is_server, const char *peer, int timeout_ms,
+                             sk_err *err);
+void sk_tls_conn_info(const sk_tls_conn *c, sk_tls_info *info);
+/* sk_relay over the TLS connection: at end of input a close_notify is sent
+ * and the relay reads until the peer's; an end of stream without one is an
+ * error ("TLS: connection closed without close_notify: data may be
+ * truncated"). Returns 0 or -1 with err. */
+int sk_tls_relay(sk_tls_conn *c, int in_fd, int out_fd, const sk_relay_opts *o, sk_relay_stats *st,
+                 sk_err *err);
+/* Close the socket and free the connection (no close_notify: sk_tls_relay
+ * sends it). NULL is allowed. */
+void sk_tls_conn_close(sk_tls_conn *c);
+
 /* ------------------------------------------------------------ the server */
 
 typedef struct sk_server sk_server;

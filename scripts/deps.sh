@@ -17,9 +17,10 @@ set -euo pipefail
 #   chromium              headless browser for tests/integration/test_http_browser.py
 #   openssl               `openssl passwd -6` for the auth tests once Python lacks crypt (3.13+)
 #   default-jdk-headless  javac/java for the tutorial's Java client (docs/clients, test_tutorial_doc)
+#   libssl-dev            OpenSSL 3 for TLS (linked through pkg-config)
 pkgs=(clang libclang-rt-14-dev libcmocka-dev pkg-config socat netcat-openbsd ncat rdate
       iproute2 procps libcrypt-dev libuv1-dev lighttpd nginx-light wrk iperf3 gnuplot-nox
-      netbase python3 curl wget chromium openssl default-jdk-headless)
+      netbase python3 curl wget chromium openssl default-jdk-headless libssl-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -441,6 +441,14 @@ static int relay_loop(struct relay *r)
 int sk_relay(int net_fd, int in_fd, int out_fd, const sk_relay_opts *o, sk_relay_stats *st,
              sk_err *err)
 {
+    sk_tp tp;
+    sk__tp_plain(&tp, net_fd);
+    return sk__relay_tp(&tp, in_fd, out_fd, o, st, err);
+}
+
+int sk__relay_tp(sk_tp *tp, int in_fd, int out_fd, const sk_relay_opts *o, sk_relay_stats *st,
+                 sk_err *err)
+{
     static const sk_relay_opts def = {0};
     sk_relay_stats dummy;
     struct relay r = {.o = o ? o : &def, .in_fd = in_fd, .out_fd = out_fd, .err = err};
@@ -455,9 +463,9 @@ int sk_relay(int net_fd, int in_fd, int out_fd, const sk_relay_opts *o, sk_relay
     /* The socket is non-blocking so one slow side never stalls the loop. The
      * caller's stdin/stdout are left as they are (they may be shared with other
      * processes); poll() says when each is ready. */
-    if (sk_set_nonblock(net_fd, 1) < 0)
+    if (sk_set_nonblock(tp->fd, 1) < 0)
         return sk_errno(err, errno, "fcntl socket");
-    sk__tp_plain(&r.tp, net_fd);
+    r.tp = *tp; /* (the transport's state is behind impl, shared) */
     if (in_fd < 0)
         r.up.eof = 1;
     /* Zero copy for the way out: a pipe on input is spliced to the socket, a

@@ -72,6 +72,13 @@ extern const sk_tp_ops sk__tp_plain_ops;
 /* Make t a plain-socket transport on fd (no allocation; cannot fail). */
 void sk__tp_plain(sk_tp *t, int fd);
 
+/* sk_relay (relay.c) over any transport; the caller keeps t and closes it. */
+struct sk_relay_opts;
+struct sk_relay_stats;
+struct sk_err;
+int sk__relay_tp(sk_tp *t, int in_fd, int out_fd, const struct sk_relay_opts *o,
+                 struct sk_relay_stats *st, struct sk_err *err);
+
 static inline ssize_t sk__tp_read(sk_tp *t, void *buf, size_t cap)
 {
     return t->ops->read(t, buf, cap);

@@ -100,9 +100,11 @@ def sanitizer_flags(lib):
 
 def pkg_config(dest, *args):
     env = dict(os.environ)
-    env["PKG_CONFIG_LIBDIR"] = dest + PREFIX + "/lib/pkgconfig"
+    # Ours first; the system's directories stay searched for what sockit.pc
+    # requires (openssl).
+    env["PKG_CONFIG_PATH"] = dest + PREFIX + "/lib/pkgconfig"
     env["PKG_CONFIG_SYSROOT_DIR"] = dest
-    env.pop("PKG_CONFIG_PATH", None)
+    env.pop("PKG_CONFIG_LIBDIR", None)
     r = run(["pkg-config"] + list(args) + ["sockit"], env=env)
     assert r.returncode == 0, "pkg-config %s: %r" % (" ".join(args), r)
     return r.out.split()
