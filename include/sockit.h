@@ -77,7 +77,7 @@ typedef enum sk_transport {
 #define SK_UNIX_PATH_MAX 108 /* sizeof(sun_path) on Linux: 107 bytes and a NUL */
 
 /*
- * A parsed, not yet resolved, address. See DESIGN.md for the syntax:
+ * A parsed, not yet resolved, address. The syntax (README "Addresses", sockit(1) ADDRESSES):
  *   PORT | HOST:PORT | [V6]:PORT | tcp://.. udp://.. tcp4:// tcp6:// udp4:// udp6://
  *   unix:PATH | unixgram:PATH | unix:@NAME | unixgram:@NAME
  */

@@ -30,7 +30,7 @@ from harness import Skip, run, tempdir
 
 MODELS = ["iterative", "fork", "thread", "prefork", "select", "poll", "epoll"]
 # Models that serve many connections at once in one address space: the only
-# ones that can run broker (DESIGN.md).
+# ones that can run broker (docs/ARCHITECTURE.md, the model table).
 SHARED = ["thread", "select", "poll", "epoll"]
 TRANSPORTS = ["tcp", "udp", "unix", "unixgram"]
 STREAM = ("tcp", "unix")

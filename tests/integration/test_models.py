@@ -1,6 +1,6 @@
 """The same services under every concurrency model.
 
-DESIGN.md: services are written once and run unchanged by every model. Each
+docs/ARCHITECTURE.md: services are written once and run unchanged by every model. Each
 check below is generated once per model (test_NAME_MODEL), so a failure
 names the model.
 """
@@ -16,7 +16,7 @@ from harness import (Server, children, connect_tcp, exchange, fd_count,
 
 MODELS = ["iterative", "fork", "thread", "prefork", "select", "poll", "epoll"]
 # Models that can run broker: connections served at the same time, in one
-# address space. DESIGN.md: a service a model cannot run is refused with a
+# address space. docs/ARCHITECTURE.md: a service a model cannot run is refused with a
 # clear error (fork, prefork: a process each; iterative: one at a time, so
 # there is never anyone to relay to).
 SHARED = {"thread", "select", "poll", "epoll"}
@@ -58,7 +58,7 @@ def test_help_lists_every_model():
     listed = [m for m in listed if not m.startswith("-")]
     assert sorted(listed) == sorted(MODELS), listed
     default = re.search(r"default (\w+)", r.out).group(1)
-    assert default == "epoll", "default model %s (DESIGN.md: epoll)" % default
+    assert default == "epoll", "default model %s (README: epoll)" % default
 
 
 # -- the checks, each run under one model -------------------------------------
