@@ -18,6 +18,8 @@
 #include <stdatomic.h>
 
 #include "sockit.h"
+#include "../lib/timer.h"
+#include "../lib/transport.h"
 
 #define SK_READ_CHUNK 65536             /* one read()'s worth (blocking drivers: on the stack) */
 #define SK_LOOP_READ_CHUNK (256 * 1024) /* an event loop's shared read buffer */
@@ -50,23 +52,16 @@ struct sk_server {
     atomic_ulong served; /* connections/datagrams finished, for --once */
 };
 
-/* Peer address, compactly: connections must stay small (idle capacity). */
-typedef struct sk_peer {
-    union {
-        struct sockaddr sa;
-        struct sockaddr_in in4;
-        struct sockaddr_in6 in6;
-    } u;
-    socklen_t len;
-} sk_peer;
-
 /* Connection flags */
-#define SK_C_EOF 0x01       /* peer shut down its sending side */
-#define SK_C_CLOSING 0x02   /* close once output is flushed */
-#define SK_C_DRAIN 0x04     /* service wants on_drain */
-#define SK_C_DEAD 0x08      /* I/O error: close now, drop output */
-#define SK_C_WSHUT 0x10     /* we shut down our sending side (lingering close) */
-#define SK_C_LINGERING 0x20 /* counted in its event loop's lingering total */
+#define SK_C_EOF 0x01         /* peer shut down its sending side */
+#define SK_C_CLOSING 0x02     /* close once output is flushed */
+#define SK_C_DRAIN 0x04       /* service wants on_drain */
+#define SK_C_DEAD 0x08        /* I/O error: close now, drop output */
+#define SK_C_WSHUT 0x10       /* we shut down our sending side (lingering close) */
+#define SK_C_LINGERING 0x20   /* counted in its event loop's lingering total */
+#define SK_C_TIMER 0x40       /* the service timer (timer_at) is set */
+#define SK_C_WR_WANTS_R 0x80  /* the last write waits for readability (TLS) */
+#define SK_C_RD_WANTS_W 0x100 /* the last read waits for writability (TLS) */
 
 /* Bytes posted to a connection by other connections (SK_SVC_SHARED services),
  * waiting for the connection's own thread to move them to its output. */
@@ -77,7 +72,7 @@ typedef struct sk_inbox {
     int queued; /* a wake-up is already on its way */
 } sk_inbox;
 
-/* A file region queued for output, and the bytes queued after it. */
+/* A file region or shared memory queued for output, and the bytes queued after it. */
 typedef struct sk_fileseg {
     struct sk_fileseg *next;
     int fd;
@@ -89,45 +84,120 @@ typedef struct sk_fileseg {
     void *arg;
 } sk_fileseg;
 
-/* Kept small: an idle connection costs this plus the loop's bookkeeping
- * (the goal is under 256 bytes of memory per idle connection). */
+typedef union sk__conn_align {
+    void *p;
+    int64_t i;
+    double d;
+} sk__conn_align;
+
+/*
+ * Kept small: an idle connection costs this plus the loop's bookkeeping (the
+ * goal is under 256 bytes of memory per idle connection: 184 bytes fit one
+ * 192-byte malloc chunk). Hence the peer address shares its 32 bytes with the
+ * flags, the service timer is a 32-bit wrapping time, the file queue has no
+ * tail pointer and the broker's inbox lives after the service data.
+ */
 struct sk_conn {
-    int fd;
+    sk_tp tp; /* the wire: ops, fd, what the last SK_TP_AGAIN waits for */
     int loop_index;
-    uint16_t flags;
-    uint8_t transport; /* sk_transport */
+    uint32_t timer_at; /* sk_conn_set_timer deadline (low 32 bits of sk_now_ms) */
     sk_server *srv;
-    sk_buf out;                /* bytes to send first */
-    sk_fileseg *fhead, *ftail; /* then files, each followed by its bytes */
-    uint64_t fbytes;           /* file and after-file bytes queued */
-    int64_t timer_at;          /* sk_conn_set_timer deadline, 0 = none */
+    sk_buf out;        /* bytes to send first */
+    sk_fileseg *fhead; /* then files, each followed by its bytes */
+    uint64_t fbytes;   /* file and after-file bytes queued */
     uint64_t bytes_in, bytes_out;
     int64_t started_ms, last_io_ms;
-    sk_peer peer;
-    void *loop_data;                            /* owned by the model driving this connection */
-    sk_inbox *inbox;                            /* SK_SVC_SHARED services only */
-    _Alignas(max_align_t) unsigned char data[]; /* service's conn_size bytes */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } peer;
+    uint16_t flags;
+    uint8_t peer_len;
+    uint8_t transport; /* sk_transport */
+    void *loop_data;   /* owned by the model driving this connection */
+    sk__timer timer;   /* event models: armed at the earliest deadline (policy.c) */
+    /* The service's conn_size bytes, then the inbox (SK_SVC_SHARED). Aligned
+     * for pointers, 64-bit integers and doubles, not max_align_t: its 16 bytes
+     * would round the struct up past one 192-byte malloc chunk. */
+    _Alignas(sk__conn_align) unsigned char data[];
 };
 
-/* conn.c */
-sk_conn *sk__conn_new(sk_server *s, int fd, const struct sockaddr *peer, socklen_t plen,
+/* conn.c: the connection as a state machine. It never calls the kernel: a
+ * model (through conn_io.c) feeds it what the transport read and sends what
+ * it hands out. */
+sk_conn *sk__conn_new(sk_server *s, const sk_tp *tp, const struct sockaddr *peer, socklen_t plen,
                       sk_transport t);
 void sk__conn_open(sk_conn *c);
-/* Read what is available (once; nonblocking fd) and feed the service. */
-void sk__conn_read(sk_conn *c, uint8_t *scratch, size_t cap);
-/* Write queued output; call on_drain when it empties. */
-void sk__conn_write(sk_conn *c);
+/* Bytes arrived (n > 0): the service sees them unless it is done with input. */
+void sk__conn_feed(sk_conn *c, const uint8_t *data, size_t n);
+/* The peer's end of stream (FIN). */
+void sk__conn_feed_eof(sk_conn *c);
+/* A transport error (errno value): the connection is dead, its output dropped. */
+void sk__conn_feed_error(sk_conn *c, int err);
+/* What to send next. Fills up to max iovecs (queued bytes and shared memory)
+ * and returns their number; or returns 0 and, if the head of the queue is a
+ * file, fills *file (file->len > 0) for a sendfile. Nothing to send: 0 and
+ * file->len == 0. *more is set when a file follows the iovecs (MSG_MORE).
+ * Calls the service's on_drain when the queue is empty and it asked for it. */
+typedef struct sk__conn_file {
+    int fd;
+    off_t off;
+    uint64_t len;
+} sk__conn_file;
+int sk__conn_output(sk_conn *c, struct iovec *iov, int max, sk__conn_file *file, int *more);
+/* The transport took n bytes of what sk__conn_output handed out. */
+void sk__conn_sent(sk_conn *c, size_t n);
 int sk__conn_wants_read(const sk_conn *c);
 int sk__conn_wants_write(const sk_conn *c);
-/* 1 when the connection should be freed now. May start a lingering close. */
-int sk__conn_finished(sk_conn *c);
-/* 1 if the connection has no output in flight (may be closed at shutdown). */
+/* Closing: 0 not yet, 1 free it now, 2 shut down the write side (a lingering
+ * close has begun: SK_C_WSHUT is set; the caller calls sk__tp_shutdown). */
+int sk__conn_close_step(sk_conn *c);
+/* 1 if the connection has no output in flight (may be closed at shutdown).
+ * Input the peer sent and we did not read yet is not seen here: the models
+ * read once at stop (sk__conn_pump_read), so a request already in the socket
+ * is taken, and answering it makes the connection busy. */
 int sk__conn_idle(const sk_conn *c);
 /* Run the service timer if it is due. Returns 1 if it ran. */
 int sk__conn_check_timer(sk_conn *c, int64_t now);
+/* The service timer's deadline, or -1. */
+int64_t sk__conn_timer_deadline(const sk_conn *c, int64_t now);
 void sk__conn_free(sk_conn *c);
 /* In the connection's own thread: move posted bytes to its output. */
 void sk__conn_take_inbox(sk_conn *c);
+sk_inbox *sk__conn_inbox(const sk_conn *c); /* NULL unless SK_SVC_SHARED */
+
+/* conn_io.c: the only code that moves a connection's bytes through its
+ * transport, shared by every model. */
+/* Read once (if the connection wants input) and feed what came. Returns the
+ * transport's result (> 0, 0, SK_TP_AGAIN, SK_TP_ERR), or SK_TP_AGAIN when
+ * nothing was asked for. */
+ssize_t sk__conn_pump_read(sk_conn *c, uint8_t *scratch, size_t cap);
+/* Write queued output until the transport would block, the queue is empty,
+ * or `budget` bytes went (at most one file chunk of SK_FILE_CHUNK per call).
+ * Returns 1 if the budget ran out with output left (call again soon), else 0. */
+#define SK_FILE_CHUNK (256 * 1024)
+int sk__conn_pump_write(sk_conn *c, size_t budget);
+/* Take the next closing step (sk__conn_close_step), shutting the transport's
+ * write side when a lingering close begins. 1: free the connection now. */
+int sk__conn_pump_close(sk_conn *c);
+/* Free the connection (sk__conn_free: on_close, logs) and close its transport. */
+void sk__conn_destroy(sk_conn *c);
+
+/* policy.c: deadlines, timeouts and interest, written once for every model. */
+/* The earliest time something must happen to c (service timer, idle
+ * timeout, lingering close, grace_deadline when >= 0), or -1 for none. */
+int64_t sk__conn_next_deadline(const sk_conn *c, int64_t now, int64_t grace_deadline);
+/* At `now`: 0 nothing due, 1 close it now (idle timeout, linger over, grace
+ * over; logged with -v), 2 the service timer ran (write, then decide). */
+#define SK_EXP_NONE 0
+#define SK_EXP_CLOSE 1
+#define SK_EXP_RAN 2
+int sk__conn_expired(sk_conn *c, int64_t now, int64_t grace_deadline);
+/* What to wait for: SK_TP_WANT_READ and/or SK_TP_WANT_WRITE. */
+unsigned sk__conn_interest(const sk_conn *c);
+/* Stopping: 1 if c may go now (no output in flight). */
+int sk__conn_may_stop(sk_conn *c);
 
 /* blocking.c */
 /* Serve one accepted stream connection to the end in this flow of control. */

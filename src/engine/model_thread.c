@@ -118,7 +118,7 @@ static int thread_run(sk_server *s, sk_err *err)
         sk_listener_close(&s->ls[i]);
     /* Connection threads stop by themselves: at once when idle, after the
      * grace period when busy. Wait for them (the backstop adds a second). */
-    int grace = s->o.grace_ms > 0 ? s->o.grace_ms : SK_GRACE_DEFAULT_MS;
+    int grace = s->o.grace_ms;
     for (;;) {
         int stopping = sk__stopping(s);
         wait_live(s, 1, stopping ? sk_now_ms() + grace + 1000 : sk_now_ms() + 200);

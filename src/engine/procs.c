@@ -97,7 +97,7 @@ void sk__procs_wait(sk_server *s, sk_procs *p, int timeout_ms, int watch_stop)
 
 void sk__procs_wait_all(sk_server *s, sk_procs *p)
 {
-    int grace = s->o.grace_ms > 0 ? s->o.grace_ms : SK_GRACE_DEFAULT_MS;
+    int grace = s->o.grace_ms;
     int64_t deadline = -1;
     sk__procs_reap(p, NULL, NULL);
     while (p->n > 0) {

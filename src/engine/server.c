@@ -73,6 +73,11 @@ sk_server *sk_server_new(const sk_server_opts *o, sk_err *err)
         return NULL;
     }
     s->o = *o;
+    /* The defaults, resolved here once: the models read s->o as it is. */
+    if (s->o.grace_ms <= 0)
+        s->o.grace_ms = SK_GRACE_DEFAULT_MS;
+    if (s->o.max_queue == 0)
+        s->o.max_queue = SK_MAX_QUEUE_DEFAULT;
     s->svc = o->service;
     s->model = m;
     s->o.model = m;
