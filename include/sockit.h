@@ -432,8 +432,19 @@ sk_server *sk_server_new(const sk_server_opts *o, sk_err *err);
 int sk_server_add_listener(sk_server *s, const sk_listener *l, sk_err *err);
 /* Run the model. Returns 0 after sk_server_stop() or --once, -1 on a fatal error. */
 int sk_server_run(sk_server *s, sk_err *err);
-/* Ask the server to stop. Async-signal-safe: call it from a SIGINT/SIGTERM handler. */
+/*
+ * Ask the server to stop. Async-signal-safe: call it from a SIGINT/SIGTERM
+ * handler. New connections are refused at once; idle connections are closed;
+ * busy ones (output in flight, or a request that already arrived) get
+ * opts.grace_ms to finish. When there are any, one line is logged through
+ * opts.log at SK_LOG_ERROR (so it shows without verbose, and with -q):
+ *   stopping: 3 busy connections get up to 10 s to finish (Ctrl-C again to stop now)
+ */
 void sk_server_stop(sk_server *s);
+/* Stop now: as sk_server_stop, and busy connections are closed at once
+ * (their unsent output is dropped), in every thread and worker process.
+ * Async-signal-safe: the CLI calls it on the second SIGINT/SIGTERM. */
+void sk_server_stop_now(sk_server *s);
 /* Close listeners (removing Unix socket files) and free everything. */
 void sk_server_free(sk_server *s);
 /* The options the server runs with (for services). */

@@ -69,6 +69,8 @@ void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer
         if (sk__conn_pump_close(c))
             break;
         int64_t now = sk_now_ms();
+        if (sk__stopping_now(s))
+            break; /* stop now: busy or not */
         if (grace_deadline < 0 && sk__stopping(s)) {
             if (s->own_listeners)
                 sk__stop_listening(s);
@@ -83,6 +85,9 @@ void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer
             if (sk__conn_may_stop(c))
                 break;
             grace_deadline = now + s->o.grace_ms;
+            sk__grace_busy(s, 1);
+            if (s->model == &sk__model_iterative)
+                sk__announce_stop(s, 1); /* the only connection: no one else counts */
         }
         int exp = sk__conn_expired(c, now, grace_deadline);
         if (exp == SK_EXP_CLOSE)
@@ -98,21 +103,26 @@ void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer
         if ((want & SK_TP_WANT_READ) && sk__tp_buffered(&c->tp) > 0)
             timeout = 0; /* bytes inside the transport are readable now */
 
+        /* The stop pipe stays readable once written: in the grace period,
+         * watch the stop-now pipe instead. */
+        int stop_fd = grace_deadline < 0 ? s->stop_rd : s->now_rd;
         struct pollfd p[3] = {
-            {.fd = fd}, {.fd = wake[0], .events = POLLIN}, {.fd = s->stop_rd, .events = POLLIN}};
+            {.fd = fd}, {.fd = wake[0], .events = POLLIN}, {.fd = stop_fd, .events = POLLIN}};
         if (want & SK_TP_WANT_READ)
             p[0].events |= POLLIN;
         if (want & SK_TP_WANT_WRITE)
             p[0].events |= POLLOUT;
-        nfds_t np = grace_deadline < 0 ? 3 : 2; /* the stop pipe stays readable once set */
-        int r = poll(p, np, timeout);
+        int r = poll(p, 3, timeout);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
             break;
         }
-        if (np == 3 && (p[2].revents & POLLIN)) {
-            sk__saw_stop(s); /* handled at the top of the loop */
+        if (p[2].revents & POLLIN) {
+            if (grace_deadline < 0)
+                sk__saw_stop(s); /* handled at the top of the loop */
+            else
+                sk__saw_stop_now(s);
             continue;
         }
         if (p[1].revents & POLLIN) {
@@ -131,6 +141,8 @@ void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer
         else if (!(p[0].revents & POLLOUT) && (p[0].revents & (POLLHUP | POLLERR)))
             sk__conn_feed_error(c, EPIPE); /* gone, and we had nothing to read for */
     }
+    if (grace_deadline >= 0)
+        sk__grace_busy(s, -1);
     sk__conn_destroy(c); /* unregisters from the service before the wake pipe goes */
     if (wake[0] >= 0) {
         close(wake[0]);

@@ -38,6 +38,13 @@ struct sk_server {
     /* Stop pipe: written once by sk_server_stop and never drained, so it stays
      * readable for every poller, in every process and thread that shares it. */
     int stop_rd, stop_wr;
+    /* The same for sk_server_stop_now: busy connections are closed at once. */
+    int now_rd, now_wr;
+    atomic_int stopping_now;
+    /* Busy connections in their grace period, counted across the processes
+     * of fork/prefork (shared memory), for the one "stopping: ..." line. */
+    struct sk_shared *shared;
+    atomic_int announced; /* that line was logged */
     /* Set by sk_server_stop (a signal handler may call it: a lock-free atomic is
      * async-signal-safe) and by any flow of control that sees the stop pipe
      * readable in its own poll (a forked worker does not share the parent's flag). */
@@ -248,7 +255,17 @@ void sk__procs_wait_all(sk_server *s, sk_procs *p);
 void sk__child_init(sk_server *s, sk_procs *p);
 
 /* server.c */
+typedef struct sk_shared {
+    atomic_long busy;
+} sk_shared;
 int sk__stopping(sk_server *s);
+/* sk_server_stop_now was called (or its pipe seen readable): close now. */
+int sk__stopping_now(sk_server *s);
+void sk__saw_stop_now(sk_server *s);
+/* A connection enters (+1) or leaves (-1) its grace period. */
+void sk__grace_busy(sk_server *s, int delta);
+/* Log, once, how many busy connections get how long (when busy > 0). */
+void sk__announce_stop(sk_server *s, long busy);
 /* The stop pipe was seen readable: remember it (for sk__stopping). */
 void sk__saw_stop(sk_server *s);
 /* Close this process's listening sockets (removing Unix socket files unless a

@@ -288,17 +288,27 @@ static void set_accepting(worker *w, int on)
     w->accepting = on;
 }
 
+/* Stop now: every connection goes, busy or not. */
+static void on_now(sk_ev_loop *loop, int fd, unsigned fired, void *ud)
+{
+    (void)loop;
+    (void)fired;
+    worker *w = ud;
+    sk_ev_watch(w->loop, fd, 0, NULL, NULL);
+    while (w->nconns > 0)
+        drop(w, w->conns[w->nconns - 1]);
+}
+
 static void begin_stop(worker *w)
 {
     if (w->stopping)
         return;
     set_accepting(w, 0);
     w->stopping = 1;
-    /* The last loop to stop watching the listeners closes them: no other
-     * thread can be in accept() on them any more. */
-    if (atomic_fetch_add(w->stopped, 1) + 1 == w->nworkers)
-        sk__stop_listening(w->s);
     sk_ev_watch(w->loop, w->s->stop_rd, 0, NULL, NULL);
+    /* (select cannot watch a descriptor past 1024: then the grace period
+     * alone bounds the stop, as before there was a stop-now.) */
+    sk_ev_watch(w->loop, w->s->now_rd, SK_EV_READ, on_now, w);
     w->now = sk_now_ms();
     w->grace_deadline = w->now + w->s->o.grace_ms;
     /* Take a request already in the socket (it makes its connection busy);
@@ -310,6 +320,14 @@ static void begin_stop(worker *w)
         sk_conn *c = w->conns[i];
         sk__conn_pump_read(c, w->scratch, SK_LOOP_READ_CHUNK);
         settle(w, c);
+    }
+    sk__grace_busy(w->s, (int)w->nconns);
+    /* The last loop to stop watching the listeners closes them (no other
+     * thread can be in accept() on them any more), and says how many
+     * connections are still busy in all loops. */
+    if (atomic_fetch_add(w->stopped, 1) + 1 == w->nworkers) {
+        sk__stop_listening(w->s);
+        sk__announce_stop(w->s, atomic_load(&w->s->shared->busy));
     }
 }
 

@@ -49,6 +49,10 @@ static void wait_live(sk_server *s, long limit, int64_t deadline)
             break;
         if (limit > 1 && sk__stopping(s))
             break;
+        /* Stopping: once every thread left is a busy one, say so. */
+        long busy = atomic_load(&s->shared->busy);
+        if (limit == 1 && sk__stopping(s) && busy > 0 && busy >= live)
+            sk__announce_stop(s, busy);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 100 * 1000000L; /* re-check the stop flag ten times a second */

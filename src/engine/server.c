@@ -11,6 +11,7 @@
 #include <string.h>
 #include <poll.h>
 #include <netinet/tcp.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -81,8 +82,8 @@ sk_server *sk_server_new(const sk_server_opts *o, sk_err *err)
     s->svc = o->service;
     s->model = m;
     s->o.model = m;
-    s->stop_rd = s->stop_wr = s->spare_fd = -1;
-    int p[2];
+    s->stop_rd = s->stop_wr = s->now_rd = s->now_wr = s->spare_fd = -1;
+    int p[2], q[2];
     if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
         sk_errno(err, errno, "pipe");
         free(s);
@@ -90,6 +91,21 @@ sk_server *sk_server_new(const sk_server_opts *o, sk_err *err)
     }
     s->stop_rd = p[0];
     s->stop_wr = p[1];
+    if (pipe2(q, O_CLOEXEC | O_NONBLOCK) < 0) {
+        sk_errno(err, errno, "pipe");
+        sk_server_free(s);
+        return NULL;
+    }
+    s->now_rd = q[0];
+    s->now_wr = q[1];
+    s->shared =
+        mmap(NULL, sizeof *s->shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (s->shared == MAP_FAILED) {
+        s->shared = NULL;
+        sk_errno(err, errno, "mmap");
+        sk_server_free(s);
+        return NULL;
+    }
     s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (s->svc->init && s->svc->init(s, &s->svc_state, err) < 0) {
         sk_server_free(s);
@@ -149,6 +165,51 @@ void sk_server_stop(sk_server *s)
     errno = e;
 }
 
+void sk_server_stop_now(sk_server *s)
+{
+    /* Async-signal-safe, as sk_server_stop: flags and writes. */
+    if (s == NULL || s->is_child)
+        return;
+    int e = errno;
+    sk_server_stop(s);
+    if (atomic_exchange(&s->stopping_now, 1) == 0) {
+        ssize_t r = write(s->now_wr, "x", 1);
+        (void)r;
+    }
+    errno = e;
+}
+
+int sk__stopping_now(sk_server *s)
+{
+    return atomic_load(&s->stopping_now);
+}
+
+void sk__saw_stop_now(sk_server *s)
+{
+    atomic_store(&s->stopping_now, 1);
+}
+
+void sk__grace_busy(sk_server *s, int delta)
+{
+    atomic_fetch_add(&s->shared->busy, delta);
+}
+
+void sk__announce_stop(sk_server *s, long busy)
+{
+    if (busy <= 0 || atomic_exchange(&s->announced, 1))
+        return;
+    int ms = s->o.grace_ms;
+    char when[32];
+    if (ms % 1000 == 0)
+        snprintf(when, sizeof when, "%d s", ms / 1000);
+    else
+        snprintf(when, sizeof when, "%.1f s", ms / 1000.0);
+    sk_server_log(s, SK_LOG_ERROR,
+                  "stopping: %ld busy connection%s get%s up to %s to finish (Ctrl-C again to stop "
+                  "now)",
+                  busy, busy == 1 ? "" : "s", busy == 1 ? "s" : "", when);
+}
+
 int sk__stopping(sk_server *s)
 {
     /* A flag read, no system call: every loop that waits also watches the
@@ -194,6 +255,12 @@ void sk_server_free(sk_server *s)
         close(s->stop_rd);
     if (s->stop_wr >= 0)
         close(s->stop_wr);
+    if (s->now_rd >= 0)
+        close(s->now_rd);
+    if (s->now_wr >= 0)
+        close(s->now_wr);
+    if (s->shared)
+        munmap(s->shared, sizeof *s->shared);
     if (s->spare_fd >= 0)
         close(s->spare_fd);
     free(s);
