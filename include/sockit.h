@@ -387,6 +387,7 @@ void sk_conn_peer_host_port(sk_conn *c, char *host, size_t cap, unsigned *port);
 /* Concurrency models */
 #define SK_MODEL_SHARED 0x1u     /* connections share one address space */
 #define SK_MODEL_CONCURRENT 0x2u /* many connections are served at the same time */
+#define SK_MODEL_WORKERS 0x4u    /* opts.workers means something (processes, loops) */
 
 typedef struct sk_model {
     const char *name;

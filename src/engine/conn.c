@@ -76,7 +76,7 @@ sk_conn *sk__conn_new(sk_server *s, const sk_tp *tp, const struct sockaddr *peer
 void sk__conn_open(sk_conn *c)
 {
     if (c->srv->o.verbose)
-        sk__log_conn_open(c);
+        sk_server_log(c->srv, SK_LOG_INFO, "connection from %s", sk_conn_peer_name(c));
     if (c->srv->svc->on_open)
         c->srv->svc->on_open(c);
 }

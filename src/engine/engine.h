@@ -13,6 +13,7 @@
 #define SK_ENGINE_H
 
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -35,6 +36,7 @@ struct sk_server {
     void *svc_state;
     sk_listener *ls;
     size_t nls, capls;
+    struct pollfd *pfds; /* acceptor.c: the listeners, the stop pipe, one more */
     /* Stop pipe: written once by sk_server_stop and never drained, so it stays
      * readable for every poller, in every process and thread that shares it. */
     int stop_rd, stop_wr;
@@ -230,6 +232,17 @@ int sk__wait_listeners(sk_server *s, int extra_fd, int timeout_ms);
 #define SK_WAIT_STOP (-1)
 #define SK_WAIT_AGAIN (-2)
 int sk__wait_work(sk_server *s, int extra_fd, sk_dgram_batch *dgrams);
+/* A connection just accepted, and where from. */
+typedef struct sk_accepted {
+    int fd;
+    sk_transport transport;
+    socklen_t plen;
+    struct sockaddr_storage peer;
+} sk_accepted;
+/* The head of every blocking model's loop: sk__wait_work, then accept one
+ * connection. Returns 0 with *a filled, SK_WAIT_STOP or SK_WAIT_AGAIN. */
+int sk__accept_next(sk_server *s, int extra_fd, sk_dgram_batch *dgrams, int nonblock,
+                    sk_accepted *a);
 /* Accept from listener l. Returns fd, or -1 (nothing to accept, or shed at EMFILE). */
 int sk__accept(sk_server *s, const sk_listener *l, struct sockaddr *peer, socklen_t *plen,
                int nonblock);
@@ -272,7 +285,6 @@ void sk__saw_stop(sk_server *s);
  * child): new clients are refused and the backlog is reset at once, rather
  * than left waiting while busy connections finish. Idempotent. */
 void sk__stop_listening(sk_server *s);
-void sk__log_conn_open(sk_conn *c);
 /* Service finished one unit of work: returns 1 if --once says stop now. */
 int sk__count_served(sk_server *s);
 

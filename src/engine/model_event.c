@@ -492,14 +492,14 @@ static int run_poll(sk_server *s, sk_err *err)
 const sk_model sk__model_select = {
     .name = "select",
     .summary = "one process, one select() loop (descriptors below 1024)",
-    .caps = SK_MODEL_SHARED | SK_MODEL_CONCURRENT,
+    .caps = SK_MODEL_SHARED | SK_MODEL_CONCURRENT | SK_MODEL_WORKERS,
     .run = run_select,
 };
 
 const sk_model sk__model_poll = {
     .name = "poll",
     .summary = "one process, one poll() loop per worker",
-    .caps = SK_MODEL_SHARED | SK_MODEL_CONCURRENT,
+    .caps = SK_MODEL_SHARED | SK_MODEL_CONCURRENT | SK_MODEL_WORKERS,
     .run = run_poll,
 };
 
@@ -512,7 +512,7 @@ static int run_epoll(sk_server *s, sk_err *err)
 const sk_model sk__model_epoll = {
     .name = "epoll",
     .summary = "one process, one epoll loop per worker (Linux; the default)",
-    .caps = SK_MODEL_SHARED | SK_MODEL_CONCURRENT,
+    .caps = SK_MODEL_SHARED | SK_MODEL_CONCURRENT | SK_MODEL_WORKERS,
     .run = run_epoll,
 };
 #endif

@@ -68,6 +68,10 @@ sk_server *sk_server_new(const sk_server_opts *o, sk_err *err)
                                                  : "gives each connection its own process");
         return NULL;
     }
+    if (o->workers > 0 && !(m->caps & SK_MODEL_WORKERS)) {
+        sk_err_usage(err, "--workers is not used by the %s model", m->name);
+        return NULL;
+    }
     sk_server *s = calloc(1, sizeof *s);
     if (s == NULL) {
         sk_errno(err, ENOMEM, "server");
@@ -127,6 +131,10 @@ int sk_server_add_listener(sk_server *s, const sk_listener *l, sk_err *err)
         if (n == NULL)
             return sk_errno(err, ENOMEM, "listener");
         s->ls = n;
+        struct pollfd *p = realloc(s->pfds, (cap + 2) * sizeof *p);
+        if (p == NULL)
+            return sk_errno(err, ENOMEM, "listener");
+        s->pfds = p;
         s->capls = cap;
     }
     /* Listeners are non-blocking in every model: a connection reset between
@@ -249,6 +257,7 @@ void sk_server_free(sk_server *s)
     for (size_t i = 0; i < s->nls; i++)
         sk_listener_close(&s->ls[i]);
     free(s->ls);
+    free(s->pfds);
     if (s->svc->fini)
         s->svc->fini(s->svc_state);
     if (s->stop_rd >= 0)
@@ -306,9 +315,4 @@ void sk_server_log(sk_server *s, int level, const char *fmt, ...)
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     s->o.log(s->o.arg, level, line);
-}
-
-void sk__log_conn_open(sk_conn *c)
-{
-    sk_server_log(c->srv, SK_LOG_INFO, "connection from %s", sk_conn_peer_name(c));
 }
