@@ -431,6 +431,19 @@ typedef struct sk_server_opts {
 sk_server *sk_server_new(const sk_server_opts *o, sk_err *err);
 /* Hand a listener to the server (it closes it in sk_server_free). Returns 0 or -1. */
 int sk_server_add_listener(sk_server *s, const sk_listener *l, sk_err *err);
+/*
+ * Listen on an address word (the syntax of sk_addr_parse: "8080",
+ * "tcp://[::1]:0", "unix:/run/x.sock", ...) and hand every listener it gives
+ * to the server, as sk_listen (default backlog, one dual-stack socket for a
+ * wildcard, a dead server's Unix socket file replaced) and
+ * sk_server_add_listener do. A transport the service does not run on is
+ * refused before anything is bound. Returns 0, or -1 with err (usage errors
+ * for a malformed address; nothing of this address is left open).
+ */
+int sk_server_listen(sk_server *s, const char *address, sk_err *err);
+/* The server's i-th listener, in the order added (e.g. to print the port the
+ * kernel picked for port 0), or NULL when i is past the last. */
+const sk_listener *sk_server_listener(const sk_server *s, size_t i);
 /* Run the model. Returns 0 after sk_server_stop() or --once, -1 on a fatal error. */
 int sk_server_run(sk_server *s, sk_err *err);
 /*

@@ -152,6 +152,39 @@ int sk_server_add_listener(sk_server *s, const sk_listener *l, sk_err *err)
     return 0;
 }
 
+int sk_server_listen(sk_server *s, const char *address, sk_err *err)
+{
+    sk_addr a;
+    if (sk_addr_parse(&a, address, err) < 0)
+        return -1;
+    int stream = sk_transport_is_stream(a.transport);
+    if (!(s->svc->flags & (stream ? SK_SVC_STREAM : SK_SVC_DGRAM)))
+        return sk_err_usage(err, "service %s does not run on %s sockets (%s)", s->svc->name,
+                            stream ? "stream" : "datagram", address);
+    sk_listener ls[SK_RESOLVE_MAX];
+    size_t n = 0;
+    if (sk_listen(&a, NULL, ls, SK_RESOLVE_MAX, &n, err) < 0)
+        return -1;
+    size_t first = s->nls;
+    for (size_t i = 0; i < n; i++) {
+        if (sk_server_add_listener(s, &ls[i], err) < 0) {
+            /* Nothing of this address stays open: neither the ones not
+             * added nor the ones the server took already. */
+            for (size_t j = i; j < n; j++)
+                sk_listener_close(&ls[j]);
+            while (s->nls > first)
+                sk_listener_close(&s->ls[--s->nls]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+const sk_listener *sk_server_listener(const sk_server *s, size_t i)
+{
+    return i < s->nls ? &s->ls[i] : NULL;
+}
+
 int sk_server_run(sk_server *s, sk_err *err)
 {
     if (s->nls == 0)
