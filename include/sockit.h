@@ -339,8 +339,9 @@ void *sk_conn_state(sk_conn *c); /* the service's global state (from init) */
 sk_server *sk_conn_server(sk_conn *c);
 int sk_conn_fd(sk_conn *c);
 sk_transport sk_conn_transport(const sk_conn *c);
-/* Queue bytes for the peer. Returns 0, or -1 if the connection is closing or its
- * queue limit was passed (the connection is then closed). */
+/* Queue bytes for the peer (a copy is taken). Returns 0, or -1 if the
+ * connection is closing or its queue limit was passed (the connection is then
+ * closed). The simple case of sk_conn_queue. */
 int sk_conn_send(sk_conn *c, const void *data, size_t len);
 /*
  * Queue bytes for another connection, from any thread (the broker's fan-out).
@@ -348,28 +349,48 @@ int sk_conn_send(sk_conn *c, const void *data, size_t len);
  * its own thread; the target is closed if its queue passes its limit (a slow
  * reader is dropped, never allowed to grow memory without bound).
  * Returns 0, or -1 if the target is over its limit or closing.
+ * Lifetime: target must not have been freed. It is alive from before its
+ * on_open until its on_close returns, and on_close runs in the target's own
+ * thread: so keep the connections you post to in a list under your own lock,
+ * add them in on_open, remove them in on_close under that lock, and post only
+ * while holding it (as the broker does). The bytes are copied before return.
  */
 int sk_conn_post(sk_conn *target, const void *data, size_t len);
 /*
- * Queue `len` bytes of the open file `fd` from offset `off`, after everything
- * queued so far (bytes queued later go after it). The connection owns fd from
- * now on and closes it when sent or dropped. The bytes go out with sendfile()
- * where the system has it, never through a user-space copy. Returns 0, or -1
- * (fd closed) if the connection is closing or out of memory. If the file
- * turns out shorter than len, the connection is reset: the length promised to
- * the peer cannot be kept.
+ * One piece of output, for sk_conn_queue:
+ *   SK_SEG_BYTES  len bytes at mem, copied now (as sk_conn_send).
+ *   SK_SEG_MEM    len bytes at mem, sent in place without a copy (a mapped
+ *                 file, a shared buffer): mem must stay valid until the
+ *                 connection calls release(arg) (release may be NULL for
+ *                 memory that lives as long as the program).
+ *   SK_SEG_FILE   len bytes of the open file fd from offset off, sent with
+ *                 sendfile() where the system has it (never a user-space copy
+ *                 on a plain socket). With release NULL the connection owns fd
+ *                 and closes it when sent or dropped; otherwise fd stays the
+ *                 caller's and the connection calls release(arg) once it no
+ *                 longer needs it (descriptors shared between responses). If the
+ *                 file turns out shorter than len, the connection is reset: the
+ *                 length promised to the peer cannot be kept.
  */
-int sk_conn_sendfile(sk_conn *c, int fd, off_t off, uint64_t len);
-/* As sk_conn_sendfile, but fd stays the caller's: instead of closing it, the
- * connection calls release(arg) once it no longer needs it (sent, dropped, or
- * at once on failure). For descriptors shared between responses (a cache). */
-int sk_conn_sendfile_shared(sk_conn *c, int fd, off_t off, uint64_t len, void (*release)(void *arg),
-                            void *arg);
-/* Queue len bytes at mem without copying them (a mapped file, a shared
- * buffer): mem must stay valid until the connection calls release(arg). When
- * it directly follows queued bytes, both leave in one sendmsg(). */
-int sk_conn_send_shared(sk_conn *c, const void *mem, size_t len, void (*release)(void *arg),
-                        void *arg);
+typedef enum sk_seg_kind { SK_SEG_BYTES = 1, SK_SEG_MEM, SK_SEG_FILE } sk_seg_kind;
+typedef struct sk_seg {
+    sk_seg_kind kind;
+    const void *mem; /* BYTES, MEM */
+    int fd;          /* FILE */
+    off_t off;       /* FILE: where the bytes start */
+    uint64_t len;
+    void (*release)(void *arg); /* MEM, FILE: see above */
+    void *arg;
+} sk_seg;
+/*
+ * Queue a segment after everything queued so far (bytes queued later go after
+ * it; a MEM segment directly after queued bytes leaves in the same sendmsg).
+ * Returns 0, or -1 if the connection is closing, out of memory or over its
+ * queue limit (it is then closed). Either way the segment's owner is told when
+ * the connection is done with it: release(arg) or close(fd) is called exactly
+ * once, at once when the call fails or len is 0.
+ */
+int sk_conn_queue(sk_conn *c, const sk_seg *seg);
 /* Call the service's on_timeout after ms milliseconds (0 cancels). One timer
  * per connection; setting it again replaces it. Without on_timeout the
  * connection is closed. */
@@ -380,7 +401,13 @@ void sk_conn_close(sk_conn *c);
 void sk_conn_want_drain(sk_conn *c, int on);
 /* Bytes queued and not yet written. */
 size_t sk_conn_pending(const sk_conn *c);
-/* The peer as address word ("tcp://127.0.0.1:40000") and host/port split. */
+/*
+ * The peer as an address word ("tcp://127.0.0.1:40000", "unix:" for an unnamed
+ * Unix peer). The string is in a buffer of the calling thread, valid until
+ * that thread's next sk_conn_peer_name call (on any connection): copy it to
+ * keep it. sk_conn_peer_host_port splits the address into host and port (Unix:
+ * the path or "unnamed", port 0) into the caller's buffer.
+ */
 const char *sk_conn_peer_name(sk_conn *c);
 void sk_conn_peer_host_port(sk_conn *c, char *host, size_t cap, unsigned *port);
 

@@ -7,7 +7,7 @@
  * never calls the kernel for I/O, so a readiness loop (epoll), a blocking
  * driver or a completion ring (io_uring) can all drive it: conn_io.c is the
  * shared code that does the reads and writes. The only descriptor it touches
- * is a file a service handed over with sk_conn_sendfile (closed when sent).
+ * is a file a service handed over with sk_conn_queue (closed when sent).
  * The service only ever sees the sk_conn_* calls.
  */
 #include <errno.h>
@@ -373,21 +373,25 @@ static int queue_seg(sk_conn *c, int fd, off_t off, uint64_t len, const void *me
     return 0;
 }
 
-int sk_conn_sendfile_shared(sk_conn *c, int fd, off_t off, uint64_t len, void (*release)(void *arg),
-                            void *arg)
+int sk_conn_queue(sk_conn *c, const sk_seg *seg)
 {
-    return queue_seg(c, fd, off, len, NULL, release, arg);
-}
-
-int sk_conn_send_shared(sk_conn *c, const void *mem, size_t len, void (*release)(void *arg),
-                        void *arg)
-{
-    return queue_seg(c, -1, 0, len, mem, release, arg);
-}
-
-int sk_conn_sendfile(sk_conn *c, int fd, off_t off, uint64_t len)
-{
-    return sk_conn_sendfile_shared(c, fd, off, len, NULL, NULL);
+    switch (seg->kind) {
+    case SK_SEG_BYTES: return sk_conn_send(c, seg->mem, (size_t)seg->len);
+    case SK_SEG_MEM:
+        if (seg->mem == NULL && seg->len > 0)
+            break;
+        return queue_seg(c, -1, 0, seg->len, seg->mem, seg->release, seg->arg);
+    case SK_SEG_FILE:
+        if (seg->fd < 0)
+            break;
+        return queue_seg(c, seg->fd, seg->off, seg->len, NULL, seg->release, seg->arg);
+    }
+    /* A malformed segment: still hand it back to its owner, as promised. */
+    sk_fileseg tmp = {
+        .fd = seg->kind == SK_SEG_FILE ? seg->fd : -1, .release = seg->release, .arg = seg->arg};
+    fileseg_done(&tmp);
+    errno = EINVAL;
+    return -1;
 }
 
 void sk_conn_set_timer(sk_conn *c, int ms)

@@ -41,7 +41,8 @@ static void t_data(sk_conn *c, const uint8_t *d, size_t n)
         int fd = open(file_path, O_RDONLY | O_CLOEXEC);
         assert_true(fd >= 0);
         sk_conn_send(c, "head", 4);
-        assert_int_equal(sk_conn_sendfile(c, fd, 2, 6), 0);
+        assert_int_equal(
+            sk_conn_queue(c, &(sk_seg){.kind = SK_SEG_FILE, .fd = fd, .off = 2, .len = 6}), 0);
         sk_conn_send(c, "tail", 4);
     } else {
         sk_conn_send(c, d, n);
@@ -294,7 +295,10 @@ static void test_shared_memory_in_one_call(void **state)
     sk_conn *c = new_conn();
     static const char body[] = "BODY";
     sk_conn_send(c, "H:", 2);
-    assert_int_equal(sk_conn_send_shared(c, body, 4, release_cb, NULL), 0);
+    assert_int_equal(
+        sk_conn_queue(c,
+                      &(sk_seg){.kind = SK_SEG_MEM, .mem = body, .len = 4, .release = release_cb}),
+        0);
     sk_conn_send(c, "!", 1);
     struct iovec iov[4];
     sk__conn_file f;
@@ -307,6 +311,53 @@ static void test_shared_memory_in_one_call(void **state)
     assert_int_equal(releases, 1);
     assert_int_equal(sk_conn_pending(c), 0);
     sk__conn_free(c);
+}
+
+static void test_queue_ownership(void **state)
+{
+    (void)state;
+    sk_conn *c = new_conn();
+    assert_int_equal(sk_conn_queue(c, &(sk_seg){.kind = SK_SEG_BYTES, .mem = "ab", .len = 2}), 0);
+    assert_int_equal(sk_conn_pending(c), 2);
+    /* len 0: nothing queued, the owner released at once. */
+    assert_int_equal(
+        sk_conn_queue(c,
+                      &(sk_seg){.kind = SK_SEG_MEM, .mem = "x", .len = 0, .release = release_cb}),
+        0);
+    assert_int_equal(releases, 1);
+    /* Closing: refused, and still released exactly once. */
+    sk_conn_close(c);
+    assert_int_equal(
+        sk_conn_queue(c,
+                      &(sk_seg){.kind = SK_SEG_MEM, .mem = "x", .len = 1, .release = release_cb}),
+        -1);
+    assert_int_equal(releases, 2);
+    /* An owned file descriptor is closed when refused. */
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(sk_conn_queue(c, &(sk_seg){.kind = SK_SEG_FILE, .fd = p[0], .len = 5}), -1);
+    assert_int_equal(fcntl(p[0], F_GETFD), -1);
+    close(p[1]);
+    /* A shared one is released, not closed. */
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(
+        sk_conn_queue(c,
+                      &(sk_seg){.kind = SK_SEG_FILE, .fd = p[0], .len = 5, .release = release_cb}),
+        -1);
+    assert_int_equal(releases, 3);
+    assert_true(fcntl(p[0], F_GETFD) >= 0);
+    close(p[0]);
+    close(p[1]);
+    sk__conn_free(c);
+    /* Queued segments are released when the connection goes unsent. */
+    c = new_conn();
+    assert_int_equal(
+        sk_conn_queue(c,
+                      &(sk_seg){.kind = SK_SEG_MEM, .mem = "xy", .len = 2, .release = release_cb}),
+        0);
+    assert_int_equal(releases, 3);
+    sk__conn_free(c);
+    assert_int_equal(releases, 4);
 }
 
 static void test_drain_and_timer(void **state)
@@ -357,6 +408,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_memory_in_one_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_ownership, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_and_timer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grace_for_busy, setup, teardown),
     };
