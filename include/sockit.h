@@ -402,11 +402,12 @@ void sk_conn_want_drain(sk_conn *c, int on);
 /* Bytes queued and not yet written. */
 size_t sk_conn_pending(const sk_conn *c);
 /*
- * The peer as an address word ("tcp://127.0.0.1:40000", "unix:" for an unnamed
- * Unix peer). The string is in a buffer of the calling thread, valid until
- * that thread's next sk_conn_peer_name call (on any connection): copy it to
- * keep it. sk_conn_peer_host_port splits the address into host and port (Unix:
- * the path or "unnamed", port 0) into the caller's buffer.
+ * The peer as an address word ("tcp://127.0.0.1:40000"); a Unix stream peer
+ * by the credentials the kernel gives ("unix peer pid 1234 uid 1000", or
+ * "unix peer uid 1000" where there is no pid, else "unix:"). The string is in a buffer of the
+ * calling thread, valid until that thread's next sk_conn_peer_name call (on any connection): copy
+ * it to keep it. sk_conn_peer_host_port splits the address into host and port (Unix: the path or
+ * "unnamed", port 0) into the caller's buffer.
  */
 const char *sk_conn_peer_name(sk_conn *c);
 void sk_conn_peer_host_port(sk_conn *c, char *host, size_t cap, unsigned *port);

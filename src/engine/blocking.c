@@ -48,6 +48,7 @@ void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer
         close(fd);
         return;
     }
+    sk__conn_peer_cred(c);
     int wake[2] = {-1, -1};
     if (sk__conn_inbox(c)) {
         if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) < 0) {

@@ -58,7 +58,8 @@ sk_conn *sk__conn_new(sk_server *s, const sk_tp *tp, const struct sockaddr *peer
         memcpy(&c->peer, peer, n);
         c->peer_len = (uint8_t)n;
     } else {
-        c->peer.sa.sa_family = AF_UNIX; /* Unix stream clients are unnamed */
+        c->peer.cred.family = AF_UNIX; /* Unix stream clients are unnamed */
+        c->peer.cred.pid = -1;
         c->peer_len = sizeof(sa_family_t);
     }
     if (shared) {
@@ -500,6 +501,14 @@ size_t sk_conn_pending(const sk_conn *c)
 const char *sk_conn_peer_name(sk_conn *c)
 {
     static _Thread_local char buf[SK_NAME_MAX];
+    if (c->transport == SK_UNIX && c->peer.cred.has_uid) {
+        if (c->peer.cred.pid > 0)
+            snprintf(buf, sizeof buf, "unix peer pid %d uid %u", c->peer.cred.pid,
+                     c->peer.cred.uid);
+        else
+            snprintf(buf, sizeof buf, "unix peer uid %u", c->peer.cred.uid);
+        return buf;
+    }
     return sk_sockaddr_format(&c->peer.sa, c->peer_len, c->transport, buf, sizeof buf);
 }
 

@@ -7,7 +7,9 @@
  * readability (and a read for writability), which is recorded in the
  * connection's flags for sk__conn_interest (policy.c).
  */
+#define _GNU_SOURCE /* struct ucred */
 #include <errno.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -115,6 +117,28 @@ int sk__conn_pump_close(sk_conn *c)
         return 0;
     }
     return step;
+}
+
+void sk__conn_peer_cred(sk_conn *c)
+{
+    if (c->transport != SK_UNIX)
+        return;
+#if defined(SO_PEERCRED)
+    struct ucred cr;
+    socklen_t len = sizeof cr;
+    if (getsockopt(c->tp.fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && len == sizeof cr) {
+        c->peer.cred.pid = (int)cr.pid;
+        c->peer.cred.uid = (unsigned)cr.uid;
+        c->peer.cred.has_uid = 1;
+    }
+#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__)
+    uid_t uid;
+    gid_t gid;
+    if (getpeereid(c->tp.fd, &uid, &gid) == 0) {
+        c->peer.cred.uid = (unsigned)uid; /* no pid there */
+        c->peer.cred.has_uid = 1;
+    }
+#endif
 }
 
 void sk__conn_destroy(sk_conn *c)

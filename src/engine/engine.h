@@ -120,6 +120,12 @@ struct sk_conn {
         struct sockaddr sa;
         struct sockaddr_in in4;
         struct sockaddr_in6 in6;
+        struct {
+            sa_family_t family; /* AF_UNIX: Unix stream peers are unnamed... */
+            int pid;            /* ...so their credentials live here; -1 unknown */
+            unsigned uid;
+            int has_uid;
+        } cred;
     } peer;
     uint16_t flags;
     uint8_t peer_len;
@@ -190,6 +196,9 @@ int sk__conn_pump_write(sk_conn *c, size_t budget);
 /* Take the next closing step (sk__conn_close_step), shutting the transport's
  * write side when a lingering close begins. 1: free the connection now. */
 int sk__conn_pump_close(sk_conn *c);
+/* A Unix stream peer: take its credentials (SO_PEERCRED / getpeereid) for
+ * sk_conn_peer_name and the logs. Nothing for other transports. */
+void sk__conn_peer_cred(sk_conn *c);
 /* Free the connection (sk__conn_free: on_close, logs) and close its transport. */
 void sk__conn_destroy(sk_conn *c);
 

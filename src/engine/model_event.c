@@ -227,6 +227,7 @@ static void new_conn(worker *w, const sk_listener *l, int fd, struct sockaddr *p
         return;
     }
     c->loop_data = w;
+    sk__conn_peer_cred(c);
     w->s->wake = ev_wake;
     if (add_conn(w, c) < 0) {
         sk_server_log(w->s, SK_LOG_ERROR, "out of memory: connection closed");

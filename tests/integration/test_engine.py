@@ -1,7 +1,11 @@
 """The engine's contracts seen from the command line: options a model does
-not use are refused, not ignored."""
+not use are refused, not ignored; Unix stream peers are named by their
+credentials."""
 
-from harness import Server, run_client
+import os
+import socket
+
+from harness import Server, run_client, tempdir
 
 
 def test_workers_refused_by_models_without_workers():
@@ -18,3 +22,25 @@ def test_workers_accepted_by_models_with_workers():
         with Server(["echo", "--model", model, "--workers", "2",
                      "tcp://127.0.0.1:0"]) as srv:
             assert srv.alive(), model
+
+
+def check_unix_peer_named_by_credentials(model):
+    path = os.path.join(tempdir(), "p.sock")
+    with Server(["echo", "-v", "--model", model, "unix:" + path]) as srv:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.connect(path)
+        s.sendall(b"hi")
+        assert s.recv(2) == b"hi"
+        s.close()
+        who = "unix peer pid %d uid %d" % (os.getpid(), os.getuid())
+        assert srv.wait_stderr("closed " + who + ":", 5), srv.stderr_text()
+        assert "connection from " + who + "\n" in srv.stderr_text()
+
+
+def test_unix_peer_named_by_credentials_epoll():
+    check_unix_peer_named_by_credentials("epoll")
+
+
+def test_unix_peer_named_by_credentials_fork():
+    check_unix_peer_named_by_credentials("fork")
