@@ -191,7 +191,7 @@ ssize_t sk__conn_pump_read(sk_conn *c, uint8_t *scratch, size_t cap);
 /* Write queued output until the transport would block, the queue is empty,
  * or `budget` bytes went (at most one file chunk of SK_FILE_CHUNK per call).
  * Returns 1 if the budget ran out with output left (call again soon), else 0. */
-#define SK_FILE_CHUNK (256 * 1024)
+#define SK_FILE_CHUNK (1u << 20)
 int sk__conn_pump_write(sk_conn *c, size_t budget);
 /* Take the next closing step (sk__conn_close_step), shutting the transport's
  * write side when a lingering close begins. 1: free the connection now. */

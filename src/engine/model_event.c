@@ -25,11 +25,16 @@
 #define ACCEPT_BATCH 64
 #define DGRAM_BATCH 64
 #define ACCEPT_RETRY_MS 125 /* at --max-conns: look again for room this often */
-/* Bytes one connection may write per wakeup, so that one fast reader, or
- * many slow ones, cannot keep the loop from accepting and reading. A
- * connection still writable after its share is reported again by the
- * (level-triggered) backend on the next wakeup, after the others had theirs. */
-#define LOOP_WRITE_BUDGET (256 * 1024)
+/* Bytes one connection may write per wakeup: a share of PASS_BUDGET among
+ * the connections ready in this wakeup, between SHARE_MIN and SHARE_MAX. So
+ * a single fast reader gets large writes, and many readers of large files
+ * (a slow-read attack) cannot make one pass of the loop so long that new
+ * connections wait to be accepted and read. A connection still writable
+ * after its share is reported again by the (level-triggered) backend on the
+ * next wakeup, after the others had theirs. */
+#define PASS_BUDGET (16u << 20)
+#define SHARE_MIN (64u * 1024)
+#define SHARE_MAX (1u << 20)
 
 struct worker;
 
@@ -149,11 +154,18 @@ static int arm(worker *w, sk_conn *c)
     return sk__timer_set(&w->timers, &c->timer, d);
 }
 
+static size_t write_share(const worker *w)
+{
+    int n = sk_ev_batch(w->loop);
+    size_t share = n > 0 ? PASS_BUDGET / (unsigned)n : SHARE_MAX;
+    return share < SHARE_MIN ? SHARE_MIN : share > SHARE_MAX ? SHARE_MAX : share;
+}
+
 /* After any event: write what is queued, then free or re-arm. */
 static void settle(worker *w, sk_conn *c)
 {
     if (sk__conn_wants_write(c))
-        sk__conn_pump_write(c, LOOP_WRITE_BUDGET); /* optimistic: most writes complete at once */
+        sk__conn_pump_write(c, write_share(w)); /* optimistic: most writes complete at once */
     if (sk__conn_pump_close(c) || (w->stopping && sk__conn_may_stop(c)) || arm(w, c) < 0) {
         drop(w, c);
         return;
