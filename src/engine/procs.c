@@ -143,8 +143,6 @@ void sk__child_init(sk_server *s, sk_procs *p)
     close(chld_wr);
     close(s->stop_wr);
     s->stop_wr = -1;
-    close(s->now_wr);
-    s->now_wr = -1;
     struct sigaction dfl = {0}, ign = {0};
     dfl.sa_handler = SIG_DFL;
     ign.sa_handler = SIG_IGN;
