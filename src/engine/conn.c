@@ -6,8 +6,8 @@
  * what to send (sk__conn_output) and is told what went (sk__conn_sent); it
  * never calls the kernel for I/O, so a readiness loop (epoll), a blocking
  * driver or a completion ring (io_uring) can all drive it: conn_io.c is the
- * shared code that does the reads and writes. The only descriptor it touches
- * is a file a service handed over with sk_conn_queue (closed when sent).
+ * shared code that does the reads and writes (and closes the files a service
+ * handed over, when they are sent).
  * The service only ever sees the sk_conn_* calls.
  */
 #include <errno.h>
@@ -17,7 +17,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <unistd.h>
 
 #include "engine.h"
 
@@ -138,7 +137,7 @@ static void fileseg_done(sk_fileseg *f)
     if (f->release)
         f->release(f->arg);
     else if (f->fd >= 0)
-        close(f->fd); /* not the kernel as I/O: the descriptor the service gave us */
+        sk__conn_close_file(f->fd); /* the descriptor the service handed over */
 }
 
 /* The head segment is sent: its trailing bytes become the front of the queue. */

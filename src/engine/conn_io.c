@@ -141,6 +141,11 @@ void sk__conn_peer_cred(sk_conn *c)
 #endif
 }
 
+void sk__conn_close_file(int fd)
+{
+    close(fd);
+}
+
 void sk__conn_destroy(sk_conn *c)
 {
     sk_tp tp = c->tp;

@@ -2,11 +2,16 @@
  * engine.h - internal to the server engine (src/engine). Not installed.
  *
  * The pieces:
- *   server.c     sk_server: options, listeners, stop signal, model registry
- *   conn.c       sk_conn: one connection's buffers and the calls into the service
- *   blocking.c   drives one connection (or one datagram) in its own flow of control;
+ *   server.c     sk_server: options, listeners, stop (graceful and now), model registry
+ *   conn.c       sk_conn: one connection as a state machine (no I/O): its buffers
+ *                and the calls into the service
+ *   conn_io.c    the only code that moves a connection's bytes through its
+ *                transport (src/lib/transport.h), for every model
+ *   policy.c     deadlines (service timer, idle, linger, grace) and interest
+ *   blocking.c   drives one connection in its own flow of control;
  *                used by iterative, fork, thread and prefork
  *   acceptor.c   waiting on several listeners at once; accept with EMFILE shedding
+ *   model_event.c  select/poll/epoll loops, one heap timer per connection
  *   model_*.c    one concurrency model each, exporting an sk_model
  */
 #ifndef SK_ENGINE_H
@@ -67,7 +72,6 @@ struct sk_server {
 #define SK_C_DRAIN 0x04       /* service wants on_drain */
 #define SK_C_DEAD 0x08        /* I/O error: close now, drop output */
 #define SK_C_WSHUT 0x10       /* we shut down our sending side (lingering close) */
-#define SK_C_LINGERING 0x20   /* counted in its event loop's lingering total */
 #define SK_C_TIMER 0x40       /* the service timer (timer_at) is set */
 #define SK_C_WR_WANTS_R 0x80  /* the last write waits for readability (TLS) */
 #define SK_C_RD_WANTS_W 0x100 /* the last read waits for writability (TLS) */
@@ -199,6 +203,8 @@ int sk__conn_pump_close(sk_conn *c);
 /* A Unix stream peer: take its credentials (SO_PEERCRED / getpeereid) for
  * sk_conn_peer_name and the logs. Nothing for other transports. */
 void sk__conn_peer_cred(sk_conn *c);
+/* Close a file descriptor a service handed over (sk_conn_queue) once sent. */
+void sk__conn_close_file(int fd);
 /* Free the connection (sk__conn_free: on_close, logs) and close its transport. */
 void sk__conn_destroy(sk_conn *c);
 
