@@ -64,9 +64,10 @@ void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer
     int took_last = 0; /* stopping: the request already in the socket was read */
 
     for (;;) {
+        /* One budget per round, then poll: an endless writer (chargen to a
+         * fast reader) still sees the stop request and its peer's input. */
         if (sk__conn_wants_write(c))
-            while (sk__conn_pump_write(c, BLOCKING_WRITE_BUDGET)) {
-            }
+            sk__conn_pump_write(c, BLOCKING_WRITE_BUDGET);
         if (sk__conn_pump_close(c))
             break;
         int64_t now = sk_now_ms();
