@@ -241,7 +241,9 @@ void sk__announce_stop(sk_server *s, long busy)
         return;
     int ms = s->o.grace_ms;
     char when[32];
-    if (ms % 1000 == 0)
+    if (ms < 1000)
+        snprintf(when, sizeof when, "%d ms", ms);
+    else if (ms % 1000 == 0)
         snprintf(when, sizeof when, "%d s", ms / 1000);
     else
         snprintf(when, sizeof when, "%.1f s", ms / 1000.0);
