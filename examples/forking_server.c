@@ -24,7 +24,6 @@
 
 #include "sockit.h"
 
-#define MAX_LISTENERS 8
 #define MSG_MAX 65536 /* a longer line is cut here */
 
 /* ---- the service: dostuff() ---- */
@@ -180,22 +179,13 @@ int main(int argc, char **argv)
     if (server == NULL)
         die(&err);
 
-    sk_listener ls[MAX_LISTENERS];
-    size_t n;
-    if (sk_listen(&addr, NULL, ls, MAX_LISTENERS, &n, &err) < 0) {
+    if (sk_server_listen(server, argv[optind], &err) < 0) {
         free_server();
         die(&err);
     }
-    for (size_t i = 0; i < n; i++) {
-        if (sk_server_add_listener(server, &ls[i], &err) < 0) {
-            for (size_t j = i; j < n; j++)
-                sk_listener_close(&ls[j]); /* the server owns the ones before i */
-            free_server();
-            die(&err);
-        }
-        if (strcmp(addr.port, "0") == 0)
-            fprintf(stderr, "forking_server: listening on %s\n", ls[i].name);
-    }
+    const sk_listener *l;
+    for (size_t i = 0; strcmp(addr.port, "0") == 0 && (l = sk_server_listener(server, i)); i++)
+        fprintf(stderr, "forking_server: listening on %s\n", l->name);
 
     sk_ignore_sigpipe();
     struct sigaction sa = {0};

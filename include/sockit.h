@@ -556,8 +556,9 @@ void *sk_conn_state(sk_conn *c); /* the service's global state (from init) */
 sk_server *sk_conn_server(sk_conn *c);
 int sk_conn_fd(sk_conn *c);
 sk_transport sk_conn_transport(const sk_conn *c);
-/* Queue bytes for the peer. Returns 0, or -1 if the connection is closing or its
- * queue limit was passed (the connection is then closed). */
+/* Queue bytes for the peer (a copy is taken). Returns 0, or -1 if the
+ * connection is closing or its queue limit was passed (the connection is then
+ * closed). The simple case of sk_conn_queue. */
 int sk_conn_send(sk_conn *c, const void *data, size_t len);
 /*
  * Queue bytes for another connection, from any thread (the broker's fan-out).
@@ -565,28 +566,48 @@ int sk_conn_send(sk_conn *c, const void *data, size_t len);
  * its own thread; the target is closed if its queue passes its limit (a slow
  * reader is dropped, never allowed to grow memory without bound).
  * Returns 0, or -1 if the target is over its limit or closing.
+ * Lifetime: target must not have been freed. It is alive from before its
+ * on_open until its on_close returns, and on_close runs in the target's own
+ * thread: so keep the connections you post to in a list under your own lock,
+ * add them in on_open, remove them in on_close under that lock, and post only
+ * while holding it (as the broker does). The bytes are copied before return.
  */
 int sk_conn_post(sk_conn *target, const void *data, size_t len);
 /*
- * Queue `len` bytes of the open file `fd` from offset `off`, after everything
- * queued so far (bytes queued later go after it). The connection owns fd from
- * now on and closes it when sent or dropped. The bytes go out with sendfile()
- * where the system has it, never through a user-space copy. Returns 0, or -1
- * (fd closed) if the connection is closing or out of memory. If the file
- * turns out shorter than len, the connection is reset: the length promised to
- * the peer cannot be kept.
+ * One piece of output, for sk_conn_queue:
+ *   SK_SEG_BYTES  len bytes at mem, copied now (as sk_conn_send).
+ *   SK_SEG_MEM    len bytes at mem, sent in place without a copy (a mapped
+ *                 file, a shared buffer): mem must stay valid until the
+ *                 connection calls release(arg) (release may be NULL for
+ *                 memory that lives as long as the program).
+ *   SK_SEG_FILE   len bytes of the open file fd from offset off, sent with
+ *                 sendfile() where the system has it (never a user-space copy
+ *                 on a plain socket). With release NULL the connection owns fd
+ *                 and closes it when sent or dropped; otherwise fd stays the
+ *                 caller's and the connection calls release(arg) once it no
+ *                 longer needs it (descriptors shared between responses). If the
+ *                 file turns out shorter than len, the connection is reset: the
+ *                 length promised to the peer cannot be kept.
  */
-int sk_conn_sendfile(sk_conn *c, int fd, off_t off, uint64_t len);
-/* As sk_conn_sendfile, but fd stays the caller's: instead of closing it, the
- * connection calls release(arg) once it no longer needs it (sent, dropped, or
- * at once on failure). For descriptors shared between responses (a cache). */
-int sk_conn_sendfile_shared(sk_conn *c, int fd, off_t off, uint64_t len, void (*release)(void *arg),
-                            void *arg);
-/* Queue len bytes at mem without copying them (a mapped file, a shared
- * buffer): mem must stay valid until the connection calls release(arg). When
- * it directly follows queued bytes, both leave in one sendmsg(). */
-int sk_conn_send_shared(sk_conn *c, const void *mem, size_t len, void (*release)(void *arg),
-                        void *arg);
+typedef enum sk_seg_kind { SK_SEG_BYTES = 1, SK_SEG_MEM, SK_SEG_FILE } sk_seg_kind;
+typedef struct sk_seg {
+    sk_seg_kind kind;
+    const void *mem; /* BYTES, MEM */
+    int fd;          /* FILE */
+    off_t off;       /* FILE: where the bytes start */
+    uint64_t len;
+    void (*release)(void *arg); /* MEM, FILE: see above */
+    void *arg;
+} sk_seg;
+/*
+ * Queue a segment after everything queued so far (bytes queued later go after
+ * it; a MEM segment directly after queued bytes leaves in the same sendmsg).
+ * Returns 0, or -1 if the connection is closing, out of memory or over its
+ * queue limit (it is then closed). Either way the segment's owner is told when
+ * the connection is done with it: release(arg) or close(fd) is called exactly
+ * once, at once when the call fails or len is 0.
+ */
+int sk_conn_queue(sk_conn *c, const sk_seg *seg);
 /* Call the service's on_timeout after ms milliseconds (0 cancels). One timer
  * per connection; setting it again replaces it. Without on_timeout the
  * connection is closed. */
@@ -597,13 +618,21 @@ void sk_conn_close(sk_conn *c);
 void sk_conn_want_drain(sk_conn *c, int on);
 /* Bytes queued and not yet written. */
 size_t sk_conn_pending(const sk_conn *c);
-/* The peer as address word ("tcp://127.0.0.1:40000") and host/port split. */
+/*
+ * The peer as an address word ("tcp://127.0.0.1:40000"); a Unix stream peer
+ * by the credentials the kernel gives ("unix peer pid 1234 uid 1000", or
+ * "unix peer uid 1000" where there is no pid, else "unix:"). The string is in a buffer of the
+ * calling thread, valid until that thread's next sk_conn_peer_name call (on any connection): copy
+ * it to keep it. sk_conn_peer_host_port splits the address into host and port (Unix: the path or
+ * "unnamed", port 0) into the caller's buffer.
+ */
 const char *sk_conn_peer_name(sk_conn *c);
 void sk_conn_peer_host_port(sk_conn *c, char *host, size_t cap, unsigned *port);
 
 /* Concurrency models */
 #define SK_MODEL_SHARED 0x1u     /* connections share one address space */
 #define SK_MODEL_CONCURRENT 0x2u /* many connections are served at the same time */
+#define SK_MODEL_WORKERS 0x4u    /* opts.workers means something (processes, loops) */
 
 typedef struct sk_model {
     const char *name;
@@ -648,10 +677,34 @@ typedef struct sk_server_opts {
 sk_server *sk_server_new(const sk_server_opts *o, sk_err *err);
 /* Hand a listener to the server (it closes it in sk_server_free). Returns 0 or -1. */
 int sk_server_add_listener(sk_server *s, const sk_listener *l, sk_err *err);
+/*
+ * Listen on an address word (the syntax of sk_addr_parse: "8080",
+ * "tcp://[::1]:0", "unix:/run/x.sock", ...) and hand every listener it gives
+ * to the server, as sk_listen (default backlog, one dual-stack socket for a
+ * wildcard, a dead server's Unix socket file replaced) and
+ * sk_server_add_listener do. A transport the service does not run on is
+ * refused before anything is bound. Returns 0, or -1 with err (usage errors
+ * for a malformed address; nothing of this address is left open).
+ */
+int sk_server_listen(sk_server *s, const char *address, sk_err *err);
+/* The server's i-th listener, in the order added (e.g. to print the port the
+ * kernel picked for port 0), or NULL when i is past the last. */
+const sk_listener *sk_server_listener(const sk_server *s, size_t i);
 /* Run the model. Returns 0 after sk_server_stop() or --once, -1 on a fatal error. */
 int sk_server_run(sk_server *s, sk_err *err);
-/* Ask the server to stop. Async-signal-safe: call it from a SIGINT/SIGTERM handler. */
+/*
+ * Ask the server to stop. Async-signal-safe: call it from a SIGINT/SIGTERM
+ * handler. New connections are refused at once; idle connections are closed;
+ * busy ones (output in flight, or a request that already arrived) get
+ * opts.grace_ms to finish. When there are any, one line is logged through
+ * opts.log at SK_LOG_ERROR (so it shows without verbose, and with -q):
+ *   stopping: 3 busy connections get up to 10 s to finish (Ctrl-C again to stop now)
+ */
 void sk_server_stop(sk_server *s);
+/* Stop now: as sk_server_stop, and busy connections are closed at once
+ * (their unsent output is dropped), in every thread and worker process.
+ * Async-signal-safe: the CLI calls it on the second SIGINT/SIGTERM. */
+void sk_server_stop_now(sk_server *s);
 /* Close listeners (removing Unix socket files) and free everything. */
 void sk_server_free(sk_server *s);
 /* The options the server runs with (for services). */

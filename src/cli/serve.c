@@ -38,10 +38,16 @@ static sk_server *g_server;
 static sk_listener *g_stdio_ls;
 static volatile sig_atomic_t g_stdio_n;
 
+/* The first SIGINT/SIGTERM stops gracefully (busy connections get --grace),
+ * the second stops now. */
 static void on_stop_signal(int sig)
 {
     (void)sig;
-    sk_server_stop(g_server);
+    static volatile sig_atomic_t seen;
+    if (seen++ == 0)
+        sk_server_stop(g_server);
+    else
+        sk_server_stop_now(g_server);
 }
 
 /* serve stdio has no event loop to tell: clean up here and end. Only

@@ -12,13 +12,13 @@
 
 #include "engine.h"
 
-#define SK_MAX_POLL_LISTENERS 64
-
 int sk__wait_listeners(sk_server *s, int extra_fd, int timeout_ms)
 {
-    struct pollfd p[SK_MAX_POLL_LISTENERS + 2];
+    /* As many as there are listeners (sk_server_add_listener sizes it): one
+     * accepting thread per process uses it. */
+    struct pollfd *p = s->pfds;
     nfds_t n = 0;
-    for (size_t i = 0; i < s->nls && n < SK_MAX_POLL_LISTENERS; i++)
+    for (size_t i = 0; i < s->nls; i++)
         p[n++] = (struct pollfd){.fd = s->ls[i].fd, .events = POLLIN};
     nfds_t nl = n;
     p[n++] = (struct pollfd){.fd = s->stop_rd, .events = POLLIN};
@@ -55,6 +55,19 @@ int sk__wait_work(sk_server *s, int extra_fd, sk_dgram_batch *dgrams)
     /* Datagrams have no connection to hand to a process or thread: answer them here. */
     sk__serve_datagrams(s, l, 64, dgrams);
     return s->o.once && atomic_load(&s->served) > 0 ? SK_WAIT_STOP : SK_WAIT_AGAIN;
+}
+
+int sk__accept_next(sk_server *s, int extra_fd, sk_dgram_batch *dgrams, int nonblock,
+                    sk_accepted *a)
+{
+    int i = sk__wait_work(s, extra_fd, dgrams);
+    if (i < 0)
+        return i;
+    const sk_listener *l = &s->ls[i];
+    a->transport = l->transport;
+    a->plen = sizeof a->peer;
+    a->fd = sk__accept(s, l, (struct sockaddr *)&a->peer, &a->plen, nonblock);
+    return a->fd < 0 ? SK_WAIT_AGAIN : 0;
 }
 
 int sk__accept(sk_server *s, const sk_listener *l, struct sockaddr *peer, socklen_t *plen,

@@ -6,7 +6,9 @@
  * The socket is non-blocking and we wait in poll() on it alone. That is still
  * "one flow of control per connection" (the call returns only when the
  * connection is over), but it lets the same loop honour the idle timeout, the
- * stop request, and services like chargen that write while they read.
+ * stop request, and services like chargen that write while they read. The
+ * reads and writes are conn_io.c's, the deadlines policy.c's: the same as
+ * the event loops'.
  */
 #define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
@@ -19,15 +21,6 @@
 
 #include "engine.h"
 
-static int64_t min_deadline(int64_t a, int64_t b)
-{
-    if (a < 0)
-        return b;
-    if (b < 0)
-        return a;
-    return a < b ? a : b;
-}
-
 /* Another thread posted to this connection: poke its poll(). */
 static void blocking_wake(sk_conn *c)
 {
@@ -35,6 +28,9 @@ static void blocking_wake(sk_conn *c)
     ssize_t r = write(*wake_wr, "w", 1);
     (void)r; /* a full pipe already holds a wake-up */
 }
+
+/* Bytes per write round: the connection has this flow of control to itself. */
+#define BLOCKING_WRITE_BUDGET (1u << 20)
 
 void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer, socklen_t plen,
                                sk_transport t)
@@ -44,84 +40,91 @@ void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer
         close(fd);
         return;
     }
-    sk_conn *c = sk__conn_new(s, fd, peer, plen, t);
+    sk_tp tp;
+    sk__tp_plain(&tp, fd);
+    sk_conn *c = sk__conn_new(s, &tp, peer, plen, t);
     if (c == NULL) {
         sk_server_log(s, SK_LOG_ERROR, "out of memory: connection dropped");
         close(fd);
         return;
     }
+    sk__conn_peer_cred(c);
     int wake[2] = {-1, -1};
-    if (c->inbox) {
+    if (sk__conn_inbox(c)) {
         if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) < 0) {
             sk_server_log(s, SK_LOG_ERROR, "pipe: %s: connection dropped", strerror(errno));
-            sk__conn_free(c);
+            sk__conn_destroy(c);
             return;
         }
         c->loop_data = &wake[1];
         s->wake = blocking_wake; /* the same for every connection of this server */
     }
     sk__conn_open(c);
-    int grace_ms = s->o.grace_ms > 0 ? s->o.grace_ms : SK_GRACE_DEFAULT_MS;
     int64_t grace_deadline = -1;
+    int took_last = 0; /* stopping: the request already in the socket was read */
 
     for (;;) {
+        /* One budget per round, then poll: an endless writer (chargen to a
+         * fast reader) still sees the stop request and its peer's input. */
         if (sk__conn_wants_write(c))
-            sk__conn_write(c);
-        if (sk__conn_finished(c))
+            sk__conn_pump_write(c, BLOCKING_WRITE_BUDGET);
+        if (sk__conn_pump_close(c))
             break;
         int64_t now = sk_now_ms();
+        if (sk__stopping_now(s))
+            break; /* stop now: busy or not */
         if (grace_deadline < 0 && sk__stopping(s)) {
             if (s->own_listeners)
                 sk__stop_listening(s);
-            /* Shutting down: an idle connection goes at once, a busy one gets
-             * the grace period to finish what it is sending. */
-            if (sk__conn_idle(c))
+            /* Shutting down: take a request that already arrived (it makes
+             * the connection busy); an idle connection goes at once, a busy
+             * one gets the grace period to finish what it is sending. */
+            if (!took_last) {
+                took_last = 1;
+                if (sk__conn_pump_read(c, scratch, sizeof scratch) > 0)
+                    continue;
+            }
+            if (sk__conn_may_stop(c))
                 break;
-            grace_deadline = now + grace_ms;
+            grace_deadline = now + s->o.grace_ms;
+            sk__grace_busy(s, 1);
+            if (s->model == &sk__model_iterative)
+                sk__announce_stop(s, 1); /* the only connection: no one else counts */
         }
-        /* Stopping: go when the work is done, or when the grace period is. */
-        if (grace_deadline >= 0 && (now >= grace_deadline || sk__conn_idle(c)))
+        int exp = sk__conn_expired(c, now, grace_deadline);
+        if (exp == SK_EXP_CLOSE)
             break;
+        if (exp == SK_EXP_RAN)
+            continue; /* the service acted: write, then decide */
 
-        int64_t deadline = grace_deadline;
-        if (c->timer_at)
-            deadline = min_deadline(deadline, c->timer_at);
-        if (c->flags & SK_C_WSHUT)
-            deadline = min_deadline(deadline, c->last_io_ms + SK_LINGER_MS);
-        else if (s->o.idle_timeout_ms > 0)
-            deadline = min_deadline(deadline, c->last_io_ms + s->o.idle_timeout_ms);
+        int64_t deadline = sk__conn_next_deadline(c, now, grace_deadline);
         int timeout = -1;
         if (deadline >= 0)
             timeout = deadline <= now ? 0 : (int)(deadline - now);
+        unsigned want = sk__conn_interest(c);
+        if ((want & SK_TP_WANT_READ) && sk__tp_buffered(&c->tp) > 0)
+            timeout = 0; /* bytes inside the transport are readable now */
 
+        /* The stop pipe stays readable once written: in the grace period,
+         * watch the stop-now pipe instead. */
+        int stop_fd = grace_deadline < 0 ? s->stop_rd : s->now_rd;
         struct pollfd p[3] = {
-            {.fd = fd}, {.fd = wake[0], .events = POLLIN}, {.fd = s->stop_rd, .events = POLLIN}};
-        if (sk__conn_wants_read(c))
+            {.fd = fd}, {.fd = wake[0], .events = POLLIN}, {.fd = stop_fd, .events = POLLIN}};
+        if (want & SK_TP_WANT_READ)
             p[0].events |= POLLIN;
-        if (sk__conn_wants_write(c))
+        if (want & SK_TP_WANT_WRITE)
             p[0].events |= POLLOUT;
-        nfds_t np = grace_deadline < 0 ? 3 : 2; /* the stop pipe stays readable once set */
-        int r = poll(p, np, timeout);
+        int r = poll(p, 3, timeout);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
             break;
         }
-        if (np == 3 && (p[2].revents & POLLIN)) {
-            sk__saw_stop(s); /* handled at the top of the loop */
-            continue;
-        }
-        if (r == 0) {
-            now = sk_now_ms();
-            if (sk__conn_check_timer(c, now))
-                continue; /* the service acted (e.g. answered 408): write, then decide */
-            if (c->flags & SK_C_WSHUT)
-                break; /* the peer never sent its FIN: close anyway */
-            if (s->o.idle_timeout_ms > 0 && now - c->last_io_ms >= s->o.idle_timeout_ms) {
-                if (s->o.verbose)
-                    sk_server_log(s, SK_LOG_INFO, "idle timeout: %s", sk_conn_peer_name(c));
-                break;
-            }
+        if (p[2].revents & POLLIN) {
+            if (grace_deadline < 0)
+                sk__saw_stop(s); /* handled at the top of the loop */
+            else
+                sk__saw_stop_now(s);
             continue;
         }
         if (p[1].revents & POLLIN) {
@@ -130,14 +133,19 @@ void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer
             }
             sk__conn_take_inbox(c);
         }
-        if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-            if (sk__conn_wants_read(c))
-                sk__conn_read(c, scratch, sizeof scratch);
-            else if (!(p[0].revents & POLLOUT) && (p[0].revents & (POLLHUP | POLLERR)))
-                c->flags |= SK_C_DEAD; /* gone, and we had nothing to read for */
-        }
+        if (p[0].revents == 0 && !(timeout == 0 && sk__tp_buffered(&c->tp) > 0))
+            continue; /* a deadline: looked at at the top of the loop */
+        int readable = (p[0].revents & (POLLIN | POLLHUP | POLLERR)) ||
+                       ((p[0].revents & POLLOUT) && (c->flags & SK_C_RD_WANTS_W)) ||
+                       sk__tp_buffered(&c->tp) > 0;
+        if (sk__conn_wants_read(c) && readable)
+            sk__conn_pump_read(c, scratch, sizeof scratch);
+        else if (!(p[0].revents & POLLOUT) && (p[0].revents & (POLLHUP | POLLERR)))
+            sk__conn_feed_error(c, EPIPE); /* gone, and we had nothing to read for */
     }
-    sk__conn_free(c); /* unregisters from the service before the wake pipe goes */
+    if (grace_deadline >= 0)
+        sk__grace_busy(s, -1);
+    sk__conn_destroy(c); /* unregisters from the service before the wake pipe goes */
     if (wake[0] >= 0) {
         close(wake[0]);
         close(wake[1]);

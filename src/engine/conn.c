@@ -1,53 +1,73 @@
 /*
- * conn.c - one stream connection, independent of the model that drives it.
+ * conn.c - one stream connection as a state machine, independent of the
+ * model that drives it and of the wire.
  *
- * A model calls sk__conn_read when the socket is readable and sk__conn_write
- * when it is writable (blocking models after waiting on this one socket, event
- * models when the loop says so), and frees the connection when
- * sk__conn_finished says so. The service only ever sees the sk_conn_* calls.
+ * It is fed what the transport read (sk__conn_feed, _eof, _error), hands out
+ * what to send (sk__conn_output) and is told what went (sk__conn_sent); it
+ * never calls the kernel for I/O, so a readiness loop (epoll), a blocking
+ * driver or a completion ring (io_uring) can all drive it: conn_io.c is the
+ * shared code that does the reads and writes (and closes the files a service
+ * handed over, when they are sent).
+ * The service only ever sees the sk_conn_* calls.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __linux__
-#include <sys/sendfile.h>
-#endif
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <unistd.h>
 
 #include "engine.h"
 
-sk_conn *sk__conn_new(sk_server *s, int fd, const struct sockaddr *peer, socklen_t plen,
+/* Where the broker's inbox lives: after the service's bytes, in the same
+ * allocation (only SK_SVC_SHARED services have one). */
+static size_t inbox_offset(const sk_service *svc)
+{
+    size_t a = _Alignof(sk_inbox);
+    return (offsetof(sk_conn, data) + svc->conn_size + a - 1) / a * a;
+}
+
+sk_inbox *sk__conn_inbox(const sk_conn *c)
+{
+    if (!(c->srv->svc->flags & SK_SVC_SHARED))
+        return NULL;
+    return (sk_inbox *)((char *)c + inbox_offset(c->srv->svc));
+}
+
+sk_conn *sk__conn_new(sk_server *s, const sk_tp *tp, const struct sockaddr *peer, socklen_t plen,
                       sk_transport t)
 {
-    sk_conn *c = calloc(1, sizeof *c + s->svc->conn_size);
+    int shared = (s->svc->flags & SK_SVC_SHARED) != 0;
+    size_t size = shared ? inbox_offset(s->svc) + sizeof(sk_inbox)
+                         : offsetof(sk_conn, data) + s->svc->conn_size;
+    if (size < sizeof(sk_conn))
+        size = sizeof(sk_conn);
+    sk_conn *c = calloc(1, size);
     if (c == NULL)
         return NULL;
-    c->fd = fd;
+    c->tp = *tp;
     c->srv = s;
-    c->transport = t;
-    c->out.max = s->o.max_queue ? s->o.max_queue : SK_MAX_QUEUE_DEFAULT;
+    c->transport = (uint8_t)t;
+    c->out.max = s->o.max_queue;
     c->started_ms = c->last_io_ms = sk_now_ms();
     c->loop_index = -1;
     if (peer != NULL && plen > 0 && t != SK_UNIX) {
-        socklen_t n = plen < (socklen_t)sizeof c->peer.u ? plen : (socklen_t)sizeof c->peer.u;
-        memcpy(&c->peer.u, peer, n);
-        c->peer.len = n;
+        socklen_t n = plen < (socklen_t)sizeof c->peer ? plen : (socklen_t)sizeof c->peer;
+        memcpy(&c->peer, peer, n);
+        c->peer_len = (uint8_t)n;
     } else {
-        c->peer.u.sa.sa_family = AF_UNIX; /* Unix stream clients are unnamed */
-        c->peer.len = sizeof(sa_family_t);
+        c->peer.cred.family = AF_UNIX; /* Unix stream clients are unnamed */
+        c->peer.cred.pid = -1;
+        c->peer_len = sizeof(sa_family_t);
     }
-    if (s->svc->flags & SK_SVC_SHARED) {
-        c->inbox = calloc(1, sizeof *c->inbox);
-        if (c->inbox == NULL || pthread_mutex_init(&c->inbox->mu, NULL) != 0) {
-            free(c->inbox);
+    if (shared) {
+        sk_inbox *in = sk__conn_inbox(c);
+        if (pthread_mutex_init(&in->mu, NULL) != 0) {
             free(c);
             return NULL;
         }
-        c->inbox->buf.max = c->out.max;
+        in->buf.max = c->out.max;
     }
     atomic_fetch_add(&s->nconns, 1);
     return c;
@@ -56,38 +76,39 @@ sk_conn *sk__conn_new(sk_server *s, int fd, const struct sockaddr *peer, socklen
 void sk__conn_open(sk_conn *c)
 {
     if (c->srv->o.verbose)
-        sk__log_conn_open(c);
+        sk_server_log(c->srv, SK_LOG_INFO, "connection from %s", sk_conn_peer_name(c));
     if (c->srv->svc->on_open)
         c->srv->svc->on_open(c);
 }
 
-void sk__conn_read(sk_conn *c, uint8_t *scratch, size_t cap)
+void sk__conn_feed(sk_conn *c, const uint8_t *data, size_t n)
 {
-    if (c->flags & (SK_C_DEAD | SK_C_EOF))
-        return;
-    ssize_t n = recv(c->fd, scratch, cap, 0);
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-            return;
-        c->flags |= SK_C_DEAD; /* reset by peer, etc.: nothing more to do for it */
-        return;
-    }
     c->last_io_ms = sk_now_ms();
-    if (n == 0) {
-        c->flags |= SK_C_EOF;
-        if (c->flags & SK_C_WSHUT)
-            return; /* lingering close: this was the FIN we waited for */
-        if (c->srv->svc->on_eof)
-            c->srv->svc->on_eof(c);
-        else
-            sk_conn_close(c);
-        return;
-    }
     c->bytes_in += (uint64_t)n;
-    if (c->flags & (SK_C_CLOSING | SK_C_WSHUT))
+    if (c->flags & (SK_C_CLOSING | SK_C_WSHUT | SK_C_DEAD))
         return; /* the service is done with input: discard it */
     if (c->srv->svc->on_data)
-        c->srv->svc->on_data(c, scratch, (size_t)n);
+        c->srv->svc->on_data(c, data, n);
+}
+
+void sk__conn_feed_eof(sk_conn *c)
+{
+    if (c->flags & SK_C_EOF)
+        return;
+    c->last_io_ms = sk_now_ms();
+    c->flags |= SK_C_EOF;
+    if (c->flags & (SK_C_WSHUT | SK_C_DEAD))
+        return; /* lingering close: this was the FIN we waited for */
+    if (c->srv->svc->on_eof)
+        c->srv->svc->on_eof(c);
+    else
+        sk_conn_close(c);
+}
+
+void sk__conn_feed_error(sk_conn *c, int err)
+{
+    (void)err; /* reset by peer, etc.: nothing more to do for it */
+    c->flags |= SK_C_DEAD;
 }
 
 /* Total bytes queued for the peer (buffered and file). */
@@ -96,37 +117,19 @@ static uint64_t pending(const sk_conn *c)
     return c->out.len + c->fbytes;
 }
 
-/* Where newly queued bytes go: after the last queued file, if any. */
-static sk_buf *tail_buf(sk_conn *c)
+static sk_fileseg *last_seg(const sk_conn *c)
 {
-    return c->ftail ? &c->ftail->after : &c->out;
+    sk_fileseg *f = c->fhead;
+    while (f && f->next)
+        f = f->next; /* short: one segment per queued file or shared buffer */
+    return f;
 }
 
-/* Send part of the head file. Returns bytes sent, 0 if the socket is full, -1 on error. */
-static ssize_t send_file_part(sk_conn *c, sk_fileseg *f)
+/* Where newly queued bytes go: after the last queued segment, if any. */
+static sk_buf *tail_buf(sk_conn *c)
 {
-    size_t want = f->left > (1u << 20) ? (1u << 20) : (size_t)f->left;
-#ifdef __linux__
-    ssize_t n = sendfile(c->fd, f->fd, &f->off, want);
-#else
-    char tmp[16384];
-    if (want > sizeof tmp)
-        want = sizeof tmp;
-    ssize_t n = pread(f->fd, tmp, want, f->off);
-    if (n > 0) {
-        ssize_t w = send(c->fd, tmp, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w > 0)
-            f->off += w;
-        n = w;
-    }
-#endif
-    if (n < 0)
-        return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
-    if (n == 0) {
-        errno = EIO; /* the file shrank under us: the promised length cannot be kept */
-        return -1;
-    }
-    return n;
+    sk_fileseg *f = last_seg(c);
+    return f ? &f->after : &c->out;
 }
 
 static void fileseg_done(sk_fileseg *f)
@@ -134,93 +137,102 @@ static void fileseg_done(sk_fileseg *f)
     if (f->release)
         f->release(f->arg);
     else if (f->fd >= 0)
-        close(f->fd);
+        sk__conn_close_file(f->fd); /* the descriptor the service handed over */
 }
 
-/* The head file is sent: its trailing bytes become the front of the queue. */
-static void pop_file(sk_conn *c)
+/* The head segment is sent: its trailing bytes become the front of the queue. */
+static void pop_seg(sk_conn *c)
 {
     sk_fileseg *f = c->fhead;
     c->fhead = f->next;
-    if (c->fhead == NULL)
-        c->ftail = NULL;
     fileseg_done(f);
     c->fbytes -= f->after.len;
-    sk_buf_free(&c->out); /* empty: the head file is only sent once out is */
+    sk_buf_free(&c->out); /* empty: the head segment is only sent once out is */
     size_t max = c->out.max;
     c->out = f->after;
     c->out.max = max;
     free(f);
 }
 
-void sk__conn_write(sk_conn *c)
+int sk__conn_output(sk_conn *c, struct iovec *iov, int max, sk__conn_file *file, int *more)
 {
-    /* A budget per call keeps one endless writer (chargen to a fast reader)
-     * from starving the other connections of an event loop. */
-    size_t budget = 4 * SK_READ_CHUNK * 4;
-    while (!(c->flags & SK_C_DEAD) && budget > 0) {
-        ssize_t n;
-        sk_fileseg *m = c->fhead && c->fhead->mem && c->fhead->left ? c->fhead : NULL;
-        if (c->out.len > 0 || m != NULL) {
-            /* Buffered bytes and a memory segment after them leave in one call;
-             * before a file, MSG_MORE lets the head and the body share packets. */
-            struct iovec iov[2];
-            int k = 0;
-            if (c->out.len > 0)
-                iov[k++] = (struct iovec){(void *)sk_buf_head(&c->out), c->out.len};
-            if (m != NULL)
-                iov[k++] = (struct iovec){(void *)(m->mem + m->off), (size_t)m->left};
-            struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)k};
-            int more = c->fhead && !m ? MSG_MORE : 0;
-            n = k == 1 && m == NULL
-                    ? send(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | more)
-                    : sendmsg(c->fd, &msg, MSG_NOSIGNAL | more);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0) {
-                if (errno != EAGAIN && errno != EWOULDBLOCK)
-                    c->flags |= SK_C_DEAD;
+    file->len = 0;
+    *more = 0;
+    for (int round = 0; round < 2; round++) {
+        if (c->flags & SK_C_DEAD)
+            return 0;
+        while (c->out.len == 0 && c->fhead && c->fhead->left == 0)
+            pop_seg(c);
+        int k = 0;
+        if (c->out.len > 0 && k < max)
+            iov[k++] = (struct iovec){(void *)sk_buf_head(&c->out), c->out.len};
+        /* Shared memory and the bytes after it leave in the same call, up to
+         * the first file (which gets MSG_MORE so head and body share packets). */
+        for (sk_fileseg *f = c->fhead; f && k < max; f = f->next) {
+            if (f->mem == NULL) {
+                *more = k > 0;
+                if (k == 0) {
+                    file->fd = f->fd;
+                    file->off = f->off;
+                    file->len = f->left;
+                }
                 break;
             }
-            size_t from_buf = (size_t)n < c->out.len ? (size_t)n : c->out.len;
-            sk_buf_consume(&c->out, from_buf);
-            if ((size_t)n > from_buf) {
-                m->off += (off_t)((size_t)n - from_buf);
-                m->left -= (size_t)n - from_buf;
-                c->fbytes -= (size_t)n - from_buf;
-            }
-        } else if (c->fhead != NULL) {
-            if (c->fhead->left == 0) {
-                pop_file(c);
-                continue;
-            }
-            n = send_file_part(c, c->fhead);
-            if (n < 0)
-                c->flags |= SK_C_DEAD;
-            if (n <= 0)
+            if (f->left > 0)
+                iov[k++] = (struct iovec){(void *)(f->mem + f->off), (size_t)f->left};
+            if (f->after.len > 0 && k < max)
+                iov[k++] = (struct iovec){(void *)sk_buf_head(&f->after), f->after.len};
+            if (f->after.len == 0 && f->next == NULL)
                 break;
-            c->fhead->left -= (uint64_t)n;
-            c->fbytes -= (uint64_t)n;
-        } else {
-            if ((c->flags & SK_C_DRAIN) && !(c->flags & SK_C_CLOSING) && c->srv->svc->on_drain) {
-                c->srv->svc->on_drain(c); /* may queue more: the loop goes on */
-                if (pending(c) > 0)
-                    continue;
-            }
-            break;
+            if (f->left > 0 && f->after.len > 0 && k >= max)
+                break;
         }
-        c->bytes_out += (uint64_t)n;
-        budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
-        c->last_io_ms = sk_now_ms();
+        if (k > 0 || file->len > 0)
+            return k;
+        if (c->out.len == 0)
+            sk_buf_free(&c->out); /* idle connections keep no buffer memory */
+        if (round > 0 || !(c->flags & SK_C_DRAIN) || (c->flags & SK_C_CLOSING) ||
+            !c->srv->svc->on_drain)
+            return 0;
+        c->srv->svc->on_drain(c); /* may queue more: look again */
     }
-    if (c->out.len == 0)
-        sk_buf_free(&c->out); /* idle connections keep no buffer memory */
+    return 0;
+}
+
+void sk__conn_sent(sk_conn *c, size_t n)
+{
+    c->bytes_out += (uint64_t)n;
+    c->last_io_ms = sk_now_ms();
+    while (n > 0) {
+        if (c->out.len > 0) {
+            size_t k = n < c->out.len ? n : c->out.len;
+            sk_buf_consume(&c->out, k);
+            n -= k;
+            continue;
+        }
+        sk_fileseg *f = c->fhead;
+        if (f == NULL)
+            break; /* more than was handed out: cannot happen */
+        uint64_t k = n < f->left ? n : f->left;
+        f->off += (off_t)k;
+        f->left -= k;
+        c->fbytes -= k;
+        n -= (size_t)k;
+        if (f->left == 0)
+            pop_seg(c);
+    }
+    while (c->out.len == 0 && c->fhead && c->fhead->left == 0)
+        pop_seg(c);
+    if (c->out.len == 0 && c->fhead == NULL)
+        sk_buf_free(&c->out);
 }
 
 int sk__conn_wants_read(const sk_conn *c)
 {
     if (c->flags & (SK_C_DEAD | SK_C_EOF))
         return 0;
+    if (c->flags & SK_C_WSHUT)
+        return 1; /* lingering close: read and discard until the peer's FIN */
     /* Backpressure: a peer that does not read our output cannot make us read
      * (and buffer) more of its input. */
     return pending(c) < SK_HIGH_WATER;
@@ -237,16 +249,10 @@ int sk__conn_idle(const sk_conn *c)
 {
     if (c->flags & SK_C_DRAIN)
         return 1; /* an endless generator (chargen) has no work "in flight" */
-    if (pending(c) > 0)
-        return 0;
-    /* Bytes the peer sent that we have not read yet are a request in flight. */
-    int unread = 0;
-    if (!(c->flags & SK_C_EOF) && ioctl(c->fd, FIONREAD, &unread) == 0 && unread > 0)
-        return 0;
-    return 1;
+    return pending(c) == 0;
 }
 
-int sk__conn_finished(sk_conn *c)
+int sk__conn_close_step(sk_conn *c)
 {
     if (c->flags & SK_C_DEAD)
         return 1;
@@ -254,16 +260,14 @@ int sk__conn_finished(sk_conn *c)
         return 0;
     if (c->flags & SK_C_EOF)
         return 1;
-    if (!(c->flags & SK_C_WSHUT)) {
-        /* Lingering close: send our FIN and wait (bounded, by the model) for the
-         * peer's, reading and discarding. Closing with unread input would send a
-         * reset, which can destroy the reply the peer has not read yet. */
-        c->flags |= SK_C_WSHUT;
-        if (shutdown(c->fd, SHUT_WR) < 0)
-            return 1;
-        c->last_io_ms = sk_now_ms();
-    }
-    return 0;
+    if (c->flags & SK_C_WSHUT)
+        return 0;
+    /* Lingering close: send our FIN and wait (bounded, see policy.c) for the
+     * peer's, reading and discarding. Closing with unread input would send a
+     * reset, which can destroy the reply the peer has not read yet. */
+    c->flags |= SK_C_WSHUT;
+    c->last_io_ms = sk_now_ms();
+    return 2;
 }
 
 void sk__conn_free(sk_conn *c)
@@ -278,8 +282,7 @@ void sk__conn_free(sk_conn *c)
                       (unsigned long long)c->bytes_out, secs,
                       (c->flags & SK_C_DEAD) ? " (reset)" : "");
     }
-    close(c->fd);
-    sk_buf_free(&c->out);
+    sk_buf_free(&c->out); /* the transport is the caller's to close (conn_io.c) */
     while (c->fhead) {
         sk_fileseg *f = c->fhead;
         c->fhead = f->next;
@@ -287,10 +290,10 @@ void sk__conn_free(sk_conn *c)
         sk_buf_free(&f->after);
         free(f);
     }
-    if (c->inbox) {
-        pthread_mutex_destroy(&c->inbox->mu);
-        sk_buf_free(&c->inbox->buf);
-        free(c->inbox);
+    sk_inbox *in = sk__conn_inbox(c);
+    if (in) {
+        pthread_mutex_destroy(&in->mu);
+        sk_buf_free(&in->buf);
     }
     atomic_fetch_sub(&s->nconns, 1);
     free(c);
@@ -315,12 +318,12 @@ sk_server *sk_conn_server(sk_conn *c)
 
 int sk_conn_fd(sk_conn *c)
 {
-    return c->fd;
+    return c->tp.fd;
 }
 
 sk_transport sk_conn_transport(const sk_conn *c)
 {
-    return c->transport;
+    return (sk_transport)c->transport;
 }
 
 int sk_conn_send(sk_conn *c, const void *data, size_t len)
@@ -341,8 +344,10 @@ int sk_conn_send(sk_conn *c, const void *data, size_t len)
     return 0;
 }
 
-int sk_conn_sendfile_shared(sk_conn *c, int fd, off_t off, uint64_t len, void (*release)(void *arg),
-                            void *arg)
+/* Queue a file (mem == NULL) or shared memory segment. The segment's owner
+ * is told (release, or close for an owned fd) at once when it cannot be queued. */
+static int queue_seg(sk_conn *c, int fd, off_t off, uint64_t len, const void *mem,
+                     void (*release)(void *arg), void *arg)
 {
     sk_fileseg tmp = {.fd = fd, .release = release, .arg = arg};
     if ((c->flags & (SK_C_DEAD | SK_C_CLOSING)) || len == 0) {
@@ -358,39 +363,63 @@ int sk_conn_sendfile_shared(sk_conn *c, int fd, off_t off, uint64_t len, void (*
     *f = tmp;
     f->off = off;
     f->left = len;
-    if (c->ftail)
-        c->ftail->next = f;
+    f->mem = mem;
+    sk_fileseg *last = last_seg(c);
+    if (last)
+        last->next = f;
     else
         c->fhead = f;
-    c->ftail = f;
     c->fbytes += len;
     return 0;
 }
 
-int sk_conn_send_shared(sk_conn *c, const void *mem, size_t len, void (*release)(void *arg),
-                        void *arg)
+int sk_conn_queue(sk_conn *c, const sk_seg *seg)
 {
-    if (sk_conn_sendfile_shared(c, -1, 0, len, release, arg) < 0 || len == 0)
-        return len == 0 ? 0 : -1;
-    c->ftail->mem = mem;
-    return 0;
-}
-
-int sk_conn_sendfile(sk_conn *c, int fd, off_t off, uint64_t len)
-{
-    return sk_conn_sendfile_shared(c, fd, off, len, NULL, NULL);
+    switch (seg->kind) {
+    case SK_SEG_BYTES: return sk_conn_send(c, seg->mem, (size_t)seg->len);
+    case SK_SEG_MEM:
+        if (seg->mem == NULL && seg->len > 0)
+            break;
+        return queue_seg(c, -1, 0, seg->len, seg->mem, seg->release, seg->arg);
+    case SK_SEG_FILE:
+        if (seg->fd < 0)
+            break;
+        return queue_seg(c, seg->fd, seg->off, seg->len, NULL, seg->release, seg->arg);
+    }
+    /* A malformed segment: still hand it back to its owner, as promised. */
+    sk_fileseg tmp = {
+        .fd = seg->kind == SK_SEG_FILE ? seg->fd : -1, .release = seg->release, .arg = seg->arg};
+    fileseg_done(&tmp);
+    errno = EINVAL;
+    return -1;
 }
 
 void sk_conn_set_timer(sk_conn *c, int ms)
 {
-    c->timer_at = ms > 0 ? sk_now_ms() + ms : 0;
+    if (ms > 0) {
+        c->timer_at = (uint32_t)(sk_now_ms() + ms);
+        c->flags |= SK_C_TIMER;
+    } else {
+        c->flags &= (uint16_t)~SK_C_TIMER;
+    }
+}
+
+/* The deadline is kept as 32 bits of the millisecond clock: it is never more
+ * than INT32_MAX ms away (the `int ms` of sk_conn_set_timer), so the signed
+ * difference from now recovers it whatever the clock's high bits are. */
+int64_t sk__conn_timer_deadline(const sk_conn *c, int64_t now)
+{
+    if (!(c->flags & SK_C_TIMER))
+        return -1;
+    return now + (int32_t)(c->timer_at - (uint32_t)now);
 }
 
 int sk__conn_check_timer(sk_conn *c, int64_t now)
 {
-    if (c->timer_at == 0 || now < c->timer_at)
+    int64_t at = sk__conn_timer_deadline(c, now);
+    if (at < 0 || now < at)
         return 0;
-    c->timer_at = 0;
+    c->flags &= (uint16_t)~SK_C_TIMER;
     if (c->srv->svc->on_timeout)
         c->srv->svc->on_timeout(c);
     else
@@ -400,7 +429,7 @@ int sk__conn_check_timer(sk_conn *c, int64_t now)
 
 int sk_conn_post(sk_conn *c, const void *data, size_t len)
 {
-    sk_inbox *in = c->inbox;
+    sk_inbox *in = sk__conn_inbox(c);
     if (in == NULL || len == 0)
         return in == NULL ? -1 : 0;
     pthread_mutex_lock(&in->mu);
@@ -424,7 +453,7 @@ int sk_conn_post(sk_conn *c, const void *data, size_t len)
 
 void sk__conn_take_inbox(sk_conn *c)
 {
-    sk_inbox *in = c->inbox;
+    sk_inbox *in = sk__conn_inbox(c);
     if (in == NULL)
         return;
     pthread_mutex_lock(&in->mu);
@@ -460,7 +489,7 @@ void sk_conn_want_drain(sk_conn *c, int on)
     if (on)
         c->flags |= SK_C_DRAIN;
     else
-        c->flags &= ~(unsigned)SK_C_DRAIN;
+        c->flags &= (uint16_t)~SK_C_DRAIN;
 }
 
 size_t sk_conn_pending(const sk_conn *c)
@@ -471,10 +500,18 @@ size_t sk_conn_pending(const sk_conn *c)
 const char *sk_conn_peer_name(sk_conn *c)
 {
     static _Thread_local char buf[SK_NAME_MAX];
-    return sk_sockaddr_format(&c->peer.u.sa, c->peer.len, c->transport, buf, sizeof buf);
+    if (c->transport == SK_UNIX && c->peer.cred.has_uid) {
+        if (c->peer.cred.pid > 0)
+            snprintf(buf, sizeof buf, "unix peer pid %d uid %u", c->peer.cred.pid,
+                     c->peer.cred.uid);
+        else
+            snprintf(buf, sizeof buf, "unix peer uid %u", c->peer.cred.uid);
+        return buf;
+    }
+    return sk_sockaddr_format(&c->peer.sa, c->peer_len, c->transport, buf, sizeof buf);
 }
 
 void sk_conn_peer_host_port(sk_conn *c, char *host, size_t cap, unsigned *port)
 {
-    sk_sockaddr_host_port(&c->peer.u.sa, c->peer.len, host, cap, port);
+    sk_sockaddr_host_port(&c->peer.sa, c->peer_len, host, cap, port);
 }

@@ -2,22 +2,30 @@
  * engine.h - internal to the server engine (src/engine). Not installed.
  *
  * The pieces:
- *   server.c     sk_server: options, listeners, stop signal, model registry
- *   conn.c       sk_conn: one connection's buffers and the calls into the service
- *   blocking.c   drives one connection (or one datagram) in its own flow of control;
+ *   server.c     sk_server: options, listeners, stop (graceful and now), model registry
+ *   conn.c       sk_conn: one connection as a state machine (no I/O): its buffers
+ *                and the calls into the service
+ *   conn_io.c    the only code that moves a connection's bytes through its
+ *                transport (src/lib/transport.h), for every model
+ *   policy.c     deadlines (service timer, idle, linger, grace) and interest
+ *   blocking.c   drives one connection in its own flow of control;
  *                used by iterative, fork, thread and prefork
  *   acceptor.c   waiting on several listeners at once; accept with EMFILE shedding
+ *   model_event.c  select/poll/epoll loops, one heap timer per connection
  *   model_*.c    one concurrency model each, exporting an sk_model
  */
 #ifndef SK_ENGINE_H
 #define SK_ENGINE_H
 
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 
 #include "sockit.h"
+#include "../lib/timer.h"
+#include "../lib/transport.h"
 
 #define SK_READ_CHUNK 65536             /* one read()'s worth (blocking drivers: on the stack) */
 #define SK_LOOP_READ_CHUNK (256 * 1024) /* an event loop's shared read buffer */
@@ -33,9 +41,17 @@ struct sk_server {
     void *svc_state;
     sk_listener *ls;
     size_t nls, capls;
+    struct pollfd *pfds; /* acceptor.c: the listeners, the stop pipe, one more */
     /* Stop pipe: written once by sk_server_stop and never drained, so it stays
      * readable for every poller, in every process and thread that shares it. */
     int stop_rd, stop_wr;
+    /* The same for sk_server_stop_now: busy connections are closed at once. */
+    int now_rd, now_wr;
+    atomic_int stopping_now;
+    /* Busy connections in their grace period, counted across the processes
+     * of fork/prefork (shared memory), for the one "stopping: ..." line. */
+    struct sk_shared *shared;
+    atomic_int announced; /* that line was logged */
     /* Set by sk_server_stop (a signal handler may call it: a lock-free atomic is
      * async-signal-safe) and by any flow of control that sees the stop pipe
      * readable in its own poll (a forked worker does not share the parent's flag). */
@@ -50,23 +66,15 @@ struct sk_server {
     atomic_ulong served; /* connections/datagrams finished, for --once */
 };
 
-/* Peer address, compactly: connections must stay small (idle capacity). */
-typedef struct sk_peer {
-    union {
-        struct sockaddr sa;
-        struct sockaddr_in in4;
-        struct sockaddr_in6 in6;
-    } u;
-    socklen_t len;
-} sk_peer;
-
 /* Connection flags */
-#define SK_C_EOF 0x01       /* peer shut down its sending side */
-#define SK_C_CLOSING 0x02   /* close once output is flushed */
-#define SK_C_DRAIN 0x04     /* service wants on_drain */
-#define SK_C_DEAD 0x08      /* I/O error: close now, drop output */
-#define SK_C_WSHUT 0x10     /* we shut down our sending side (lingering close) */
-#define SK_C_LINGERING 0x20 /* counted in its event loop's lingering total */
+#define SK_C_EOF 0x01         /* peer shut down its sending side */
+#define SK_C_CLOSING 0x02     /* close once output is flushed */
+#define SK_C_DRAIN 0x04       /* service wants on_drain */
+#define SK_C_DEAD 0x08        /* I/O error: close now, drop output */
+#define SK_C_WSHUT 0x10       /* we shut down our sending side (lingering close) */
+#define SK_C_TIMER 0x40       /* the service timer (timer_at) is set */
+#define SK_C_WR_WANTS_R 0x80  /* the last write waits for readability (TLS) */
+#define SK_C_RD_WANTS_W 0x100 /* the last read waits for writability (TLS) */
 
 /* Bytes posted to a connection by other connections (SK_SVC_SHARED services),
  * waiting for the connection's own thread to move them to its output. */
@@ -77,7 +85,7 @@ typedef struct sk_inbox {
     int queued; /* a wake-up is already on its way */
 } sk_inbox;
 
-/* A file region queued for output, and the bytes queued after it. */
+/* A file region or shared memory queued for output, and the bytes queued after it. */
 typedef struct sk_fileseg {
     struct sk_fileseg *next;
     int fd;
@@ -89,45 +97,131 @@ typedef struct sk_fileseg {
     void *arg;
 } sk_fileseg;
 
-/* Kept small: an idle connection costs this plus the loop's bookkeeping
- * (the goal is under 256 bytes of memory per idle connection). */
+typedef union sk__conn_align {
+    void *p;
+    int64_t i;
+    double d;
+} sk__conn_align;
+
+/*
+ * Kept small: an idle connection costs this plus the loop's bookkeeping (the
+ * goal is under 256 bytes of memory per idle connection: 184 bytes fit one
+ * 192-byte malloc chunk). Hence the peer address shares its 32 bytes with the
+ * flags, the service timer is a 32-bit wrapping time, the file queue has no
+ * tail pointer and the broker's inbox lives after the service data.
+ */
 struct sk_conn {
-    int fd;
+    sk_tp tp; /* the wire: ops, fd, what the last SK_TP_AGAIN waits for */
     int loop_index;
-    uint16_t flags;
-    uint8_t transport; /* sk_transport */
+    uint32_t timer_at; /* sk_conn_set_timer deadline (low 32 bits of sk_now_ms) */
     sk_server *srv;
-    sk_buf out;                /* bytes to send first */
-    sk_fileseg *fhead, *ftail; /* then files, each followed by its bytes */
-    uint64_t fbytes;           /* file and after-file bytes queued */
-    int64_t timer_at;          /* sk_conn_set_timer deadline, 0 = none */
+    sk_buf out;        /* bytes to send first */
+    sk_fileseg *fhead; /* then files, each followed by its bytes */
+    uint64_t fbytes;   /* file and after-file bytes queued */
     uint64_t bytes_in, bytes_out;
     int64_t started_ms, last_io_ms;
-    sk_peer peer;
-    void *loop_data;                            /* owned by the model driving this connection */
-    sk_inbox *inbox;                            /* SK_SVC_SHARED services only */
-    _Alignas(max_align_t) unsigned char data[]; /* service's conn_size bytes */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+        struct {
+            sa_family_t family; /* AF_UNIX: Unix stream peers are unnamed... */
+            int pid;            /* ...so their credentials live here; -1 unknown */
+            unsigned uid;
+            int has_uid;
+        } cred;
+    } peer;
+    uint16_t flags;
+    uint8_t peer_len;
+    uint8_t transport; /* sk_transport */
+    void *loop_data;   /* owned by the model driving this connection */
+    sk__timer timer;   /* event models: armed at the earliest deadline (policy.c) */
+    /* The service's conn_size bytes, then the inbox (SK_SVC_SHARED). Aligned
+     * for pointers, 64-bit integers and doubles, not max_align_t: its 16 bytes
+     * would round the struct up past one 192-byte malloc chunk. */
+    _Alignas(sk__conn_align) unsigned char data[];
 };
 
-/* conn.c */
-sk_conn *sk__conn_new(sk_server *s, int fd, const struct sockaddr *peer, socklen_t plen,
+/* conn.c: the connection as a state machine. It never calls the kernel: a
+ * model (through conn_io.c) feeds it what the transport read and sends what
+ * it hands out. */
+sk_conn *sk__conn_new(sk_server *s, const sk_tp *tp, const struct sockaddr *peer, socklen_t plen,
                       sk_transport t);
 void sk__conn_open(sk_conn *c);
-/* Read what is available (once; nonblocking fd) and feed the service. */
-void sk__conn_read(sk_conn *c, uint8_t *scratch, size_t cap);
-/* Write queued output; call on_drain when it empties. */
-void sk__conn_write(sk_conn *c);
+/* Bytes arrived (n > 0): the service sees them unless it is done with input. */
+void sk__conn_feed(sk_conn *c, const uint8_t *data, size_t n);
+/* The peer's end of stream (FIN). */
+void sk__conn_feed_eof(sk_conn *c);
+/* A transport error (errno value): the connection is dead, its output dropped. */
+void sk__conn_feed_error(sk_conn *c, int err);
+/* What to send next. Fills up to max iovecs (queued bytes and shared memory)
+ * and returns their number; or returns 0 and, if the head of the queue is a
+ * file, fills *file (file->len > 0) for a sendfile. Nothing to send: 0 and
+ * file->len == 0. *more is set when a file follows the iovecs (MSG_MORE).
+ * Calls the service's on_drain when the queue is empty and it asked for it. */
+typedef struct sk__conn_file {
+    int fd;
+    off_t off;
+    uint64_t len;
+} sk__conn_file;
+int sk__conn_output(sk_conn *c, struct iovec *iov, int max, sk__conn_file *file, int *more);
+/* The transport took n bytes of what sk__conn_output handed out. */
+void sk__conn_sent(sk_conn *c, size_t n);
 int sk__conn_wants_read(const sk_conn *c);
 int sk__conn_wants_write(const sk_conn *c);
-/* 1 when the connection should be freed now. May start a lingering close. */
-int sk__conn_finished(sk_conn *c);
-/* 1 if the connection has no output in flight (may be closed at shutdown). */
+/* Closing: 0 not yet, 1 free it now, 2 shut down the write side (a lingering
+ * close has begun: SK_C_WSHUT is set; the caller calls sk__tp_shutdown). */
+int sk__conn_close_step(sk_conn *c);
+/* 1 if the connection has no output in flight (may be closed at shutdown).
+ * Input the peer sent and we did not read yet is not seen here: the models
+ * read once at stop (sk__conn_pump_read), so a request already in the socket
+ * is taken, and answering it makes the connection busy. */
 int sk__conn_idle(const sk_conn *c);
 /* Run the service timer if it is due. Returns 1 if it ran. */
 int sk__conn_check_timer(sk_conn *c, int64_t now);
+/* The service timer's deadline, or -1. */
+int64_t sk__conn_timer_deadline(const sk_conn *c, int64_t now);
 void sk__conn_free(sk_conn *c);
 /* In the connection's own thread: move posted bytes to its output. */
 void sk__conn_take_inbox(sk_conn *c);
+sk_inbox *sk__conn_inbox(const sk_conn *c); /* NULL unless SK_SVC_SHARED */
+
+/* conn_io.c: the only code that moves a connection's bytes through its
+ * transport, shared by every model. */
+/* Read once (if the connection wants input) and feed what came. Returns the
+ * transport's result (> 0, 0, SK_TP_AGAIN, SK_TP_ERR), or SK_TP_AGAIN when
+ * nothing was asked for. */
+ssize_t sk__conn_pump_read(sk_conn *c, uint8_t *scratch, size_t cap);
+/* Write queued output until the transport would block, the queue is empty,
+ * or `budget` bytes went (at most one file chunk of SK_FILE_CHUNK per call).
+ * Returns 1 if the budget ran out with output left (call again soon), else 0. */
+#define SK_FILE_CHUNK (1u << 20)
+int sk__conn_pump_write(sk_conn *c, size_t budget);
+/* Take the next closing step (sk__conn_close_step), shutting the transport's
+ * write side when a lingering close begins. 1: free the connection now. */
+int sk__conn_pump_close(sk_conn *c);
+/* A Unix stream peer: take its credentials (SO_PEERCRED / getpeereid) for
+ * sk_conn_peer_name and the logs. Nothing for other transports. */
+void sk__conn_peer_cred(sk_conn *c);
+/* Close a file descriptor a service handed over (sk_conn_queue) once sent. */
+void sk__conn_close_file(int fd);
+/* Free the connection (sk__conn_free: on_close, logs) and close its transport. */
+void sk__conn_destroy(sk_conn *c);
+
+/* policy.c: deadlines, timeouts and interest, written once for every model. */
+/* The earliest time something must happen to c (service timer, idle
+ * timeout, lingering close, grace_deadline when >= 0), or -1 for none. */
+int64_t sk__conn_next_deadline(const sk_conn *c, int64_t now, int64_t grace_deadline);
+/* At `now`: 0 nothing due, 1 close it now (idle timeout, linger over, grace
+ * over; logged with -v), 2 the service timer ran (write, then decide). */
+#define SK_EXP_NONE 0
+#define SK_EXP_CLOSE 1
+#define SK_EXP_RAN 2
+int sk__conn_expired(sk_conn *c, int64_t now, int64_t grace_deadline);
+/* What to wait for: SK_TP_WANT_READ and/or SK_TP_WANT_WRITE. */
+unsigned sk__conn_interest(const sk_conn *c);
+/* Stopping: 1 if c may go now (no output in flight). */
+int sk__conn_may_stop(sk_conn *c);
 
 /* blocking.c */
 /* Serve one accepted stream connection to the end in this flow of control. */
@@ -153,6 +247,17 @@ int sk__wait_listeners(sk_server *s, int extra_fd, int timeout_ms);
 #define SK_WAIT_STOP (-1)
 #define SK_WAIT_AGAIN (-2)
 int sk__wait_work(sk_server *s, int extra_fd, sk_dgram_batch *dgrams);
+/* A connection just accepted, and where from. */
+typedef struct sk_accepted {
+    int fd;
+    sk_transport transport;
+    socklen_t plen;
+    struct sockaddr_storage peer;
+} sk_accepted;
+/* The head of every blocking model's loop: sk__wait_work, then accept one
+ * connection. Returns 0 with *a filled, SK_WAIT_STOP or SK_WAIT_AGAIN. */
+int sk__accept_next(sk_server *s, int extra_fd, sk_dgram_batch *dgrams, int nonblock,
+                    sk_accepted *a);
 /* Accept from listener l. Returns fd, or -1 (nothing to accept, or shed at EMFILE). */
 int sk__accept(sk_server *s, const sk_listener *l, struct sockaddr *peer, socklen_t *plen,
                int nonblock);
@@ -178,14 +283,23 @@ void sk__procs_wait_all(sk_server *s, sk_procs *p);
 void sk__child_init(sk_server *s, sk_procs *p);
 
 /* server.c */
+typedef struct sk_shared {
+    atomic_long busy;
+} sk_shared;
 int sk__stopping(sk_server *s);
+/* sk_server_stop_now was called (or its pipe seen readable): close now. */
+int sk__stopping_now(sk_server *s);
+void sk__saw_stop_now(sk_server *s);
+/* A connection enters (+1) or leaves (-1) its grace period. */
+void sk__grace_busy(sk_server *s, int delta);
+/* Log, once, how many busy connections get how long (when busy > 0). */
+void sk__announce_stop(sk_server *s, long busy);
 /* The stop pipe was seen readable: remember it (for sk__stopping). */
 void sk__saw_stop(sk_server *s);
 /* Close this process's listening sockets (removing Unix socket files unless a
  * child): new clients are refused and the backlog is reset at once, rather
  * than left waiting while busy connections finish. Idempotent. */
 void sk__stop_listening(sk_server *s);
-void sk__log_conn_open(sk_conn *c);
 /* Service finished one unit of work: returns 1 if --once says stop now. */
 int sk__count_served(sk_server *s);
 

@@ -18,6 +18,7 @@ struct sk_ev_loop {
     void *st;
     struct watch *w; /* indexed by fd */
     int nw;
+    int batch; /* events in the dispatch under way */
     sk_ev_fired fired[SK_EV_BATCH];
 };
 
@@ -96,6 +97,7 @@ unsigned sk_ev_mask(const sk_ev_loop *l, int fd)
 int sk_ev_run_once(sk_ev_loop *l, int timeout_ms)
 {
     int n = l->be->wait(l->st, l->fired, SK_EV_BATCH, timeout_ms);
+    l->batch = n > 0 ? n : 0;
     if (n <= 0)
         return n;
     for (int i = 0; i < n; i++) {
@@ -111,6 +113,11 @@ int sk_ev_run_once(sk_ev_loop *l, int timeout_ms)
         w->cb(l, fd, m, w->ud);
     }
     return n;
+}
+
+int sk_ev_batch(const sk_ev_loop *l)
+{
+    return l->batch;
 }
 
 const char *sk_ev_backend_name(const sk_ev_loop *l)

@@ -55,5 +55,7 @@ unsigned sk_ev_mask(const sk_ev_loop *loop, int fd);
 /* Wait once and run the callbacks. Returns events dispatched, or -1 on error. */
 int sk_ev_run_once(sk_ev_loop *loop, int timeout_ms);
 const char *sk_ev_backend_name(const sk_ev_loop *loop);
+/* How many events the wait being dispatched returned (for sharing work). */
+int sk_ev_batch(const sk_ev_loop *loop);
 
 #endif

@@ -7,8 +7,10 @@
  * Each connection is non-blocking. The loop reads when the socket is readable
  * and the connection can take more (backpressure), writes as soon as output is
  * queued (and again when the socket is writable), and frees the connection
- * when it is finished. Timers (idle timeout, lingering close, shutdown grace)
- * are checked by a sweep a few times a second, only while any is running.
+ * when it is finished. The reads and writes are conn_io.c's. Every deadline
+ * (service timer, idle timeout, lingering close, shutdown grace) is one heap
+ * timer per connection, armed at the earliest one policy.c gives: the loop
+ * sleeps until the next deadline and looks only at the connections due.
  */
 #define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
@@ -22,7 +24,17 @@
 
 #define ACCEPT_BATCH 64
 #define DGRAM_BATCH 64
-#define SWEEP_MS 250
+#define ACCEPT_RETRY_MS 125 /* at --max-conns: look again for room this often */
+/* Bytes one connection may write per wakeup: a share of PASS_BUDGET among
+ * the connections ready in this wakeup, between SHARE_MIN and SHARE_MAX. So
+ * a single fast reader gets large writes, and many readers of large files
+ * (a slow-read attack) cannot make one pass of the loop so long that new
+ * connections wait to be accepted and read. A connection still writable
+ * after its share is reported again by the (level-triggered) backend on the
+ * next wakeup, after the others had theirs. */
+#define PASS_BUDGET (16u << 20)
+#define SHARE_MIN (64u * 1024)
+#define SHARE_MAX (1u << 20)
 
 struct worker;
 
@@ -42,13 +54,17 @@ typedef struct worker {
     pthread_t tid;
     uint8_t *scratch;     /* one read's worth, shared by all connections of this loop */
     sk_dgram_batch *dbuf; /* datagrams in, replies out */
-    sk_conn **conns;      /* every open connection, for timers and shutdown */
+    sk_conn **conns;      /* every open connection, for shutdown */
     size_t nconns, capconns;
-    size_t nlinger; /* connections in a lingering close: they need the timer sweep */
+    sk__timers timers; /* each connection's earliest deadline */
+    int64_t now;       /* sk_now_ms() after the last wait */
+    /* Connections with bytes inside their transport (decrypted, not yet
+     * read): readable although the socket is not, so served without waiting. */
+    sk_conn **again;
+    size_t nagain, capagain;
     int accepting;
     int stopping;
     int64_t grace_deadline;
-    int64_t last_sweep;
     /* Cross-thread wake-ups (broker posts): a pipe and the connections to look at. */
     int wake_rd, wake_wr;
     pthread_mutex_t mu;
@@ -58,41 +74,54 @@ typedef struct worker {
     int failed;
 } worker;
 
+#define SK_C_AGAIN 0x200 /* in its worker's again list */
+
 static void settle(worker *w, sk_conn *c);
 
 static void set_accepting(worker *w, int on);
 
+static int push(sk_conn ***v, size_t *n, size_t *cap, sk_conn *c)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        sk_conn **nv = realloc(*v, ncap * sizeof *nv);
+        if (nv == NULL)
+            return -1;
+        *v = nv;
+        *cap = ncap;
+    }
+    (*v)[(*n)++] = c;
+    return 0;
+}
+
+static void unlist(sk_conn **v, size_t *n, const sk_conn *c)
+{
+    for (size_t k = 0; k < *n; k++)
+        if (v[k] == c)
+            v[k] = v[--*n];
+}
+
 static int add_conn(worker *w, sk_conn *c)
 {
-    if (w->nconns == w->capconns) {
-        size_t cap = w->capconns ? w->capconns * 2 : 64;
-        sk_conn **n = realloc(w->conns, cap * sizeof *n);
-        if (n == NULL)
-            return -1;
-        w->conns = n;
-        w->capconns = cap;
-    }
     c->loop_index = (int)w->nconns;
-    w->conns[w->nconns++] = c;
-    return 0;
+    return push(&w->conns, &w->nconns, &w->capconns, c);
 }
 
 static void drop(worker *w, sk_conn *c)
 {
-    if (c->flags & SK_C_LINGERING)
-        w->nlinger--;
-    sk_ev_forget(w->loop, c->fd); /* sk__conn_free closes it right after */
+    sk__timer_cancel(&w->timers, &c->timer);
+    if (c->flags & SK_C_AGAIN)
+        unlist(w->again, &w->nagain, c);
+    sk_ev_forget(w->loop, c->tp.fd); /* sk__conn_destroy closes it right after */
     size_t i = (size_t)c->loop_index;
     w->conns[i] = w->conns[--w->nconns];
     w->conns[i]->loop_index = (int)i;
-    if (c->inbox) {
+    if (sk__conn_inbox(c)) {
         pthread_mutex_lock(&w->mu);
-        for (size_t k = 0; k < w->npending; k++)
-            if (w->pending[k] == c)
-                w->pending[k] = w->pending[--w->npending];
+        unlist(w->pending, &w->npending, c);
         pthread_mutex_unlock(&w->mu);
     }
-    sk__conn_free(c);
+    sk__conn_destroy(c);
     if (!w->stopping && sk__count_served(w->s))
         sk_server_stop(w->s);
     if (!w->accepting && !w->stopping)
@@ -105,37 +134,56 @@ static void on_conn(sk_ev_loop *loop, int fd, unsigned fired, void *ud)
     (void)fd;
     sk_conn *c = ud;
     worker *w = c->loop_data;
-    if (fired & SK_EV_READ) {
-        if (sk__conn_wants_read(c) || (c->flags & SK_C_WSHUT))
-            sk__conn_read(c, w->scratch, SK_LOOP_READ_CHUNK);
+    if ((fired & SK_EV_READ) || ((fired & SK_EV_WRITE) && (c->flags & SK_C_RD_WANTS_W))) {
+        if (sk__conn_wants_read(c))
+            sk__conn_pump_read(c, w->scratch, SK_LOOP_READ_CHUNK);
         else if (!sk__conn_wants_write(c))
-            c->flags |= SK_C_DEAD; /* hangup or error, and nothing left to do */
+            sk__conn_feed_error(c, EPIPE); /* hangup or error, and nothing left to do */
     }
     settle(w, c);
+}
+
+/* Arm c's timer at its earliest deadline. Lazily: a deadline that moved later
+ * (the idle timeout after more I/O) keeps the earlier timer, which on firing
+ * finds nothing due and re-arms, so busy connections cost no heap work. */
+static int arm(worker *w, sk_conn *c)
+{
+    int64_t d = sk__conn_next_deadline(c, w->now, w->stopping ? w->grace_deadline : -1);
+    if (d < 0 || (sk__timer_armed(&c->timer) && c->timer.at <= d))
+        return 0;
+    return sk__timer_set(&w->timers, &c->timer, d);
+}
+
+static size_t write_share(const worker *w)
+{
+    int n = sk_ev_batch(w->loop);
+    size_t share = n > 0 ? PASS_BUDGET / (unsigned)n : SHARE_MAX;
+    return share < SHARE_MIN ? SHARE_MIN : share > SHARE_MAX ? SHARE_MAX : share;
 }
 
 /* After any event: write what is queued, then free or re-arm. */
 static void settle(worker *w, sk_conn *c)
 {
     if (sk__conn_wants_write(c))
-        sk__conn_write(c); /* optimistic: most writes complete without waiting */
-    if (sk__conn_finished(c)) {
+        sk__conn_pump_write(c, write_share(w)); /* optimistic: most writes complete at once */
+    if (sk__conn_pump_close(c) || (w->stopping && sk__conn_may_stop(c)) || arm(w, c) < 0) {
         drop(w, c);
         return;
     }
-    if ((c->flags & (SK_C_WSHUT | SK_C_LINGERING)) == SK_C_WSHUT) {
-        c->flags |= SK_C_LINGERING; /* its deadline now needs the sweep */
-        w->nlinger++;
-    }
-    unsigned mask = 0;
-    if (sk__conn_wants_read(c) || ((c->flags & SK_C_WSHUT) && !(c->flags & SK_C_EOF)))
+    unsigned want = sk__conn_interest(c), mask = 0;
+    if (want & SK_TP_WANT_READ)
         mask |= SK_EV_READ;
-    if (sk__conn_wants_write(c))
+    if (want & SK_TP_WANT_WRITE)
         mask |= SK_EV_WRITE;
-    if (mask != sk_ev_mask(w->loop, c->fd) && sk_ev_watch(w->loop, c->fd, mask, on_conn, c) < 0) {
+    if (mask != sk_ev_mask(w->loop, c->tp.fd) &&
+        sk_ev_watch(w->loop, c->tp.fd, mask, on_conn, c) < 0) {
         c->flags |= SK_C_DEAD;
         drop(w, c);
+        return;
     }
+    if ((want & SK_TP_WANT_READ) && !(c->flags & SK_C_AGAIN) && sk__tp_buffered(&c->tp) > 0 &&
+        push(&w->again, &w->nagain, &w->capagain, c) == 0)
+        c->flags |= SK_C_AGAIN;
 }
 
 static void ev_wake(sk_conn *c)
@@ -182,16 +230,20 @@ static void on_wake(sk_ev_loop *loop, int fd, unsigned fired, void *ud)
 
 static void new_conn(worker *w, const sk_listener *l, int fd, struct sockaddr *peer, socklen_t plen)
 {
-    sk_conn *c = sk__conn_new(w->s, fd, peer, plen, l->transport);
+    sk_tp tp;
+    sk__tp_plain(&tp, fd);
+    sk_conn *c = sk__conn_new(w->s, &tp, peer, plen, l->transport);
     if (c == NULL) {
         sk_server_log(w->s, SK_LOG_ERROR, "out of memory: connection closed");
         close(fd);
         return;
     }
     c->loop_data = w;
+    sk__conn_peer_cred(c);
     w->s->wake = ev_wake;
     if (add_conn(w, c) < 0) {
-        sk__conn_free(c);
+        sk_server_log(w->s, SK_LOG_ERROR, "out of memory: connection closed");
+        sk__conn_destroy(c);
         return;
     }
     if (sk_ev_watch(w->loop, fd, SK_EV_READ, on_conn, c) < 0) {
@@ -249,23 +301,46 @@ static void set_accepting(worker *w, int on)
     w->accepting = on;
 }
 
+/* Stop now: every connection goes, busy or not. */
+static void on_now(sk_ev_loop *loop, int fd, unsigned fired, void *ud)
+{
+    (void)loop;
+    (void)fired;
+    worker *w = ud;
+    sk_ev_watch(w->loop, fd, 0, NULL, NULL);
+    while (w->nconns > 0)
+        drop(w, w->conns[w->nconns - 1]);
+}
+
 static void begin_stop(worker *w)
 {
     if (w->stopping)
         return;
     set_accepting(w, 0);
     w->stopping = 1;
-    /* The last loop to stop watching the listeners closes them: no other
-     * thread can be in accept() on them any more. */
-    if (atomic_fetch_add(w->stopped, 1) + 1 == w->nworkers)
-        sk__stop_listening(w->s);
     sk_ev_watch(w->loop, w->s->stop_rd, 0, NULL, NULL);
-    int grace = w->s->o.grace_ms > 0 ? w->s->o.grace_ms : SK_GRACE_DEFAULT_MS;
-    w->grace_deadline = sk_now_ms() + grace;
-    /* Idle connections go now; busy ones get the grace period. */
+    /* (select cannot watch a descriptor past 1024: then the grace period
+     * alone bounds the stop, as before there was a stop-now.) */
+    sk_ev_watch(w->loop, w->s->now_rd, SK_EV_READ, on_now, w);
+    w->now = sk_now_ms();
+    w->grace_deadline = w->now + w->s->o.grace_ms;
+    /* Take a request already in the socket (it makes its connection busy);
+     * then idle connections go now, busy ones get the grace period (settle
+     * drops the idle and arms the others' timers at the grace deadline). */
     for (size_t i = w->nconns; i-- > 0;) {
-        if (i < w->nconns && sk__conn_idle(w->conns[i]))
-            drop(w, w->conns[i]);
+        if (i >= w->nconns)
+            continue;
+        sk_conn *c = w->conns[i];
+        sk__conn_pump_read(c, w->scratch, SK_LOOP_READ_CHUNK);
+        settle(w, c);
+    }
+    sk__grace_busy(w->s, (int)w->nconns);
+    /* The last loop to stop watching the listeners closes them (no other
+     * thread can be in accept() on them any more), and says how many
+     * connections are still busy in all loops. */
+    if (atomic_fetch_add(w->stopped, 1) + 1 == w->nworkers) {
+        sk__stop_listening(w->s);
+        sk__announce_stop(w->s, atomic_load(&w->s->shared->busy));
     }
 }
 
@@ -277,55 +352,55 @@ static void on_stop(sk_ev_loop *loop, int fd, unsigned fired, void *ud)
     begin_stop(ud);
 }
 
-static void sweep(worker *w)
+/* The connections whose deadline came: close them, or let the service act,
+ * or (a deadline that moved) re-arm. */
+static void fire_timers(worker *w)
 {
-    int64_t now = sk_now_ms();
-    w->last_sweep = now;
-    int idle = w->s->o.idle_timeout_ms;
-    for (size_t i = w->nconns; i-- > 0;) {
-        if (i >= w->nconns)
-            continue;
-        sk_conn *c = w->conns[i];
-        int expired = 0;
-        if (c->flags & SK_C_WSHUT)
-            expired = now - c->last_io_ms >= SK_LINGER_MS;
-        else if (idle > 0 && now - c->last_io_ms >= idle) {
-            expired = 1;
-            if (w->s->o.verbose)
-                sk_server_log(w->s, SK_LOG_INFO, "idle timeout: %s", sk_conn_peer_name(c));
-        }
-        if (w->stopping && (now >= w->grace_deadline || sk__conn_idle(c)))
-            expired = 1;
-        if (expired)
+    sk__timer *t;
+    int64_t grace = w->stopping ? w->grace_deadline : -1;
+    while ((t = sk__timers_pop_expired(&w->timers, w->now)) != NULL) {
+        sk_conn *c = (sk_conn *)(void *)((char *)t - offsetof(sk_conn, timer));
+        if (sk__conn_expired(c, w->now, grace) == SK_EXP_CLOSE)
             drop(w, c);
-        else if (sk__conn_check_timer(c, now))
+        else
             settle(w, c);
     }
-    if (!w->accepting && !w->stopping)
-        set_accepting(w, 1); /* a connection of another loop may have closed */
 }
 
-static int needs_timer(const worker *w)
+/* Connections with bytes buffered inside their transport: serve them as if
+ * readable, after everything the backend reported. */
+static void run_again(worker *w)
 {
-    if (w->stopping || !w->accepting || w->s->o.idle_timeout_ms > 0)
-        return 1;
-    if (w->s->svc->on_timeout && w->nconns > 0)
-        return 1;          /* the service uses timers (http: header and keep-alive deadlines) */
-    return w->nlinger > 0; /* counted as they start, not found by a scan per wakeup */
+    size_t n = w->nagain;
+    for (size_t i = n; i-- > 0;) {
+        if (i >= w->nagain)
+            continue;
+        sk_conn *c = w->again[i];
+        w->again[i] = w->again[--w->nagain];
+        c->flags &= (uint16_t)~SK_C_AGAIN;
+        on_conn(w->loop, c->tp.fd, SK_EV_READ, c);
+    }
 }
 
 static void *worker_main(void *arg)
 {
     worker *w = arg;
     while (!(w->stopping && w->nconns == 0)) {
-        int timer = needs_timer(w);
-        if (sk_ev_run_once(w->loop, timer ? SWEEP_MS / 2 : -1) < 0) {
+        w->now = sk_now_ms();
+        int timeout = w->nagain ? 0 : sk__timers_timeout(&w->timers, w->now);
+        int retry = !w->accepting && !w->stopping && w->s->o.max_conns > 0;
+        if (retry && (timeout < 0 || timeout > ACCEPT_RETRY_MS))
+            timeout = ACCEPT_RETRY_MS;
+        if (sk_ev_run_once(w->loop, timeout) < 0) {
             sk_errno(&w->err, errno, "%s", w->be->name);
             w->failed = 1;
             break;
         }
-        if (timer && sk_now_ms() - w->last_sweep >= SWEEP_MS / 2)
-            sweep(w);
+        w->now = sk_now_ms();
+        fire_timers(w);
+        run_again(w);
+        if (retry && !w->accepting && !w->stopping)
+            set_accepting(w, 1); /* a connection of another loop may have closed */
     }
     /* Whatever is left (an error exit): close it. */
     while (w->nconns > 0)
@@ -339,6 +414,8 @@ static void worker_free(worker *w)
     free(w->scratch);
     sk__dgram_batch_free(w->dbuf);
     free(w->conns);
+    free(w->again);
+    sk__timers_free(&w->timers);
     free(w->pending);
     free(w->lw);
     if (w->wake_rd >= 0)
@@ -428,14 +505,14 @@ static int run_poll(sk_server *s, sk_err *err)
 const sk_model sk__model_select = {
     .name = "select",
     .summary = "one process, one select() loop (descriptors below 1024)",
-    .caps = SK_MODEL_SHARED | SK_MODEL_CONCURRENT,
+    .caps = SK_MODEL_SHARED | SK_MODEL_CONCURRENT | SK_MODEL_WORKERS,
     .run = run_select,
 };
 
 const sk_model sk__model_poll = {
     .name = "poll",
     .summary = "one process, one poll() loop per worker",
-    .caps = SK_MODEL_SHARED | SK_MODEL_CONCURRENT,
+    .caps = SK_MODEL_SHARED | SK_MODEL_CONCURRENT | SK_MODEL_WORKERS,
     .run = run_poll,
 };
 
@@ -448,7 +525,7 @@ static int run_epoll(sk_server *s, sk_err *err)
 const sk_model sk__model_epoll = {
     .name = "epoll",
     .summary = "one process, one epoll loop per worker (Linux; the default)",
-    .caps = SK_MODEL_SHARED | SK_MODEL_CONCURRENT,
+    .caps = SK_MODEL_SHARED | SK_MODEL_CONCURRENT | SK_MODEL_WORKERS,
     .run = run_epoll,
 };
 #endif

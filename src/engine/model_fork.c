@@ -33,31 +33,25 @@ static int fork_run(sk_server *s, sk_err *err)
             sk__procs_wait(s, &kids, -1, 1);
             continue;
         }
-        int i = sk__wait_work(s, kids.chld_rd, dbuf);
+        sk_accepted a;
+        int i = sk__accept_next(s, kids.chld_rd, dbuf, 0, &a);
         if (i == SK_WAIT_STOP)
             break;
         if (i < 0)
             continue;
-        const sk_listener *l = &s->ls[i];
-        struct sockaddr_storage peer;
-        socklen_t plen = sizeof peer;
-        int fd = sk__accept(s, l, (struct sockaddr *)&peer, &plen, 0);
-        if (fd < 0)
-            continue;
         pid_t pid = fork();
         if (pid < 0) {
             sk_server_log(s, SK_LOG_ERROR, "fork: %s: connection closed", strerror(errno));
-            close(fd);
+            close(a.fd);
             poll(NULL, 0, 100); /* out of processes: back off rather than spin */
             continue;
         }
         if (pid == 0) {
-            sk_transport t = l->transport;
             sk__child_init(s, &kids);
-            sk__serve_stream_blocking(s, fd, (struct sockaddr *)&peer, plen, t);
+            sk__serve_stream_blocking(s, a.fd, (struct sockaddr *)&a.peer, a.plen, a.transport);
             _exit(0);
         }
-        close(fd);
+        close(a.fd);
         if (sk__procs_add(&kids, pid) < 0)
             sk_server_log(s, SK_LOG_ERROR, "out of memory tracking children");
         if (sk__count_served(s))

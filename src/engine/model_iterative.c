@@ -15,18 +15,13 @@ static int iterative_run(sk_server *s, sk_err *err)
         return sk_errno(err, ENOMEM, "buffer");
     s->own_listeners = 1;
     while (!sk__stopping(s)) {
-        int i = sk__wait_work(s, -1, dbuf);
+        sk_accepted a;
+        int i = sk__accept_next(s, -1, dbuf, 1, &a);
         if (i == SK_WAIT_STOP)
             break;
         if (i < 0)
             continue;
-        const sk_listener *l = &s->ls[i];
-        struct sockaddr_storage peer;
-        socklen_t plen = sizeof peer;
-        int fd = sk__accept(s, l, (struct sockaddr *)&peer, &plen, 1);
-        if (fd < 0)
-            continue;
-        sk__serve_stream_blocking(s, fd, (struct sockaddr *)&peer, plen, l->transport);
+        sk__serve_stream_blocking(s, a.fd, (struct sockaddr *)&a.peer, a.plen, a.transport);
         if (sk__count_served(s))
             break;
     }

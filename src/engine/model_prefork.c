@@ -23,22 +23,17 @@ static void worker(sk_server *s)
         _exit(1);
     s->own_listeners = 1; /* this process's copies of the listening sockets */
     while (!sk__stopping(s)) {
-        int i = sk__wait_work(s, -1, dbuf);
+        /* Every worker polls the listeners; the one whose accept() wins serves
+         * the connection, the others get EAGAIN and go back to waiting. */
+        sk_accepted a;
+        int i = sk__accept_next(s, -1, dbuf, 1, &a);
         if (i == SK_WAIT_STOP && s->o.once && atomic_load(&s->served) > 0)
             _exit(EXIT_SERVED_ONCE);
         if (i == SK_WAIT_STOP)
             break;
         if (i < 0)
             continue;
-        const sk_listener *l = &s->ls[i];
-        struct sockaddr_storage peer;
-        socklen_t plen = sizeof peer;
-        /* Every worker polls the listeners; the one whose accept() wins serves
-         * the connection, the others get EAGAIN and go back to waiting. */
-        int fd = sk__accept(s, l, (struct sockaddr *)&peer, &plen, 1);
-        if (fd < 0)
-            continue;
-        sk__serve_stream_blocking(s, fd, (struct sockaddr *)&peer, plen, l->transport);
+        sk__serve_stream_blocking(s, a.fd, (struct sockaddr *)&a.peer, a.plen, a.transport);
         if (sk__count_served(s))
             _exit(EXIT_SERVED_ONCE);
     }
@@ -126,6 +121,6 @@ static int prefork_run(sk_server *s, sk_err *err)
 const sk_model sk__model_prefork = {
     .name = "prefork",
     .summary = "N processes started up front, each serving one connection at a time",
-    .caps = SK_MODEL_CONCURRENT,
+    .caps = SK_MODEL_CONCURRENT | SK_MODEL_WORKERS,
     .run = prefork_run,
 };

@@ -15,50 +15,66 @@
 
 #define THREAD_STACK (256 * 1024) /* the blocking driver needs ~70 KiB */
 
-struct job {
-    sk_server *s;
-    int fd;
-    struct sockaddr_storage peer;
-    socklen_t plen;
-    sk_transport t;
+/* One run of the model: how many connection threads are running. Not
+ * process-wide, so two servers in one process do not wait for each other. */
+struct threads {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    long live;
 };
 
-static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t live_cv = PTHREAD_COND_INITIALIZER;
-static long live; /* connection threads running */
+struct job {
+    sk_server *s;
+    struct threads *ts;
+    sk_accepted a;
+};
 
 static void *conn_thread(void *arg)
 {
     struct job *j = arg;
-    sk__serve_stream_blocking(j->s, j->fd, (struct sockaddr *)&j->peer, j->plen, j->t);
+    struct threads *ts = j->ts;
+    sk__serve_stream_blocking(j->s, j->a.fd, (struct sockaddr *)&j->a.peer, j->a.plen,
+                              j->a.transport);
     free(j);
-    pthread_mutex_lock(&live_mu);
-    live--;
-    pthread_cond_broadcast(&live_cv);
-    pthread_mutex_unlock(&live_mu);
+    pthread_mutex_lock(&ts->mu);
+    ts->live--;
+    pthread_cond_broadcast(&ts->cv);
+    pthread_mutex_unlock(&ts->mu);
     return NULL;
 }
 
 /* Wait until fewer than `limit` threads run, the server stops, or deadline.
  * limit 1 with deadline -1 waits for all threads while not stopping. */
-static void wait_live(sk_server *s, long limit, int64_t deadline)
+static void wait_live(sk_server *s, struct threads *ts, long limit, int64_t deadline)
 {
-    pthread_mutex_lock(&live_mu);
-    while (live >= limit) {
+    pthread_mutex_lock(&ts->mu);
+    while (ts->live >= limit) {
         if (deadline >= 0 && sk_now_ms() >= deadline)
             break;
         if (limit > 1 && sk__stopping(s))
             break;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100 * 1000000L; /* re-check the stop flag ten times a second */
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
+        /* Stopping: once every thread left is a busy one, say so. */
+        long busy = atomic_load(&s->shared->busy);
+        if (limit == 1 && sk__stopping(s) && busy > 0 && busy >= ts->live)
+            sk__announce_stop(s, busy);
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        t.tv_nsec += 100 * 1000000L; /* re-check the stop flag ten times a second */
+        if (t.tv_nsec >= 1000000000L) {
+            t.tv_sec++;
+            t.tv_nsec -= 1000000000L;
         }
-        pthread_cond_timedwait(&live_cv, &live_mu, &ts);
+        pthread_cond_timedwait(&ts->cv, &ts->mu, &t);
     }
-    pthread_mutex_unlock(&live_mu);
+    pthread_mutex_unlock(&ts->mu);
+}
+
+static long live_now(struct threads *ts)
+{
+    pthread_mutex_lock(&ts->mu);
+    long n = ts->live;
+    pthread_mutex_unlock(&ts->mu);
+    return n;
 }
 
 static int thread_run(sk_server *s, sk_err *err)
@@ -66,46 +82,44 @@ static int thread_run(sk_server *s, sk_err *err)
     sk_dgram_batch *dbuf = sk__dgram_batch_new();
     if (dbuf == NULL)
         return sk_errno(err, ENOMEM, "buffer");
+    struct threads ts = {.live = 0};
+    pthread_mutex_init(&ts.mu, NULL);
+    pthread_cond_init(&ts.cv, NULL);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, THREAD_STACK);
     while (!sk__stopping(s)) {
         if (s->o.max_conns > 0) {
-            wait_live(s, s->o.max_conns, -1); /* the rest wait in the backlog */
+            wait_live(s, &ts, s->o.max_conns, -1); /* the rest wait in the backlog */
             if (sk__stopping(s))
                 break;
         }
-        int i = sk__wait_work(s, -1, dbuf);
-        if (i == SK_WAIT_STOP)
-            break;
-        if (i < 0)
-            continue;
-        const sk_listener *l = &s->ls[i];
         struct job *j = malloc(sizeof *j);
         if (j == NULL) {
             poll(NULL, 0, 100);
             continue;
         }
-        j->s = s;
-        j->t = l->transport;
-        j->plen = sizeof j->peer;
-        j->fd = sk__accept(s, l, (struct sockaddr *)&j->peer, &j->plen, 0);
-        if (j->fd < 0) {
+        int i = sk__accept_next(s, -1, dbuf, 0, &j->a);
+        if (i < 0) {
             free(j);
+            if (i == SK_WAIT_STOP)
+                break;
             continue;
         }
-        pthread_mutex_lock(&live_mu);
-        live++;
-        pthread_mutex_unlock(&live_mu);
+        j->s = s;
+        j->ts = &ts;
+        pthread_mutex_lock(&ts.mu);
+        ts.live++;
+        pthread_mutex_unlock(&ts.mu);
         pthread_t tid;
         int e = pthread_create(&tid, &attr, conn_thread, j);
         if (e != 0) {
-            pthread_mutex_lock(&live_mu);
-            live--;
-            pthread_mutex_unlock(&live_mu);
+            pthread_mutex_lock(&ts.mu);
+            ts.live--;
+            pthread_mutex_unlock(&ts.mu);
             sk_server_log(s, SK_LOG_ERROR, "pthread_create: %s: connection closed", strerror(e));
-            close(j->fd);
+            close(j->a.fd);
             free(j);
             poll(NULL, 0, 100); /* out of threads: back off rather than spin */
             continue;
@@ -117,17 +131,22 @@ static int thread_run(sk_server *s, sk_err *err)
     for (size_t i = 0; i < s->nls; i++)
         sk_listener_close(&s->ls[i]);
     /* Connection threads stop by themselves: at once when idle, after the
-     * grace period when busy. Wait for them (the backstop adds a second). */
-    int grace = s->o.grace_ms > 0 ? s->o.grace_ms : SK_GRACE_DEFAULT_MS;
+     * grace period when busy, at once on stop-now. Wait for them (the
+     * backstop adds a second). */
     for (;;) {
         int stopping = sk__stopping(s);
-        wait_live(s, 1, stopping ? sk_now_ms() + grace + 1000 : sk_now_ms() + 200);
-        pthread_mutex_lock(&live_mu);
-        long left = live;
-        pthread_mutex_unlock(&live_mu);
-        if (left == 0 || stopping)
+        wait_live(s, &ts, 1, stopping ? sk_now_ms() + s->o.grace_ms + 1000 : sk_now_ms() + 200);
+        if (live_now(&ts) == 0)
             break;
+        if (stopping) {
+            /* The backstop passed with threads still running: they use ts
+             * and the server, so neither may go away under them. Wait. */
+            wait_live(s, &ts, 1, -1);
+            break;
+        }
     }
+    pthread_cond_destroy(&ts.cv);
+    pthread_mutex_destroy(&ts.mu);
     sk__dgram_batch_free(dbuf);
     return 0;
 }

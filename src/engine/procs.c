@@ -97,14 +97,26 @@ void sk__procs_wait(sk_server *s, sk_procs *p, int timeout_ms, int watch_stop)
 
 void sk__procs_wait_all(sk_server *s, sk_procs *p)
 {
-    int grace = s->o.grace_ms > 0 ? s->o.grace_ms : SK_GRACE_DEFAULT_MS;
+    int grace = s->o.grace_ms;
     int64_t deadline = -1;
+    int now_seen = 0;
     sk__procs_reap(p, NULL, NULL);
     while (p->n > 0) {
         /* Not stopping (--once): wait as long as the children take. Stopping:
          * they enforce the grace period themselves; this is the backstop. */
         if (deadline < 0 && sk__stopping(s))
             deadline = sk_now_ms() + grace + 1000;
+        if (!now_seen && sk__stopping_now(s)) {
+            /* The children saw the stop-now pipe too and are closing. */
+            now_seen = 1;
+            int64_t soon = sk_now_ms() + 1000;
+            if (deadline < 0 || soon < deadline)
+                deadline = soon;
+        }
+        /* Once every child left is a busy one, say so. */
+        long busy = atomic_load(&s->shared->busy);
+        if (deadline >= 0 && busy > 0 && (size_t)busy >= p->n)
+            sk__announce_stop(s, busy);
         if (deadline >= 0 && sk_now_ms() >= deadline) {
             for (size_t i = 0; i < p->n; i++)
                 kill(p->pids[i], SIGKILL);

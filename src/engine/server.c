@@ -11,6 +11,7 @@
 #include <string.h>
 #include <poll.h>
 #include <netinet/tcp.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -67,19 +68,28 @@ sk_server *sk_server_new(const sk_server_opts *o, sk_err *err)
                                                  : "gives each connection its own process");
         return NULL;
     }
+    if (o->workers > 0 && !(m->caps & SK_MODEL_WORKERS)) {
+        sk_err_usage(err, "--workers is not used by the %s model", m->name);
+        return NULL;
+    }
     sk_server *s = calloc(1, sizeof *s);
     if (s == NULL) {
         sk_errno(err, ENOMEM, "server");
         return NULL;
     }
     s->o = *o;
+    /* The defaults, resolved here once: the models read s->o as it is. */
+    if (s->o.grace_ms <= 0)
+        s->o.grace_ms = SK_GRACE_DEFAULT_MS;
+    if (s->o.max_queue == 0)
+        s->o.max_queue = SK_MAX_QUEUE_DEFAULT;
     s->svc = o->service;
     s->model = m;
     s->o.model = m;
     if (s->o.idle_timeout_ms == 0)
         s->o.idle_timeout_ms = s->svc->idle_timeout_ms; /* the service's default (http) */
-    s->stop_rd = s->stop_wr = s->spare_fd = -1;
-    int p[2];
+    s->stop_rd = s->stop_wr = s->now_rd = s->now_wr = s->spare_fd = -1;
+    int p[2], q[2];
     if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
         sk_errno(err, errno, "pipe");
         free(s);
@@ -87,6 +97,21 @@ sk_server *sk_server_new(const sk_server_opts *o, sk_err *err)
     }
     s->stop_rd = p[0];
     s->stop_wr = p[1];
+    if (pipe2(q, O_CLOEXEC | O_NONBLOCK) < 0) {
+        sk_errno(err, errno, "pipe");
+        sk_server_free(s);
+        return NULL;
+    }
+    s->now_rd = q[0];
+    s->now_wr = q[1];
+    s->shared =
+        mmap(NULL, sizeof *s->shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (s->shared == MAP_FAILED) {
+        s->shared = NULL;
+        sk_errno(err, errno, "mmap");
+        sk_server_free(s);
+        return NULL;
+    }
     s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (s->svc->init && s->svc->init(s, &s->svc_state, err) < 0) {
         sk_server_free(s);
@@ -108,6 +133,10 @@ int sk_server_add_listener(sk_server *s, const sk_listener *l, sk_err *err)
         if (n == NULL)
             return sk_errno(err, ENOMEM, "listener");
         s->ls = n;
+        struct pollfd *p = realloc(s->pfds, (cap + 2) * sizeof *p);
+        if (p == NULL)
+            return sk_errno(err, ENOMEM, "listener");
+        s->pfds = p;
         s->capls = cap;
     }
     /* Listeners are non-blocking in every model: a connection reset between
@@ -123,6 +152,39 @@ int sk_server_add_listener(sk_server *s, const sk_listener *l, sk_err *err)
     }
     s->ls[s->nls++] = *l;
     return 0;
+}
+
+int sk_server_listen(sk_server *s, const char *address, sk_err *err)
+{
+    sk_addr a;
+    if (sk_addr_parse(&a, address, err) < 0)
+        return -1;
+    int stream = sk_transport_is_stream(a.transport);
+    if (!(s->svc->flags & (stream ? SK_SVC_STREAM : SK_SVC_DGRAM)))
+        return sk_err_usage(err, "service %s does not run on %s sockets (%s)", s->svc->name,
+                            stream ? "stream" : "datagram", address);
+    sk_listener ls[SK_RESOLVE_MAX];
+    size_t n = 0;
+    if (sk_listen(&a, NULL, ls, SK_RESOLVE_MAX, &n, err) < 0)
+        return -1;
+    size_t first = s->nls;
+    for (size_t i = 0; i < n; i++) {
+        if (sk_server_add_listener(s, &ls[i], err) < 0) {
+            /* Nothing of this address stays open: neither the ones not
+             * added nor the ones the server took already. */
+            for (size_t j = i; j < n; j++)
+                sk_listener_close(&ls[j]);
+            while (s->nls > first)
+                sk_listener_close(&s->ls[--s->nls]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+const sk_listener *sk_server_listener(const sk_server *s, size_t i)
+{
+    return i < s->nls ? &s->ls[i] : NULL;
 }
 
 int sk_server_run(sk_server *s, sk_err *err)
@@ -144,6 +206,53 @@ void sk_server_stop(sk_server *s)
         (void)r;
     }
     errno = e;
+}
+
+void sk_server_stop_now(sk_server *s)
+{
+    /* Async-signal-safe, as sk_server_stop: flags and writes. */
+    if (s == NULL || s->is_child)
+        return;
+    int e = errno;
+    sk_server_stop(s);
+    if (atomic_exchange(&s->stopping_now, 1) == 0) {
+        ssize_t r = write(s->now_wr, "x", 1);
+        (void)r;
+    }
+    errno = e;
+}
+
+int sk__stopping_now(sk_server *s)
+{
+    return atomic_load(&s->stopping_now);
+}
+
+void sk__saw_stop_now(sk_server *s)
+{
+    atomic_store(&s->stopping_now, 1);
+}
+
+void sk__grace_busy(sk_server *s, int delta)
+{
+    atomic_fetch_add(&s->shared->busy, delta);
+}
+
+void sk__announce_stop(sk_server *s, long busy)
+{
+    if (busy <= 0 || atomic_exchange(&s->announced, 1))
+        return;
+    int ms = s->o.grace_ms;
+    char when[32];
+    if (ms < 1000)
+        snprintf(when, sizeof when, "%d ms", ms);
+    else if (ms % 1000 == 0)
+        snprintf(when, sizeof when, "%d s", ms / 1000);
+    else
+        snprintf(when, sizeof when, "%.1f s", ms / 1000.0);
+    sk_server_log(s, SK_LOG_ERROR,
+                  "stopping: %ld busy connection%s get%s up to %s to finish (Ctrl-C again to stop "
+                  "now)",
+                  busy, busy == 1 ? "" : "s", busy == 1 ? "s" : "", when);
 }
 
 int sk__stopping(sk_server *s)
@@ -185,12 +294,19 @@ void sk_server_free(sk_server *s)
     for (size_t i = 0; i < s->nls; i++)
         sk_listener_close(&s->ls[i]);
     free(s->ls);
+    free(s->pfds);
     if (s->svc->fini)
         s->svc->fini(s->svc_state);
     if (s->stop_rd >= 0)
         close(s->stop_rd);
     if (s->stop_wr >= 0)
         close(s->stop_wr);
+    if (s->now_rd >= 0)
+        close(s->now_rd);
+    if (s->now_wr >= 0)
+        close(s->now_wr);
+    if (s->shared)
+        munmap(s->shared, sizeof *s->shared);
     if (s->spare_fd >= 0)
         close(s->spare_fd);
     free(s);
@@ -236,9 +352,4 @@ void sk_server_log(sk_server *s, int level, const char *fmt, ...)
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     s->o.log(s->o.arg, level, line);
-}
-
-void sk__log_conn_open(sk_conn *c)
-{
-    sk_server_log(c->srv, SK_LOG_INFO, "connection from %s", sk_conn_peer_name(c));
 }

@@ -84,7 +84,7 @@ sk_http_file *sk__http_cache_get(sk_http_cache *c, const char *path, size_t n);
  * or NULL (fd closed) when out of memory. */
 sk_http_file *sk__http_file_new(sk_http_cache *c, const char *path, size_t n, int fd,
                                 const struct stat *st, const char *name);
-/* Drop one reference (a release callback for sk_conn_sendfile_shared). */
+/* Drop one reference (a release callback for sk_conn_queue segments). */
 void sk__http_file_release(void *f);
 
 /* ---- server.c: the `http` service ---- */

@@ -318,9 +318,18 @@ void sk__http_serve_file(sk_conn *c, const sk_http_request *req, sk_http_file *f
     }
     o->body = len;
     if (f->map)
-        sk_conn_send_shared(c, f->map + first, (size_t)len, sk__http_file_release, f);
+        sk_conn_queue(c, &(sk_seg){.kind = SK_SEG_MEM,
+                                   .mem = f->map + first,
+                                   .len = len,
+                                   .release = sk__http_file_release,
+                                   .arg = f});
     else
-        sk_conn_sendfile_shared(c, f->fd, (off_t)first, len, sk__http_file_release, f);
+        sk_conn_queue(c, &(sk_seg){.kind = SK_SEG_FILE,
+                                   .fd = f->fd,
+                                   .off = (off_t)first,
+                                   .len = len,
+                                   .release = sk__http_file_release,
+                                   .arg = f});
 }
 
 void sk__http_serve_listing(sk_conn *c, const sk_http_request *req, const char *url,

@@ -43,7 +43,7 @@ SECONDS_1900_TO_1970 = 2208988800
 def model_args(model, workers=2):
     """--model MODEL, and a small --workers where the model takes one."""
     args = ["--model", model]
-    if model in ("prefork", "poll", "epoll", "thread") and workers:
+    if model in ("prefork", "poll", "epoll") and workers:
         args += ["--workers", str(workers)]
     return args
 

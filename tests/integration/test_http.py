@@ -67,7 +67,7 @@ CLF = re.compile(r'^(\S+) (\S+) (\S+) '
 
 def model_args(model):
     args = ["--model", model]
-    if model in ("prefork", "poll", "epoll", "thread"):
+    if model in ("prefork", "poll", "epoll"):  # thread has no --workers
         args += ["--workers", "2"]
     return args
 

@@ -24,7 +24,7 @@ SHARED = {"thread", "select", "poll", "epoll"}
 
 def model_args(model):
     args = ["--model", model]
-    if model in ("prefork", "poll", "epoll", "thread"):
+    if model in ("prefork", "poll", "epoll"):  # thread has no --workers
         args += ["--workers", "2"]
     return args
 

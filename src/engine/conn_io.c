@@ -1,0 +1,154 @@
+/*
+ * conn_io.c - moving a connection's bytes through its transport: the one
+ * place that reads, writes, sends files and shuts down for every model
+ * (blocking drivers and event loops alike). conn.c decides what; this does it.
+ *
+ * The transport may be plain or encrypting: a write may have to wait for
+ * readability (and a read for writability), which is recorded in the
+ * connection's flags for sk__conn_interest (policy.c).
+ */
+#define _GNU_SOURCE /* struct ucred */
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+#define OUT_IOV 8
+
+static void note_want(sk_conn *c, uint16_t cross_flag, unsigned cross_want)
+{
+    if (c->tp.want & cross_want)
+        c->flags |= cross_flag;
+    else
+        c->flags &= (uint16_t)~cross_flag;
+}
+
+ssize_t sk__conn_pump_read(sk_conn *c, uint8_t *scratch, size_t cap)
+{
+    if (!sk__conn_wants_read(c))
+        return SK_TP_AGAIN;
+    ssize_t n = sk__tp_read(&c->tp, scratch, cap);
+    if (n > 0) {
+        c->flags &= (uint16_t)~SK_C_RD_WANTS_W;
+        sk__conn_feed(c, scratch, (size_t)n);
+    } else if (n == 0) {
+        sk__conn_feed_eof(c);
+    } else if (n == SK_TP_AGAIN) {
+        note_want(c, SK_C_RD_WANTS_W, SK_TP_WANT_WRITE);
+    } else {
+        sk__conn_feed_error(c, errno);
+    }
+    return n;
+}
+
+/* The transport cannot send from the file (an encrypting one): copy it. */
+static ssize_t copy_file(sk_conn *c, const sk__conn_file *f, size_t len)
+{
+    uint8_t tmp[16384];
+    if (len > sizeof tmp)
+        len = sizeof tmp;
+    ssize_t r;
+    do
+        r = pread(f->fd, tmp, len, f->off);
+    while (r < 0 && errno == EINTR);
+    if (r <= 0) {
+        if (r == 0)
+            errno = EIO;
+        return SK_TP_ERR;
+    }
+    return sk__tp_write(&c->tp, tmp, (size_t)r, 0); /* nothing consumed until sent */
+}
+
+int sk__conn_pump_write(sk_conn *c, size_t budget)
+{
+    int files = 0;
+    while (budget > 0) {
+        struct iovec iov[OUT_IOV];
+        sk__conn_file f;
+        int more;
+        int k = sk__conn_output(c, iov, OUT_IOV, &f, &more);
+        ssize_t n;
+        if (k > 0) {
+            n = sk__tp_writev(&c->tp, iov, k, more ? SK_TP_MORE : 0);
+        } else if (f.len > 0) {
+            /* One file chunk per call: a reader of a large file takes its turn
+             * with the other connections of the loop instead of filling its
+             * socket buffer over and over before they are looked at. */
+            if (files++ > 0)
+                return 1;
+            size_t len = f.len > SK_FILE_CHUNK ? SK_FILE_CHUNK : (size_t)f.len;
+            if (len > budget)
+                len = budget;
+            off_t off = f.off;
+            n = sk__tp_sendfile(&c->tp, f.fd, &off, len, 0);
+            if (n == SK_TP_UNSUPPORTED)
+                n = copy_file(c, &f, len);
+            if (n == 0) {
+                errno = EIO; /* the file shrank under us: the promised length cannot be kept */
+                n = SK_TP_ERR;
+            }
+        } else {
+            return 0; /* all sent */
+        }
+        if (n == SK_TP_AGAIN) {
+            note_want(c, SK_C_WR_WANTS_R, SK_TP_WANT_READ);
+            return 0;
+        }
+        if (n < 0) {
+            sk__conn_feed_error(c, errno);
+            return 0;
+        }
+        c->flags &= (uint16_t)~SK_C_WR_WANTS_R;
+        sk__conn_sent(c, (size_t)n);
+        budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
+    }
+    return sk__conn_wants_write(c);
+}
+
+int sk__conn_pump_close(sk_conn *c)
+{
+    int step = sk__conn_close_step(c);
+    if (step == 2) {
+        /* An encrypting transport that cannot send its close_notify now
+         * (SK_TP_AGAIN) still gets the lingering wait; only an error ends it. */
+        if (sk__tp_shutdown(&c->tp) == SK_TP_ERR)
+            return 1;
+        return 0;
+    }
+    return step;
+}
+
+void sk__conn_peer_cred(sk_conn *c)
+{
+    if (c->transport != SK_UNIX)
+        return;
+#if defined(SO_PEERCRED)
+    struct ucred cr;
+    socklen_t len = sizeof cr;
+    if (getsockopt(c->tp.fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && len == sizeof cr) {
+        c->peer.cred.pid = (int)cr.pid;
+        c->peer.cred.uid = (unsigned)cr.uid;
+        c->peer.cred.has_uid = 1;
+    }
+#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__)
+    uid_t uid;
+    gid_t gid;
+    if (getpeereid(c->tp.fd, &uid, &gid) == 0) {
+        c->peer.cred.uid = (unsigned)uid; /* no pid there */
+        c->peer.cred.has_uid = 1;
+    }
+#endif
+}
+
+void sk__conn_close_file(int fd)
+{
+    close(fd);
+}
+
+void sk__conn_destroy(sk_conn *c)
+{
+    sk_tp tp = c->tp;
+    sk__conn_free(c); /* the service's on_close runs while the socket is open */
+    sk__tp_close(&tp);
+}

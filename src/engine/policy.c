@@ -1,0 +1,62 @@
+/*
+ * policy.c - when a connection must be looked at, and what it waits for:
+ * the service timer, the idle timeout, the lingering close and the grace
+ * period at stop, written once for every model (the blocking driver turns
+ * the deadline into a poll() timeout, the event loops into a heap timer).
+ */
+#include "engine.h"
+
+static int64_t earliest(int64_t a, int64_t b)
+{
+    if (a < 0)
+        return b;
+    if (b < 0)
+        return a;
+    return a < b ? a : b;
+}
+
+int64_t sk__conn_next_deadline(const sk_conn *c, int64_t now, int64_t grace_deadline)
+{
+    int64_t d = grace_deadline;
+    if (c->flags & SK_C_TIMER)
+        d = earliest(d, sk__conn_timer_deadline(c, now));
+    if (c->flags & SK_C_WSHUT)
+        d = earliest(d, c->last_io_ms + SK_LINGER_MS);
+    else if (c->srv->o.idle_timeout_ms > 0)
+        d = earliest(d, c->last_io_ms + c->srv->o.idle_timeout_ms);
+    return d;
+}
+
+int sk__conn_expired(sk_conn *c, int64_t now, int64_t grace_deadline)
+{
+    sk_server *s = c->srv;
+    if (c->flags & SK_C_WSHUT) {
+        if (now - c->last_io_ms >= SK_LINGER_MS)
+            return SK_EXP_CLOSE; /* the peer never sent its FIN: close anyway */
+    } else if (s->o.idle_timeout_ms > 0 && now - c->last_io_ms >= s->o.idle_timeout_ms) {
+        if (s->o.verbose)
+            sk_server_log(s, SK_LOG_INFO, "idle timeout: %s", sk_conn_peer_name(c));
+        return SK_EXP_CLOSE;
+    }
+    if (grace_deadline >= 0 && (now >= grace_deadline || sk__conn_may_stop(c)))
+        return SK_EXP_CLOSE;
+    if (sk__conn_check_timer(c, now))
+        return SK_EXP_RAN; /* the service acted (e.g. answered 408): write, then decide */
+    return SK_EXP_NONE;
+}
+
+unsigned sk__conn_interest(const sk_conn *c)
+{
+    unsigned m = 0;
+    int r = sk__conn_wants_read(c), w = sk__conn_wants_write(c);
+    if (r || (w && (c->flags & SK_C_WR_WANTS_R)))
+        m |= SK_TP_WANT_READ;
+    if (w || (r && (c->flags & SK_C_RD_WANTS_W)))
+        m |= SK_TP_WANT_WRITE;
+    return m;
+}
+
+int sk__conn_may_stop(sk_conn *c)
+{
+    return sk__conn_idle(c);
+}
