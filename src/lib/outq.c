@@ -15,6 +15,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,8 +43,9 @@ struct queue {
     struct line *head, *tail;
     size_t bytes;
     uint64_t dropped;
-    int thread; /* a writer thread runs in this process */
-    int broken; /* the reader went away (EPIPE) */
+    int thread;       /* a writer thread runs in this process */
+    int broken;       /* the reader went away (EPIPE) */
+    int never_blocks; /* a regular file or /dev/null: write at once, no poll */
 };
 
 static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -71,6 +74,12 @@ static void queue_init(struct queue *q, int fd)
     q->dropped = 0;
     q->thread = 0;
     q->broken = 0;
+    /* Decided once per descriptor: only pipes, terminals and sockets can
+     * stall a writer, so only they need the poll before each line. */
+    struct stat st;
+    q->never_blocks = fstat(fd, &st) == 0 &&
+                      (S_ISREG(st.st_mode) ||
+                       (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3))); /* /dev/null */
 }
 
 static void free_lines(struct queue *q)
@@ -235,7 +244,7 @@ static int writable_now(int fd)
  * (p and len advanced past what was written), -1 failed (errno). */
 static int try_direct(struct queue *q, const char **p, size_t *len)
 {
-    if (q->head != NULL || *len > PIPE_BUF || !writable_now(q->fd))
+    if (q->head != NULL || (!q->never_blocks && (*len > PIPE_BUF || !writable_now(q->fd))))
         return 0;
     ssize_t w;
     while ((w = write(q->fd, *p, *len)) < 0 && errno == EINTR) {
