@@ -137,6 +137,19 @@ char *sk_sockaddr_format(const struct sockaddr *sa, socklen_t len, sk_transport 
                          size_t cap);
 
 /*
+ * A Unix stream socket's peer, the one way sockit describes it everywhere
+ * (-v logs, service reports, serve stdio): "unix peer pid 1234 uid 1000", or
+ * "unix peer uid 1000" where the system gives no pid (pid <= 0). Returns buf.
+ */
+char *sk_unix_peer_format(int pid, unsigned uid, char *buf, size_t cap);
+/*
+ * The credentials of a connected Unix stream socket's peer (SO_PEERCRED;
+ * getpeereid where there is no pid: *pid is then 0). Returns 0, or -1 with
+ * errno (not a Unix socket, no peer, or no way to ask on this system).
+ */
+int sk_unix_peer_cred(int fd, int *pid, unsigned *uid);
+
+/*
  * Split a socket address into a printable host and a port, for messages like
  * "Received 5 bytes from 127.0.0.1, port 40000". Unix addresses give their path
  * (or "unnamed") and port 0. IPv4-mapped IPv6 addresses print as IPv4.

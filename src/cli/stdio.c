@@ -16,13 +16,20 @@
 
 #define MAX_WAIT 64
 
-static void log_peer(const struct cli_stdio_opts *o, const sk_listener *l,
+/* fd: the accepted stream socket, or -1 (a datagram peer). */
+static void log_peer(const struct cli_stdio_opts *o, const sk_listener *l, int fd,
                      const struct sockaddr_storage *peer, socklen_t plen)
 {
     char name[SK_NAME_MAX];
-    if (o->verbose)
-        cli_warn("connection from %s", sk_sockaddr_format((const struct sockaddr *)peer, plen,
-                                                          l->transport, name, sizeof name));
+    if (!o->verbose)
+        return;
+    int pid;
+    unsigned uid;
+    if (l->transport == SK_UNIX && fd >= 0 && sk_unix_peer_cred(fd, &pid, &uid) == 0)
+        sk_unix_peer_format(pid, uid, name, sizeof name); /* as the server's -v says it */
+    else
+        sk_sockaddr_format((const struct sockaddr *)peer, plen, l->transport, name, sizeof name);
+    cli_warn("connection from %s", name);
 }
 
 /* A datagram listener has no connections: the first datagram picks the peer,
@@ -41,7 +48,7 @@ static int take_datagram_peer(const struct cli_stdio_opts *o, sk_listener *l)
     }
     if (plen > (socklen_t)sizeof(sa_family_t) && connect(l->fd, (struct sockaddr *)&peer, plen) < 0)
         cli_fail("connect %s: %s", l->name, strerror(errno));
-    log_peer(o, l, &peer, plen); /* the peer first, then what it sent */
+    log_peer(o, l, -1, &peer, plen); /* the peer first, then what it sent */
     if (sk_write_all(STDOUT_FILENO, dgram, (size_t)got, -1) < 0)
         cli_fail("write standard output: %s", strerror(errno));
     int fd = l->fd;
@@ -84,7 +91,7 @@ static int next_peer(const struct cli_stdio_opts *o, sk_listener *ls, size_t n, 
             socklen_t plen = sizeof peer;
             int fd = sk_accept(l->fd, (struct sockaddr *)&peer, &plen, 0);
             if (fd >= 0) {
-                log_peer(o, l, &peer, plen);
+                log_peer(o, l, fd, &peer, plen);
                 return fd;
             }
             if (errno != EAGAIN && errno != EINTR && errno != EMFILE && errno != ENFILE)

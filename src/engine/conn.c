@@ -500,14 +500,8 @@ size_t sk_conn_pending(const sk_conn *c)
 const char *sk_conn_peer_name(sk_conn *c)
 {
     static _Thread_local char buf[SK_NAME_MAX];
-    if (c->transport == SK_UNIX && c->peer.cred.has_uid) {
-        if (c->peer.cred.pid > 0)
-            snprintf(buf, sizeof buf, "unix peer pid %d uid %u", c->peer.cred.pid,
-                     c->peer.cred.uid);
-        else
-            snprintf(buf, sizeof buf, "unix peer uid %u", c->peer.cred.uid);
-        return buf;
-    }
+    if (c->transport == SK_UNIX && c->peer.cred.has_uid)
+        return sk_unix_peer_format(c->peer.cred.pid, c->peer.cred.uid, buf, sizeof buf);
     return sk_sockaddr_format(&c->peer.sa, c->peer_len, c->transport, buf, sizeof buf);
 }
 

@@ -7,7 +7,7 @@
  * readability (and a read for writability), which is recorded in the
  * connection's flags for sk__conn_interest (policy.c).
  */
-#define _GNU_SOURCE /* struct ucred */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -123,22 +123,13 @@ void sk__conn_peer_cred(sk_conn *c)
 {
     if (c->transport != SK_UNIX)
         return;
-#if defined(SO_PEERCRED)
-    struct ucred cr;
-    socklen_t len = sizeof cr;
-    if (getsockopt(c->tp.fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && len == sizeof cr) {
-        c->peer.cred.pid = (int)cr.pid;
-        c->peer.cred.uid = (unsigned)cr.uid;
+    int pid;
+    unsigned uid;
+    if (sk_unix_peer_cred(c->tp.fd, &pid, &uid) == 0) {
+        c->peer.cred.pid = pid;
+        c->peer.cred.uid = uid;
         c->peer.cred.has_uid = 1;
     }
-#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__)
-    uid_t uid;
-    gid_t gid;
-    if (getpeereid(c->tp.fd, &uid, &gid) == 0) {
-        c->peer.cred.uid = (unsigned)uid; /* no pid there */
-        c->peer.cred.has_uid = 1;
-    }
-#endif
 }
 
 void sk__conn_close_file(int fd)

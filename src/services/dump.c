@@ -10,11 +10,8 @@
 
 #include "services.h"
 
-static void dump(sk_server *s, const struct sockaddr *sa, socklen_t salen, sk_transport t,
-                 const uint8_t *p, size_t len)
+static void dump(sk_server *s, const char *who, const uint8_t *p, size_t len)
 {
-    char who[SK_NAME_MAX + 16];
-    sk__peer_words(sa, salen, t, who, sizeof who);
     /* Each byte is 3 characters, each 16-byte line ends in a newline. */
     size_t cap = len * 3 + len / 16 + 2;
     char *hex = malloc(cap);
@@ -36,16 +33,23 @@ static void dump(sk_server *s, const struct sockaddr *sa, socklen_t salen, sk_tr
 
 static void dump_data(sk_conn *c, const uint8_t *data, size_t len)
 {
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (getpeername(sk_conn_fd(c), (struct sockaddr *)&ss, &sl) < 0)
-        sl = 0;
-    dump(sk_conn_server(c), (struct sockaddr *)&ss, sl, sk_conn_transport(c), data, len);
+    char who[SK_NAME_MAX + 16];
+    if (sk_conn_transport(c) == SK_UNIX) { /* "unix peer pid 1234 uid 1000" */
+        snprintf(who, sizeof who, "%s", sk_conn_peer_name(c));
+    } else {
+        char host[SK_NAME_MAX];
+        unsigned port;
+        sk_conn_peer_host_port(c, host, sizeof host, &port);
+        snprintf(who, sizeof who, "%s, port %u", host, port);
+    }
+    dump(sk_conn_server(c), who, data, len);
 }
 
 static int dump_datagram(sk_dgram *d)
 {
-    dump(d->server, d->peer, d->peerlen, d->transport, d->data, d->len);
+    char who[SK_NAME_MAX + 16];
+    sk__peer_words(d->peer, d->peerlen, d->transport, who, sizeof who);
+    dump(d->server, who, d->data, d->len);
     return 0;
 }
 

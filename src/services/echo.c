@@ -10,10 +10,14 @@ static void echo_data(sk_conn *c, const uint8_t *data, size_t len)
 {
     sk_server *s = sk_conn_server(c);
     if (sk_server_options(s)->report) {
-        char host[SK_NAME_MAX];
-        unsigned port;
-        sk_conn_peer_host_port(c, host, sizeof host, &port);
-        sk_server_report(s, "Received %zu bytes from %s, port %u", len, host, port);
+        if (sk_conn_transport(c) == SK_UNIX) { /* "unix peer pid 1234 uid 1000" */
+            sk_server_report(s, "Received %zu bytes from %s", len, sk_conn_peer_name(c));
+        } else {
+            char host[SK_NAME_MAX];
+            unsigned port;
+            sk_conn_peer_host_port(c, host, sizeof host, &port);
+            sk_server_report(s, "Received %zu bytes from %s, port %u", len, host, port);
+        }
     }
     sk_conn_send(c, data, len);
 }

@@ -44,3 +44,30 @@ def test_unix_peer_named_by_credentials_epoll():
 
 def test_unix_peer_named_by_credentials_fork():
     check_unix_peer_named_by_credentials("fork")
+
+
+def test_unix_peer_described_one_way_in_service_reports():
+    """echo's and dump's reports name a Unix peer as the -v log does, not as
+    the unnamed address ("unnamed, port 0") it has."""
+    who = "unix peer pid %d uid %d" % (os.getpid(), os.getuid())
+    for service, want in (("echo", "Received 2 bytes from %s\n" % who),
+                          ("dump", "Received 2 bytes from %s:\n68 69" % who)):
+        path = os.path.join(tempdir(), service + ".sock")
+        with Server([service, "unix:" + path]) as srv:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(5)
+                s.connect(path)
+                s.sendall(b"hi")
+                if service == "echo":
+                    assert s.recv(2) == b"hi"
+            assert srv.wait_stdout(want, 5), (service, srv.stdout_text())
+
+
+def test_unix_peer_described_one_way_by_serve_stdio():
+    path = os.path.join(tempdir(), "stdio.sock")
+    with Server(["-v", "stdio", "unix:" + path]) as srv:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(path)
+            who = "unix peer pid %d uid %d" % (os.getpid(), os.getuid())
+            assert srv.wait_stderr("connection from " + who + "\n", 5), srv.stderr_text()
