@@ -308,6 +308,104 @@ typedef struct sk_relay_stats {
 int sk_relay(int net_fd, int in_fd, int out_fd, const sk_relay_opts *o, sk_relay_stats *st,
              sk_err *err);
 
+/* ---------------------------------------------------------- access control */
+
+/*
+ * An access list: who may connect (--allow/--deny). Rules are kept in the
+ * order they were added; the first rule that matches a peer decides. When at
+ * least one allow rule (or an allow file, even an empty one) was added, a
+ * peer no rule matches is denied; with deny rules only, it is allowed. An
+ * empty list allows everyone.
+ *
+ * SPEC, the one grammar: an IPv4 or IPv6 address, or a CIDR block
+ * (`10.0.0.0/8`, `2001:db8::/32`, `::1`), or `unix` (peers on Unix sockets).
+ * IPv4 is read strictly: four decimal numbers 0-255, no leading zeros, nothing
+ * else. Names are never resolved. An IPv4-mapped IPv6 peer (`::ffff:a.b.c.d`,
+ * what a dual-stack socket reports for an IPv4 client) is matched as the IPv4
+ * address it carries: IPv6 rules, `::/0` included, never match an IPv4 client,
+ * and `0.0.0.0/0` matches every IPv4 client.
+ *
+ * The list is read-only once built: sk_access_check may be called from any
+ * number of threads (and processes) at once.
+ */
+typedef struct sk_access sk_access;
+
+/* A new, empty list (allows everyone), or NULL when out of memory. Free it
+ * with sk_access_free. */
+sk_access *sk_access_new(void);
+/*
+ * Append one rule: allow (1) or deny (0) the peers SPEC names. Returns 0, or
+ * -1 with a usage error naming the entry, e.g.
+ *   bad address "10.0.0.1/8": host bits set; did you mean 10.0.0.0/8?
+ *   bad address "1.2.3": incomplete IPv4 address (four numbers needed)
+ *   bad address "010.0.0.1": leading zeros are ambiguous (octal to some parsers)
+ *   bad address "example.com": host names are not resolved; give an address
+ * (or ENOMEM, not a usage error). Nothing is added on failure.
+ */
+int sk_access_add(sk_access *a, int allow, const char *spec, sk_err *err);
+/*
+ * Append the rules of a file: one SPEC per line; `#` starts a comment; blank
+ * lines and spaces around a SPEC are ignored. An allow file makes unmatched
+ * peers denied even if it holds no rule. Returns 0, or -1 with an error
+ * naming the file and line:
+ *   deny.txt:3: bad address "010.0.0.1": leading zeros are ambiguous (octal to some parsers)
+ * (a file that cannot be read: "deny.txt: No such file or directory", a usage
+ * error too). On failure no rule of the file is added.
+ */
+int sk_access_add_file(sk_access *a, int allow, const char *path, sk_err *err);
+/* 1 if the peer is allowed, 0 if denied. `len` is what accept()/recvfrom()
+ * returned; an AF_UNIX peer (named or not) is a "unix" peer. A peer of
+ * another family, or too short to hold its address, matches no rule. */
+int sk_access_check(const sk_access *a, const struct sockaddr *peer, socklen_t len);
+/* The number of rules (for messages such as "3 access rules"). */
+size_t sk_access_count(const sk_access *a);
+void sk_access_free(sk_access *a); /* NULL is fine */
+
+/*
+ * Per-source limits: at most max_per_source connections at once from one
+ * source, and a token bucket of `rate` new connections (or datagrams) per
+ * second with room for `burst`, per source. A source is an IPv4 address (an
+ * IPv4-mapped IPv6 peer counts as its IPv4 address) or an IPv6 /64; Unix
+ * peers are not limited. Only the offending source is refused.
+ *
+ * The table of sources has a fixed capacity; when it is full, the least
+ * recently seen source is forgotten first. Lookups are O(1) (a hash table).
+ * The table lives in memory shared with child processes (MAP_SHARED) under a
+ * process-shared mutex, so a forking server's processes share one count:
+ * create it before fork. All calls are thread-safe.
+ */
+typedef struct sk_limits sk_limits;
+
+#define SK_LIMITS_CAPACITY_DEFAULT 65536
+
+/* max_per_source: 0 = no count limit; rate: new connections per second per
+ * source, 0 = no rate limit; burst: the bucket's size (0 = rate, at least 1);
+ * capacity: sources remembered (0 = SK_LIMITS_CAPACITY_DEFAULT).
+ * Returns the table, or NULL with err (a usage error for bad values). */
+sk_limits *sk_limits_new(int max_per_source, double rate, int burst, size_t capacity, sk_err *err);
+
+#define SK_LIMIT_OK 0    /* admitted */
+#define SK_LIMIT_COUNT 1 /* refused: max_per_source connections already open */
+#define SK_LIMIT_RATE 2  /* refused: the source's bucket is empty */
+
+#define SK_LIMITS_HOLD 0x1 /* count a connection (release it with sk_limits_release) */
+
+/*
+ * A new connection (flags SK_LIMITS_HOLD) or datagram (0) from peer at time
+ * now_ms (sk_now_ms(), or any monotonic milliseconds: tests inject a clock).
+ * Returns SK_LIMIT_OK (a held connection is counted, and a token taken),
+ * SK_LIMIT_COUNT or SK_LIMIT_RATE (nothing counted, no token taken).
+ */
+int sk_limits_acquire(sk_limits *l, const struct sockaddr *peer, socklen_t len, int64_t now_ms,
+                      unsigned flags);
+/* A held connection from peer ended. Harmless if the source was forgotten. */
+void sk_limits_release(sk_limits *l, const struct sockaddr *peer, socklen_t len);
+/* Sources remembered now (for tests and statistics). */
+size_t sk_limits_sources(sk_limits *l);
+/* Connections held now by peer's source (0 if unknown). */
+int sk_limits_held(sk_limits *l, const struct sockaddr *peer, socklen_t len);
+void sk_limits_free(sk_limits *l); /* in the process that created it; NULL is fine */
+
 /* ------------------------------------------------------------ the server */
 
 typedef struct sk_server sk_server;
@@ -528,6 +626,13 @@ typedef struct sk_server_opts {
     int grace_ms;          /* on stop: time for busy connections to finish; 0 = 10 s */
     int verbose;           /* log each connection through `log` */
     size_t max_queue;      /* per-connection output queue limit; 0 = 4 MiB */
+    /* Who may connect: checked at accept, before a byte is read or written (a
+     * datagram from a denied peer is dropped). NULL = everyone. The list is the
+     * caller's and must outlive the server. */
+    const sk_access *access;
+    int max_per_source; /* connections at once per source (see sk_limits); 0 = no limit */
+    double rate;        /* new connections (datagrams) per second per source; 0 = no limit */
+    int burst;          /* the rate's bucket size; 0 = rate (at least 1) */
     const void
         *service_config; /* the service's settings (sk_service_config_new); NULL = defaults */
     /* Service output for the operator ("Here is the message: hi"): one or more

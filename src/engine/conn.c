@@ -279,6 +279,7 @@ void sk__conn_free(sk_conn *c)
                       (c->flags & SK_C_DEAD) ? " (reset)" : "");
     }
     close(c->fd);
+    sk__admit_release(s, &c->peer.u.sa, c->peer.len, c->transport); /* access (admit.c) */
     sk_buf_free(&c->out);
     while (c->fhead) {
         sk_fileseg *f = c->fhead;

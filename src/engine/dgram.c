@@ -83,6 +83,8 @@ static ssize_t handle(sk_server *s, const sk_listener *l, const uint8_t *in, siz
             sk_server_log(s, SK_LOG_INFO, "ignored datagram from privileged port: %s", name);
         return -1;
     }
+    if (!sk__admit(s, peer, plen, l->transport)) /* access: --allow/--deny, --rate (admit.c) */
+        return -1;
     sk_dgram d = {.server = s,
                   .state = s->svc_state,
                   .data = in,

@@ -48,6 +48,7 @@ struct sk_server {
     /* Set by the model: make a connection's owner call sk__conn_take_inbox. */
     void (*wake)(sk_conn *c);
     atomic_ulong served; /* connections/datagrams finished, for --once */
+    sk_limits *limits;   /* access: per-source limits (admit.c), NULL if none */
 };
 
 /* Peer address, compactly: connections must stay small (idle capacity). */
@@ -156,6 +157,14 @@ int sk__wait_work(sk_server *s, int extra_fd, sk_dgram_batch *dgrams);
 /* Accept from listener l. Returns fd, or -1 (nothing to accept, or shed at EMFILE). */
 int sk__accept(sk_server *s, const sk_listener *l, struct sockaddr *peer, socklen_t *plen,
                int nonblock);
+
+/* admit.c: access lists and per-source limits (--allow, --max-per-source, --rate) */
+int sk__admit_init(sk_server *s, sk_err *err); /* in sk_server_new, before any fork */
+void sk__admit_fini(sk_server *s);
+/* 1: serve this peer; 0: refuse it (logged at -v, rate-limited). A stream
+ * peer admitted is counted until sk__admit_release. */
+int sk__admit(sk_server *s, const struct sockaddr *peer, socklen_t len, sk_transport t);
+void sk__admit_release(sk_server *s, const struct sockaddr *peer, socklen_t len, sk_transport t);
 
 /* procs.c: child processes (fork, prefork) */
 typedef struct sk_procs {
