@@ -63,8 +63,6 @@ static int parse_v4(const char *s, size_t len, uint8_t out[4], const char *spec,
     int part = 0;
     char why[128];
     while (1) {
-        if (part == 4)
-            return bad(err, spec, "too many numbers for an IPv4 address (four needed)");
         size_t start = i;
         unsigned v = 0;
         while (i < len && s[i] >= '0' && s[i] <= '9' && i - start < 4)
@@ -72,6 +70,8 @@ static int parse_v4(const char *s, size_t len, uint8_t out[4], const char *spec,
         size_t nd = i - start;
         if (nd == 0)
             return bad(err, spec, "empty number in IPv4 address");
+        if (part == 4)
+            return bad(err, spec, "too many numbers for an IPv4 address (four needed)");
         if (nd > 3 || v > 255) {
             while (i < len && s[i] >= '0' && s[i] <= '9')
                 i++;
