@@ -406,6 +406,71 @@ size_t sk_limits_sources(sk_limits *l);
 int sk_limits_held(sk_limits *l, const struct sockaddr *peer, socklen_t len);
 void sk_limits_free(sk_limits *l); /* in the process that created it; NULL is fine */
 
+/* ------------------------------------------------------- the PROXY protocol */
+
+/*
+ * The PROXY protocol (haproxy's doc/proxy-protocol.txt), v1 (text) and v2
+ * (binary), as a load balancer puts it in front of a connection to say who
+ * the real client is. The parser does no I/O and no allocation (as
+ * picohttpparser): call it with everything received so far, again with more
+ * when it asks for more.
+ */
+typedef struct sk_proxy_bytes {
+    const uint8_t *p; /* into the caller's buffer; NULL when absent */
+    size_t len;
+} sk_proxy_bytes;
+
+typedef struct sk_proxy_info {
+    int version; /* 1 or 2 */
+    /* 1: use the connection's real endpoints, src/dst are not set: v2 LOCAL
+     * (a health check; an address it carries is ignored, as the spec says),
+     * v1 UNKNOWN, or a v2 PROXY header of family or protocol UNSPEC. */
+    int local;
+    int socktype; /* SOCK_STREAM or SOCK_DGRAM (v1: always SOCK_STREAM); 0 if local */
+    struct sockaddr_storage src, dst; /* AF_INET, AF_INET6 or AF_UNIX (v2) */
+    socklen_t src_len, dst_len;
+    /* v2 TLVs (each points into the buffer parsed; absent: p NULL) */
+    sk_proxy_bytes alpn, authority, unique_id, netns;
+    int crc32c; /* 1: a CRC32C TLV was present and verified */
+    int ssl;    /* 1: an SSL TLV was present */
+    uint8_t ssl_client;
+    uint32_t ssl_verify;
+    sk_proxy_bytes ssl_version, ssl_cn, ssl_cipher, ssl_sig_alg, ssl_key_alg;
+    /* On error: what was wrong ("v1: no CRLF within 107 bytes") and the offset
+     * of the byte that showed it. */
+    const char *error;
+    size_t error_at;
+} sk_proxy_info;
+
+#define SK_PROXY_V1_MAX 107 /* a v1 line, CRLF included */
+
+/* Negative results of sk_proxy_parse */
+#define SK_PROXY_EBADSIG (-1) /* neither signature: not a PROXY header */
+#define SK_PROXY_EV1 (-2)     /* a malformed v1 line */
+#define SK_PROXY_EV2 (-3)     /* a malformed v2 header */
+#define SK_PROXY_ETLV (-4)    /* a v2 TLV out of bounds or malformed */
+#define SK_PROXY_ECRC (-5)    /* the v2 CRC32C TLV does not match the header */
+
+/*
+ * Parse the header at the start of buf[0..len). Returns:
+ *   > 0  complete: the header's length (bytes after it, a second header
+ *        included, are the connection's data and are not looked at);
+ *   0    incomplete so far: call again with more bytes;
+ *   < 0  malformed (SK_PROXY_E*): out->error and out->error_at say why and
+ *        where. The caller must close the connection.
+ * Never guesses: buf must start with one of the two signatures, and a buffer
+ * is malformed at the first byte that rules both out. Strict as the spec: a
+ * v1 line ends in CRLF within 107 bytes, with canonical addresses and
+ * numbers (no leading zeros); a v2 header's length is always honoured, its
+ * TLVs are parsed within bounds, and a CRC32C TLV is verified.
+ * out is filled on success (and partly on error); pointers in it point into buf.
+ */
+int sk_proxy_parse(const uint8_t *buf, size_t len, sk_proxy_info *out);
+/* A short text for a negative result ("malformed v2 header"). */
+const char *sk_proxy_strerror(int code);
+/* CRC32C (Castagnoli, RFC 4960 appendix B) of buf, for writers of v2 headers. */
+uint32_t sk_crc32c(const uint8_t *buf, size_t len);
+
 /* ------------------------------------------------------------ the server */
 
 typedef struct sk_server sk_server;
