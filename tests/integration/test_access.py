@@ -9,7 +9,9 @@ prefork too for the shared per-source table).
 
 import errno
 import os
+import re
 import socket
+import time
 
 from harness import (Server, poll_until, recv_all, require, run, run_client,
                      tempdir)
@@ -192,9 +194,63 @@ def check_rate(model):
         assert refused_silently(tcp, "127.0.0.2")
         assert echoed(tcp, "127.0.0.3") == b"hello\n"
         assert srv.wait_stderr("(--rate)")
+        # Datagrams: the same bucket size per source; .2's UDP bucket is its
+        # TCP one (a source is an address), so it is empty: refused.
+        udp = srv.port_of("udp")
+        u2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u2.bind(("127.0.0.2", 0))
+        u4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u4.bind(("127.0.0.4", 0))
+        u4.settimeout(10)
+        for k in range(3):
+            u4.sendto(b"d%d" % k, ("127.0.0.1", udp))
+        assert u4.recvfrom(100)[0] == b"d0"
+        assert u4.recvfrom(100)[0] == b"d1"
+        # d2 was refused too, unlogged: refusals for one reason are logged
+        # once a second. The next one, a second on, counts it: the TCP one
+        # above after the first (logged) refusal, and d2.
+        time.sleep(1.1)
+        u2.sendto(b"x", ("127.0.0.1", udp))
+        assert srv.wait_stderr("refused udp://127.0.0.2:")
+        line = [ln for ln in srv.stderr_text().splitlines()
+                if "refused udp://127.0.0.2:" in ln][0]
+        assert "(and 2 more since the last message)" in line, line
+        u4.setblocking(False)
+        try:
+            got = u4.recv(100)
+        except BlockingIOError:
+            got = None
+        assert got is None, got
+        u2.close()
+        u4.close()
 
 
-MODEL_CHECKS = [check_allow_then_deny, check_server_speaks_first, check_ipv6,
+def check_refusals_logged_rate_limited(model):
+    """-v logs refusals at most once a second per reason, and the lines
+    account for every refusal: each says how many went unsaid before it."""
+    args = model_args(model) + ["-v", "--deny", "127.0.0.3", "echo",
+                                "tcp://127.0.0.1:0"]
+    with Server(args) as srv:
+        start = time.monotonic()
+        for _ in range(50):
+            assert refused_silently(srv.port, "127.0.0.3")
+        elapsed = time.monotonic() - start
+        time.sleep(1.1)  # the next refusal is logged, with what went unsaid
+        assert refused_silently(srv.port, "127.0.0.3")
+
+        def lines():
+            return [ln for ln in srv.stderr_text().splitlines()
+                    if ln.startswith("sockit: refused tcp://127.0.0.3:")]
+
+        def accounted():
+            return sum(1 + int(m.group(1)) if m else 1
+                       for m in (re.search(r"\(and (\d+) more since", ln)
+                                 for ln in lines()))
+        assert poll_until(lambda: accounted() == 51, timeout=10), lines()
+        assert len(lines()) <= elapsed + 2, (elapsed, lines())
+
+
+MODEL_CHECKS = [check_refusals_logged_rate_limited, check_allow_then_deny, check_server_speaks_first, check_ipv6,
                 check_udp, check_unix, check_max_per_source, check_rate]
 
 
