@@ -91,8 +91,12 @@ static int v1_ipv4(const char *s, size_t n, struct in_addr *a)
 static int v1_ipv6(const char *s, size_t n, struct in6_addr *a)
 {
     char text[40];
-    if (n == 0 || n > 39 || strspn(s, "0123456789abcdefABCDEF:") < n)
+    if (n == 0 || n > 39)
         return -1;
+    for (size_t i = 0; i < n; i++) /* s is not NUL-terminated: check exactly n bytes */
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+              (s[i] >= 'A' && s[i] <= 'F') || s[i] == ':'))
+            return -1;
     memcpy(text, s, n);
     text[n] = '\0';
     return inet_pton(AF_INET6, text, a) == 1 ? 0 : -1;
