@@ -275,8 +275,12 @@ int sk_access_add_file(sk_access *a, int allow, const char *path, sk_err *err)
             break;
         }
     }
-    if (rc == 0 && ferror(f))
-        rc = sk_errno(err, errno ? errno : EIO, "read %s", path);
+    if (rc == 0 && ferror(f)) {
+        int e = errno ? errno : EIO;
+        rc = sk_errno(err, e, "read %s", path);
+        if (err && e == EISDIR)
+            err->usage = 1; /* a directory named where a file belongs */
+    }
     free(line);
     fclose(f);
     if (rc < 0) {

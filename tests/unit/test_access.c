@@ -256,6 +256,9 @@ static void test_files(void **state)
     assert_int_equal(sk_access_add_file(a, 0, "/nonexistent/deny.txt", &err), -1);
     assert_int_equal(err.usage, 1);
     assert_string_equal(err.msg, "/nonexistent/deny.txt: No such file or directory");
+    assert_int_equal(sk_access_add_file(a, 0, "/", &err), -1);
+    assert_int_equal(err.usage, 1);
+    assert_string_equal(err.msg, "read /: Is a directory");
     sk_access_free(a);
 
     /* An empty allow file still means "only these": nobody. */
