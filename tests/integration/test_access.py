@@ -375,3 +375,21 @@ def test_stdio_access():
         s.close()
     r = run_client(["serve", "--rate", "1/s", "stdio", "tcp://127.0.0.1:0"])
     assert r.returncode == 2 and "not for the stdio service" in r.err, r
+
+
+def test_http_with_curl():
+    """The http service under the same rules, with curl choosing its source."""
+    require("curl")
+    d = tempdir()
+    with open(os.path.join(d, "index.html"), "w") as f:
+        f.write("hello from sockit\n")
+    args = ["--deny", "127.0.0.3", "--deny-file", os.devnull, "http",
+            "--root", d, "tcp://127.0.0.1:0"]
+    with Server(args) as srv:
+        url = "http://127.0.0.1:%d/" % srv.port
+        base = ["curl", "-sS", "--noproxy", "*", "--max-time", "10"]
+        r = run(base + ["--interface", "127.0.0.2", url], timeout=20)
+        assert r.returncode == 0 and r.stdout == b"hello from sockit\n", r
+        r = run(base + ["--interface", "127.0.0.3", url], timeout=20)
+        # Closed before a byte: "Empty reply from server" (52) or a reset (56).
+        assert r.returncode in (52, 56) and r.stdout == b"", r
