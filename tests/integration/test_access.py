@@ -393,3 +393,28 @@ def test_http_with_curl():
         r = run(base + ["--interface", "127.0.0.3", url], timeout=20)
         # Closed before a byte: "Empty reply from server" (52) or a reset (56).
         assert r.returncode in (52, 56) and r.stdout == b"", r
+
+
+def test_once_is_not_spent_on_a_refused_peer():
+    """--once serves one client: a refused one does not count."""
+    for model in ("epoll", "fork"):
+        args = ["--model", model, "--once", "--deny", "127.0.0.3", "echo",
+                "udp://127.0.0.1:0"]
+        with Server(args) as srv:
+            bad = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            bad.bind(("127.0.0.3", 0))
+            bad.sendto(b"refused", ("127.0.0.1", srv.port))
+            good = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            good.bind(("127.0.0.2", 0))
+            good.settimeout(10)
+            good.sendto(b"served", ("127.0.0.1", srv.port))
+            assert good.recvfrom(100)[0] == b"served"
+            assert srv.wait() == 0
+            bad.close()
+            good.close()
+        args = ["--model", model, "--once", "--deny", "127.0.0.3", "echo",
+                "tcp://127.0.0.1:0"]
+        with Server(args) as srv:
+            assert refused_silently(srv.port, "127.0.0.3")
+            assert echoed(srv.port, "127.0.0.2") == b"hello\n"
+            assert srv.wait() == 0
