@@ -7,6 +7,7 @@
  *   blocking.c   drives one connection (or one datagram) in its own flow of control;
  *                used by iterative, fork, thread and prefork
  *   acceptor.c   waiting on several listeners at once; accept with EMFILE shedding
+ *   admit.c      who may connect: access list and per-source limits, at accept
  *   model_*.c    one concurrency model each, exporting an sk_model
  */
 #ifndef SK_ENGINE_H
