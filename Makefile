@@ -6,7 +6,7 @@
 #   make test-sanitize   the whole test suite on the sanitizer build
 #   make CC=clang        any C11 compiler
 #   make install PREFIX=/usr/local DESTDIR=
-#   make fuzz            the HTTP parser under libFuzzer (FUZZ_SECONDS=20)
+#   make fuzz            the HTTP and PROXY parsers under libFuzzer (FUZZ_SECONDS=20)
 #   make bench           the benchmark suite (bench/)
 #   make format          clang-format every source file
 

@@ -425,6 +425,169 @@ int sk_tls_relay(sk_tls_conn *c, int in_fd, int out_fd, const sk_relay_opts *o, 
  * sends it). NULL is allowed. */
 void sk_tls_conn_close(sk_tls_conn *c);
 
+/* ---------------------------------------------------------- access control */
+
+/*
+ * An access list: who may connect (--allow/--deny). Rules are kept in the
+ * order they were added; the first rule that matches a peer decides. When at
+ * least one allow rule (or an allow file, even an empty one) was added, a
+ * peer no rule matches is denied; with deny rules only, it is allowed. An
+ * empty list allows everyone.
+ *
+ * SPEC, the one grammar: an IPv4 or IPv6 address, or a CIDR block
+ * (`10.0.0.0/8`, `2001:db8::/32`, `::1`), or `unix` (peers on Unix sockets).
+ * IPv4 is read strictly: four decimal numbers 0-255, no leading zeros, nothing
+ * else. Names are never resolved. An IPv4-mapped IPv6 peer (`::ffff:a.b.c.d`,
+ * what a dual-stack socket reports for an IPv4 client) is matched as the IPv4
+ * address it carries: IPv6 rules, `::/0` included, never match an IPv4 client,
+ * and `0.0.0.0/0` matches every IPv4 client.
+ *
+ * The list is read-only once built: sk_access_check may be called from any
+ * number of threads (and processes) at once.
+ */
+typedef struct sk_access sk_access;
+
+/* A new, empty list (allows everyone), or NULL when out of memory. Free it
+ * with sk_access_free. */
+sk_access *sk_access_new(void);
+/*
+ * Append one rule: allow (1) or deny (0) the peers SPEC names. Returns 0, or
+ * -1 with a usage error naming the entry, e.g.
+ *   bad address "10.0.0.1/8": host bits set; did you mean 10.0.0.0/8?
+ *   bad address "1.2.3": incomplete IPv4 address (four numbers needed)
+ *   bad address "010.0.0.1": leading zeros are ambiguous (octal to some parsers)
+ *   bad address "example.com": host names are not resolved; give an address
+ * (or ENOMEM, not a usage error). Nothing is added on failure.
+ */
+int sk_access_add(sk_access *a, int allow, const char *spec, sk_err *err);
+/*
+ * Append the rules of a file: one SPEC per line; `#` starts a comment; blank
+ * lines and spaces around a SPEC are ignored. An allow file makes unmatched
+ * peers denied even if it holds no rule. Returns 0, or -1 with an error
+ * naming the file and line:
+ *   deny.txt:3: bad address "010.0.0.1": leading zeros are ambiguous (octal to some parsers)
+ * (a file that cannot be read: "deny.txt: No such file or directory", a usage
+ * error too). On failure no rule of the file is added.
+ */
+int sk_access_add_file(sk_access *a, int allow, const char *path, sk_err *err);
+/* 1 if the peer is allowed, 0 if denied. `len` is what accept()/recvfrom()
+ * returned; an AF_UNIX peer (named or not) is a "unix" peer. A peer of
+ * another family, or too short to hold its address, matches no rule. */
+int sk_access_check(const sk_access *a, const struct sockaddr *peer, socklen_t len);
+/* The number of rules (for messages such as "3 access rules"). */
+size_t sk_access_count(const sk_access *a);
+void sk_access_free(sk_access *a); /* NULL is fine */
+
+/*
+ * Per-source limits: at most max_per_source connections at once from one
+ * source, and a token bucket of `rate` new connections (or datagrams) per
+ * second with room for `burst`, per source. A source is an IPv4 address (an
+ * IPv4-mapped IPv6 peer counts as its IPv4 address) or an IPv6 /64; Unix
+ * peers are not limited. Only the offending source is refused.
+ *
+ * The table of sources has a fixed capacity; when it is full, the least
+ * recently seen source is forgotten first. Lookups are O(1) (a hash table).
+ * The table lives in memory shared with child processes (MAP_SHARED) under a
+ * process-shared mutex, so a forking server's processes share one count:
+ * create it before fork. All calls are thread-safe.
+ */
+typedef struct sk_limits sk_limits;
+
+#define SK_LIMITS_CAPACITY_DEFAULT 65536
+
+/* max_per_source: 0 = no count limit; rate: new connections per second per
+ * source, 0 = no rate limit; burst: the bucket's size (0 = rate, at least 1);
+ * capacity: sources remembered (0 = SK_LIMITS_CAPACITY_DEFAULT).
+ * Returns the table, or NULL with err (a usage error for bad values). */
+sk_limits *sk_limits_new(int max_per_source, double rate, int burst, size_t capacity, sk_err *err);
+
+#define SK_LIMIT_OK 0    /* admitted */
+#define SK_LIMIT_COUNT 1 /* refused: max_per_source connections already open */
+#define SK_LIMIT_RATE 2  /* refused: the source's bucket is empty */
+
+#define SK_LIMITS_HOLD 0x1 /* count a connection (release it with sk_limits_release) */
+
+/*
+ * A new connection (flags SK_LIMITS_HOLD) or datagram (0) from peer at time
+ * now_ms (sk_now_ms(), or any monotonic milliseconds: tests inject a clock).
+ * Returns SK_LIMIT_OK (a held connection is counted, and a token taken),
+ * SK_LIMIT_COUNT or SK_LIMIT_RATE (nothing counted, no token taken).
+ */
+int sk_limits_acquire(sk_limits *l, const struct sockaddr *peer, socklen_t len, int64_t now_ms,
+                      unsigned flags);
+/* A held connection from peer ended. Harmless if the source was forgotten. */
+void sk_limits_release(sk_limits *l, const struct sockaddr *peer, socklen_t len);
+/* Sources remembered now (for tests and statistics). */
+size_t sk_limits_sources(sk_limits *l);
+/* Connections held now by peer's source (0 if unknown). */
+int sk_limits_held(sk_limits *l, const struct sockaddr *peer, socklen_t len);
+void sk_limits_free(sk_limits *l); /* in the process that created it; NULL is fine */
+
+/* ------------------------------------------------------- the PROXY protocol */
+
+/*
+ * The PROXY protocol (haproxy's doc/proxy-protocol.txt), v1 (text) and v2
+ * (binary), as a load balancer puts it in front of a connection to say who
+ * the real client is. The parser does no I/O and no allocation (as
+ * picohttpparser): call it with everything received so far, again with more
+ * when it asks for more.
+ */
+typedef struct sk_proxy_bytes {
+    const uint8_t *p; /* into the caller's buffer; NULL when absent */
+    size_t len;
+} sk_proxy_bytes;
+
+typedef struct sk_proxy_info {
+    int version; /* 1 or 2 */
+    /* 1: use the connection's real endpoints, src/dst are not set: v2 LOCAL
+     * (a health check; an address it carries is ignored, as the spec says),
+     * v1 UNKNOWN, or a v2 PROXY header of family or protocol UNSPEC. */
+    int local;
+    int socktype; /* SOCK_STREAM or SOCK_DGRAM (v1: always SOCK_STREAM); 0 if local */
+    struct sockaddr_storage src, dst; /* AF_INET, AF_INET6 or AF_UNIX (v2) */
+    socklen_t src_len, dst_len;
+    /* v2 TLVs (each points into the buffer parsed; absent: p NULL) */
+    sk_proxy_bytes alpn, authority, unique_id, netns;
+    int crc32c; /* 1: a CRC32C TLV was present and verified */
+    int ssl;    /* 1: an SSL TLV was present */
+    uint8_t ssl_client;
+    uint32_t ssl_verify;
+    sk_proxy_bytes ssl_version, ssl_cn, ssl_cipher, ssl_sig_alg, ssl_key_alg;
+    /* On error: what was wrong ("v1: no CRLF within 107 bytes") and the offset
+     * of the byte that showed it. */
+    const char *error;
+    size_t error_at;
+} sk_proxy_info;
+
+#define SK_PROXY_V1_MAX 107 /* a v1 line, CRLF included */
+
+/* Negative results of sk_proxy_parse */
+#define SK_PROXY_EBADSIG (-1) /* neither signature: not a PROXY header */
+#define SK_PROXY_EV1 (-2)     /* a malformed v1 line */
+#define SK_PROXY_EV2 (-3)     /* a malformed v2 header */
+#define SK_PROXY_ETLV (-4)    /* a v2 TLV out of bounds or malformed */
+#define SK_PROXY_ECRC (-5)    /* the v2 CRC32C TLV does not match the header */
+
+/*
+ * Parse the header at the start of buf[0..len). Returns:
+ *   > 0  complete: the header's length (bytes after it, a second header
+ *        included, are the connection's data and are not looked at);
+ *   0    incomplete so far: call again with more bytes;
+ *   < 0  malformed (SK_PROXY_E*): out->error and out->error_at say why and
+ *        where. The caller must close the connection.
+ * Never guesses: buf must start with one of the two signatures, and a buffer
+ * is malformed at the first byte that rules both out. Strict as the spec: a
+ * v1 line ends in CRLF within 107 bytes, with canonical addresses and
+ * numbers (no leading zeros); a v2 header's length is always honoured, its
+ * TLVs are parsed within bounds, and a CRC32C TLV is verified.
+ * out is filled on success (and partly on error); pointers in it point into buf.
+ */
+int sk_proxy_parse(const uint8_t *buf, size_t len, sk_proxy_info *out);
+/* A short text for a negative result ("malformed v2 header"). */
+const char *sk_proxy_strerror(int code);
+/* CRC32C (Castagnoli, RFC 4960 appendix B) of buf, for writers of v2 headers. */
+uint32_t sk_crc32c(const uint8_t *buf, size_t len);
+
 /* ------------------------------------------------------------ the server */
 
 typedef struct sk_server sk_server;
@@ -674,6 +837,13 @@ typedef struct sk_server_opts {
     int grace_ms;          /* on stop: time for busy connections to finish; 0 = 10 s */
     int verbose;           /* log each connection through `log` */
     size_t max_queue;      /* per-connection output queue limit; 0 = 4 MiB */
+    /* Who may connect: checked at accept, before a byte is read or written (a
+     * datagram from a denied peer is dropped). NULL = everyone. The list is the
+     * caller's and must outlive the server. */
+    const sk_access *access;
+    int max_per_source; /* connections at once per source (see sk_limits); 0 = no limit */
+    double rate;        /* new connections (datagrams) per second per source; 0 = no limit */
+    int burst;          /* the rate's bucket size; 0 = rate (at least 1) */
     const void
         *service_config; /* the service's settings (sk_service_config_new); NULL = defaults */
     /* Service output for the operator ("Here is the message: hi"): one or more

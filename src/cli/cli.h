@@ -35,6 +35,7 @@ struct cli_stdio_opts {
     int verbose;
     int keep_open; /* -k: one client after another, until a signal */
     int idle_timeout_ms;
+    const sk_access *access; /* --allow/--deny: refused peers are closed (dropped) */
 };
 int cli_serve_stdio(sk_listener *ls, size_t n, const struct cli_stdio_opts *o,
                     volatile sig_atomic_t *live);

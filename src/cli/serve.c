@@ -31,6 +31,7 @@ struct serve_cfg {
     int keep_open; /* stdio: -k */
     char **addrs;
     int naddrs;
+    sk_access *access; /* --allow/--deny/--allow-file/--deny-file, NULL if none */
 };
 
 static sk_server *g_server;
@@ -96,6 +97,17 @@ static void serve_help(FILE *f, const sk_service *svc)
             "  --idle-timeout SECS   close connections idle this long\n"
             "  --grace SECS          on SIGINT/SIGTERM, time busy connections get to finish\n"
             "                        (default 10; idle ones are closed at once)\n"
+            "  --allow SPEC          serve only peers SPEC names (repeatable; with --deny,\n"
+            "                        checked in the order given, first match wins)\n"
+            "  --deny SPEC           refuse peers SPEC names (repeatable). SPEC: an IPv4 or\n"
+            "                        IPv6 address or CIDR (10.0.0.0/8, 2001:db8::/32, ::1),\n"
+            "                        or unix. Given any --allow, unmatched peers are refused\n"
+            "  --allow-file FILE     --allow for each line of FILE (# comments)\n"
+            "  --deny-file FILE      --deny for each line of FILE\n"
+            "  --max-per-source N    at most N connections at once per source address (IPv6:\n"
+            "                        per /64); only that source is refused\n"
+            "  --rate R/s[,burst=B]  at most R new connections (datagrams) per second per\n"
+            "                        source, B at once (default B = R)\n"
             "  -v, --verbose         log each connection on stderr\n"
             "  -q, --quiet           no service output, no messages but errors\n"
             "  -k, --keep-open       stdio: after a client leaves, wait for the next (nc -lk)\n"
@@ -227,9 +239,58 @@ static size_t all_options(struct option *longs, const struct option *common, siz
     return nl;
 }
 
+/* --allow, --deny, --allow-file, --deny-file: into one list, in the order given. */
+static void access_option(struct serve_cfg *c, int allow, int file, const char *arg)
+{
+    sk_err err;
+    if (c->access == NULL && (c->access = sk_access_new()) == NULL)
+        cli_fail("out of memory");
+    c->o.access = c->access;
+    int rc = file ? sk_access_add_file(c->access, allow, arg, &err)
+                  : sk_access_add(c->access, allow, arg, &err);
+    if (rc < 0) {
+        if (!file && err.usage) /* name the option; a file's messages name the file */
+            cli_usage("%s: %s", allow ? "--allow" : "--deny", err.msg);
+        cli_die(&err);
+    }
+}
+
+/* --rate R/s[,burst=B]: R new connections (datagrams) per second per source. */
+static void parse_rate(struct serve_cfg *c, const char *arg)
+{
+    const char *form = "expected R/s or R/s,burst=B (e.g. 10/s,burst=20)";
+    char *end;
+    errno = 0;
+    double r = strtod(arg, &end);
+    if (end == arg || arg[0] < '0' || arg[0] > '9' || errno || !(r > 0) || r > 1e6 ||
+        strncmp(end, "/s", 2) != 0)
+        cli_usage("--rate \"%s\": %s, R a number above 0 (at most 1000000)", arg, form);
+    end += 2;
+    c->o.rate = r;
+    if (*end == '\0')
+        return;
+    if (strncmp(end, ",burst=", 7) != 0)
+        cli_usage("--rate \"%s\": %s", arg, form);
+    c->o.burst = (int)cli_number("--rate burst", end + 7, 1, 1000000);
+}
+
 static void parse(int argc, char **argv, struct serve_cfg *c)
 {
-    enum { O_MODEL = 256, O_WORKERS, O_ONCE, O_MAXCONNS, O_IDLE, O_GRACE, O_SVC = 1024 };
+    enum {
+        O_MODEL = 256,
+        O_WORKERS,
+        O_ONCE,
+        O_MAXCONNS,
+        O_IDLE,
+        O_GRACE,
+        O_ALLOW,
+        O_DENY,
+        O_ALLOW_FILE,
+        O_DENY_FILE,
+        O_PER_SOURCE,
+        O_RATE,
+        O_SVC = 1024
+    };
     static const struct option common[] = {
         {"model", required_argument, NULL, O_MODEL},
         {"workers", required_argument, NULL, O_WORKERS},
@@ -237,6 +298,12 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
         {"max-conns", required_argument, NULL, O_MAXCONNS},
         {"idle-timeout", required_argument, NULL, O_IDLE},
         {"grace", required_argument, NULL, O_GRACE},
+        {"allow", required_argument, NULL, O_ALLOW},
+        {"deny", required_argument, NULL, O_DENY},
+        {"allow-file", required_argument, NULL, O_ALLOW_FILE},
+        {"deny-file", required_argument, NULL, O_DENY_FILE},
+        {"max-per-source", required_argument, NULL, O_PER_SOURCE},
+        {"rate", required_argument, NULL, O_RATE},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"keep-open", no_argument, NULL, 'k'},
@@ -271,6 +338,17 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
             if (c->o.grace_ms == 0)
                 c->o.grace_ms = 1; /* "0" means: do not wait (the library's 0 is the default) */
             break;
+        case O_ALLOW:
+        case O_DENY:
+        case O_ALLOW_FILE:
+        case O_DENY_FILE:
+            access_option(c, ch == O_ALLOW || ch == O_ALLOW_FILE,
+                          ch == O_ALLOW_FILE || ch == O_DENY_FILE, optarg);
+            break;
+        case O_PER_SOURCE:
+            c->o.max_per_source = (int)cli_number("--max-per-source", optarg, 1, 1000000);
+            break;
+        case O_RATE: parse_rate(c, optarg); break;
         case 'v': c->o.verbose = 1; break;
         case 'q': c->quiet = 1; break;
         case 'k': c->keep_open = 1; break;
@@ -309,6 +387,9 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
             cli_usage("unknown model \"%s\" (%s)", model, names);
         }
     }
+    if (strcmp(c->service, "stdio") == 0 && (c->o.max_per_source || c->o.rate > 0))
+        cli_usage("--max-per-source and --rate are not for the stdio service (it serves one "
+                  "client at a time); --allow and --deny are");
     if (c->keep_open && strcmp(c->service, "stdio") != 0)
         cli_usage("-k/--keep-open is an option of the stdio service, not of %s", c->service);
     const sk_service *svc = strcmp(c->service, "stdio") != 0 ? sk_service_find(c->service) : NULL;
@@ -447,7 +528,8 @@ int cli_serve(int argc, char **argv)
         g_stdio_n = (sig_atomic_t)n;
         struct cli_stdio_opts so = {.verbose = c.o.verbose,
                                     .keep_open = c.keep_open,
-                                    .idle_timeout_ms = c.o.idle_timeout_ms};
+                                    .idle_timeout_ms = c.o.idle_timeout_ms,
+                                    .access = c.access};
         return cli_serve_stdio(ls, n, &so, &g_stdio_n);
     }
     for (size_t i = 0; i < n; i++) {
@@ -468,6 +550,7 @@ int cli_serve(int argc, char **argv)
     g_server = NULL;
     sk_server_free(s);
     sk_service_config_free(c.o.service, c.config);
+    sk_access_free(c.access);
     finish_output();
     if (rc < 0)
         cli_die(&err);

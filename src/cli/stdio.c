@@ -32,6 +32,23 @@ static void log_peer(const struct cli_stdio_opts *o, const sk_listener *l, int f
     cli_warn("connection from %s", name);
 }
 
+/* --allow/--deny (access): 1 if the peer may be served. */
+static int admitted(const struct cli_stdio_opts *o, const sk_listener *l,
+                    const struct sockaddr_storage *peer, socklen_t plen)
+{
+    struct sockaddr_storage unix_peer = {.ss_family = AF_UNIX};
+    int is_unix = l->transport == SK_UNIX || l->transport == SK_UNIXGRAM;
+    const struct sockaddr *sa = (const struct sockaddr *)(is_unix ? &unix_peer : peer);
+    if (sk_access_check(o->access, sa, is_unix ? (socklen_t)sizeof(sa_family_t) : plen))
+        return 1;
+    char name[SK_NAME_MAX];
+    if (o->verbose)
+        cli_warn("refused %s: not allowed by the access list",
+                 sk_sockaddr_format((const struct sockaddr *)peer, plen, l->transport, name,
+                                    sizeof name));
+    return 0;
+}
+
 /* A datagram listener has no connections: the first datagram picks the peer,
  * the socket is connect()ed to it so only it is heard, and it becomes the
  * relay's. Returns the socket, or -1 to wait again. */
@@ -46,6 +63,8 @@ static int take_datagram_peer(const struct cli_stdio_opts *o, sk_listener *l)
             return -1;
         cli_fail("recvfrom %s: %s", l->name, strerror(errno));
     }
+    if (!admitted(o, l, &peer, plen))
+        return -1; /* dropped: wait for an allowed peer */
     if (plen > (socklen_t)sizeof(sa_family_t) && connect(l->fd, (struct sockaddr *)&peer, plen) < 0)
         cli_fail("connect %s: %s", l->name, strerror(errno));
     log_peer(o, l, -1, &peer, plen); /* the peer first, then what it sent */
@@ -90,6 +109,10 @@ static int next_peer(const struct cli_stdio_opts *o, sk_listener *ls, size_t n, 
             struct sockaddr_storage peer;
             socklen_t plen = sizeof peer;
             int fd = sk_accept(l->fd, (struct sockaddr *)&peer, &plen, 0);
+            if (fd >= 0 && !admitted(o, l, &peer, plen)) {
+                close(fd); /* before a byte is read or written */
+                continue;
+            }
             if (fd >= 0) {
                 log_peer(o, l, fd, &peer, plen);
                 return fd;

@@ -74,6 +74,13 @@ int sk__accept(sk_server *s, const sk_listener *l, struct sockaddr *peer, sockle
                int nonblock)
 {
     int fd = sk_accept(l->fd, peer, plen, nonblock);
+    /* access: --allow/--deny and per-source limits (admit.c). A refused peer
+     * is closed before a byte is read or written. */
+    if (fd >= 0 && !sk__admit(s, peer, *plen, l->transport)) {
+        close(fd);
+        errno = EAGAIN;
+        return -1;
+    }
     if (fd >= 0)
         return fd;
     int e = errno;

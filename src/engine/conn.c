@@ -283,6 +283,7 @@ void sk__conn_free(sk_conn *c)
                       (c->flags & SK_C_DEAD) ? " (reset)" : "");
     }
     sk_buf_free(&c->out); /* the transport is the caller's to close (conn_io.c) */
+    sk__admit_release(s, &c->peer.sa, c->peer_len, c->transport); /* access (admit.c) */
     while (c->fhead) {
         sk_fileseg *f = c->fhead;
         c->fhead = f->next;

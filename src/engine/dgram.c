@@ -71,7 +71,8 @@ static int peer_allowed(const sk_listener *l, const struct sockaddr *sa)
     return port >= 1024 || port == mine;
 }
 
-/* One datagram through the service. Returns the reply length, or -1 for none. */
+/* One datagram through the service. Returns the reply length, -1 for none, or
+ * -2 when the sender was refused (access: not served, so --once goes on). */
 static ssize_t handle(sk_server *s, const sk_listener *l, const uint8_t *in, size_t len,
                       const struct sockaddr *peer, socklen_t plen, uint8_t *reply)
 {
@@ -83,6 +84,8 @@ static ssize_t handle(sk_server *s, const sk_listener *l, const uint8_t *in, siz
             sk_server_log(s, SK_LOG_INFO, "ignored datagram from privileged port: %s", name);
         return -1;
     }
+    if (!sk__admit(s, peer, plen, l->transport)) /* access: --allow/--deny, --rate (admit.c) */
+        return -2;
     sk_dgram d = {.server = s,
                   .state = s->svc_state,
                   .data = in,
@@ -144,7 +147,7 @@ int sk__serve_datagrams(sk_server *s, const sk_listener *l, int max, sk_dgram_ba
                 k++;
             }
             handled++;
-            stop = sk__count_served(s);
+            stop = r != -2 && sk__count_served(s); /* access: -2 refused (admit.c) */
         }
         for (unsigned sent = 0; sent < k;) {
             int m = sendmmsg(l->fd, b->smsg + sent, k - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -185,7 +188,7 @@ int sk__serve_datagrams(sk_server *s, const sk_listener *l, int max, sk_dgram_ba
                            (struct sockaddr *)&b->peer[0], plen);
             while (w < 0 && errno == EINTR);
         }
-        if (sk__count_served(s))
+        if (r != -2 && sk__count_served(s)) /* access: -2 refused (admit.c) */
             break;
     }
     return handled;

@@ -11,6 +11,7 @@
  *   blocking.c   drives one connection in its own flow of control;
  *                used by iterative, fork, thread and prefork
  *   acceptor.c   waiting on several listeners at once; accept with EMFILE shedding
+ *   admit.c      who may connect: access list and per-source limits, at accept
  *   model_event.c  select/poll/epoll loops, one heap timer per connection
  *   model_*.c    one concurrency model each, exporting an sk_model
  */
@@ -64,6 +65,7 @@ struct sk_server {
     /* Set by the model: make a connection's owner call sk__conn_take_inbox. */
     void (*wake)(sk_conn *c);
     atomic_ulong served; /* connections/datagrams finished, for --once */
+    sk_limits *limits;   /* access: per-source limits (admit.c), NULL if none */
 };
 
 /* Connection flags */
@@ -261,6 +263,14 @@ int sk__accept_next(sk_server *s, int extra_fd, sk_dgram_batch *dgrams, int nonb
 /* Accept from listener l. Returns fd, or -1 (nothing to accept, or shed at EMFILE). */
 int sk__accept(sk_server *s, const sk_listener *l, struct sockaddr *peer, socklen_t *plen,
                int nonblock);
+
+/* admit.c: access lists and per-source limits (--allow, --max-per-source, --rate) */
+int sk__admit_init(sk_server *s, sk_err *err); /* in sk_server_new, before any fork */
+void sk__admit_fini(sk_server *s);
+/* 1: serve this peer; 0: refuse it (logged at -v, rate-limited). A stream
+ * peer admitted is counted until sk__admit_release. */
+int sk__admit(sk_server *s, const struct sockaddr *peer, socklen_t len, sk_transport t);
+void sk__admit_release(sk_server *s, const struct sockaddr *peer, socklen_t len, sk_transport t);
 
 /* procs.c: child processes (fork, prefork) */
 typedef struct sk_procs {

@@ -113,6 +113,10 @@ sk_server *sk_server_new(const sk_server_opts *o, sk_err *err)
         return NULL;
     }
     s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (sk__admit_init(s, err) < 0) { /* access: per-source limits (admit.c) */
+        sk_server_free(s);
+        return NULL;
+    }
     if (s->svc->init && s->svc->init(s, &s->svc_state, err) < 0) {
         sk_server_free(s);
         return NULL;
@@ -295,6 +299,7 @@ void sk_server_free(sk_server *s)
         sk_listener_close(&s->ls[i]);
     free(s->ls);
     free(s->pfds);
+    sk__admit_fini(s); /* access (admit.c) */
     if (s->svc->fini)
         s->svc->fini(s->svc_state);
     if (s->stop_rd >= 0)

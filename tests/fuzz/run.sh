@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Build the HTTP parser fuzz target with libFuzzer + ASan + UBSan and run it.
-#   tests/fuzz/run.sh [SECONDS]      (default 20; or FUZZ_SECONDS=N)
+# Build the fuzz targets with libFuzzer + ASan + UBSan and run each in turn:
+#   fuzz_http_parser  src/http/parser.c, src/http/httputil.c
+#   fuzz_proxy        src/lib/proxy.c (the PROXY protocol parser)
+#   tests/fuzz/run.sh [SECONDS]      (default 20; or FUZZ_SECONDS=N), split
+#                                    between the targets (HTTP gets the larger part)
 # Needs clang and its fuzzer runtime (libclang-rt-14-dev, see scripts/deps.sh).
-# The checked-in seeds (tests/fuzz/corpus/http) are only read; new inputs go to
-# build/fuzz/corpus/http, and a crashing input to build/fuzz/crash-*.
+# The checked-in seeds (tests/fuzz/corpus/NAME) are only read; new inputs go to
+# build/fuzz/corpus/NAME, and a crashing input to build/fuzz/crash-*.
 # Exits non-zero on any finding.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -11,18 +14,31 @@ root=$(cd "$here/../.." && pwd)
 secs=${1:-${FUZZ_SECONDS:-20}}
 out=${FUZZ_OUT:-$root/build/fuzz}
 CC=${CC_FUZZ:-clang}
+FLAGS=(-std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1
+    -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+    -I"$root/include")
 
-mkdir -p "$out/corpus/http"
+# Two thirds for HTTP (the larger grammar), the rest (at least 1 s) for PROXY.
+http_secs=$(( secs * 2 / 3 ))
+proxy_secs=$(( secs - http_secs ))
+[ "$http_secs" -ge 1 ] || http_secs=1
+[ "$proxy_secs" -ge 1 ] || proxy_secs=1
+
+mkdir -p "$out/corpus/http" "$out/corpus/proxy"
 echo "fuzz: building $out/fuzz_http_parser"
-"$CC" -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -g -O1 \
-    -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
-    -I"$root/include" \
+"$CC" "${FLAGS[@]}" \
     "$here/fuzz_http_parser.c" "$root/src/http/parser.c" "$root/src/http/httputil.c" \
     -o "$out/fuzz_http_parser"
+echo "fuzz: building $out/fuzz_proxy"
+"$CC" "${FLAGS[@]}" "$here/fuzz_proxy.c" "$root/src/lib/proxy.c" -o "$out/fuzz_proxy"
 
-echo "fuzz: running for ${secs}s"
 cd "$out"
-exec ./fuzz_http_parser -max_total_time="$secs" -max_len=4096 -timeout=10 \
+echo "fuzz: running fuzz_http_parser for ${http_secs}s"
+./fuzz_http_parser -max_total_time="$http_secs" -max_len=4096 -timeout=10 \
     -dict="$here/http.dict" -artifact_prefix="$out/" -print_final_stats=1 \
     "$out/corpus/http" "$here/corpus/http"
+echo "fuzz: running fuzz_proxy for ${proxy_secs}s"
+exec ./fuzz_proxy -max_total_time="$proxy_secs" -max_len=1024 -timeout=10 \
+    -dict="$here/proxy.dict" -artifact_prefix="$out/proxy-" -print_final_stats=1 \
+    "$out/corpus/proxy" "$here/corpus/proxy"
