@@ -396,8 +396,15 @@ int cli_connect(int argc, char **argv)
     }
     sk_endpoint peer;
     int fd = connect_retrying(&c, &peer, &err);
-    if (fd < 0)
+    if (fd < 0) {
+        /* -z, as nc -z: a port that is closed (or does not answer) is told by
+         * the exit status alone; -v says why. Other failures are still said. */
+        if (c.zero && !c.verbose && !err.usage &&
+            (err.code == ECONNREFUSED || err.code == ETIMEDOUT || err.code == EHOSTUNREACH ||
+             err.code == ENETUNREACH))
+            return 1;
         cli_die(&err);
+    }
     char name[SK_NAME_MAX];
     sk_sockaddr_format((struct sockaddr *)&peer.sa, peer.len, c.addr.transport, name, sizeof name);
     if (c.tls) {

@@ -356,7 +356,11 @@ def test_connect_z():
         assert r.returncode == 0 and r.stdout == b"" and r.err == "", r
     s, port = free_port()
     with s:
-        fails(["connect", "-z", "127.0.0.1", str(port)], 1,
+        # a closed port: the exit status says it, silently, as nc -z does;
+        # -v says why
+        r = run_client(["connect", "-z", "127.0.0.1", str(port)])
+        assert r.returncode == 1 and r.stdout == b"" and r.err == "", r
+        fails(["connect", "-z", "-v", "127.0.0.1", str(port)], 1,
               "Connection refused")
     path = os.path.join(tempdir(), "z.sock")
     with Server(["echo", "unix:" + path]):
@@ -428,7 +432,7 @@ def test_connect_w_connect_timeout():
             fillers.append(f)
         time.sleep(0.1)
         t0 = time.monotonic()
-        fails(["connect", "-z", "-w", "1", "127.0.0.1:%d" % port], 1,
+        fails(["connect", "-z", "-v", "-w", "1", "127.0.0.1:%d" % port], 1,
               "timed out")
         took = time.monotonic() - t0
         for f in fillers:
