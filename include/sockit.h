@@ -11,6 +11,18 @@
  *     err->code is the errno value (or 0), and err->usage is 1 when the caller's
  *     input was at fault (a malformed address) rather than the system.
  *     `err` may be NULL when the caller does not want the message.
+ *     The exceptions, each documented where it is declared:
+ *       - thin wrappers of a system call (sk_accept, sk_set_nonblock,
+ *         sk_set_cloexec, sk_write_all, sk_read_deadline, sk_wait_fd,
+ *         sk_unix_peer_cred) and the byte queue (sk_buf_*) report through
+ *         errno, as the calls they wrap do;
+ *       - a service's calls on its connection (sk_conn_send, sk_conn_queue,
+ *         sk_conn_post) return -1 with no message: the connection is then
+ *         closed, and there is nobody to tell but the log;
+ *       - predicates and parsers that do no I/O return their answer
+ *         (sk_access_check: 1 or 0; sk_proxy_parse: bytes used, 0 for "need
+ *         more", or a negative status with sk_proxy_strerror);
+ *       - functions that cannot fail return void or their buffer.
  *   - The library never prints and never exits. Text a service produces for
  *     the operator (the tutorial's "Here is the message: ...") goes through the
  *     report callback the caller installs in sk_server_opts.
