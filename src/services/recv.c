@@ -459,10 +459,10 @@ static void entry_dir(sk_conn *c, const sk__xf_entry *e, char *name)
         }
     } else { /* symlink */
         char target[SK_XF_NAME_MAX + 1];
-        memcpy(target, e->target, e->target_len);
-        target[e->target_len] = '\0';
-        if (!sk__rx_target_inside(name, e->target, e->target_len) ||
-            e->target_len > SK_XF_NAME_MAX) {
+        size_t tl = e->target_len <= SK_XF_NAME_MAX ? e->target_len : 0;
+        memcpy(target, e->target, tl);
+        target[tl] = '\0';
+        if (tl == 0 || !sk__rx_target_inside(name, e->target, e->target_len)) {
             code = SK_XF_E_NAME;
             why = "the symlink points outside the receiving directory";
         } else if (fstatat(pfd, base, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
