@@ -256,6 +256,11 @@ int cli_send(int argc, char **argv)
     sk_addr a;
     cli_client_address(addr_words, w + words - addr_words, &a, USAGE);
     int npaths = words - addr_words;
+    for (int i = 0; i < npaths; i++)
+        if (strcmp(w[i], "-") == 0 && o.name == NULL)
+            cli_usage("sending standard input (-) needs --name NAME");
+    if (o.name && npaths != 1)
+        cli_usage("--name names one PATH, not %d", npaths);
     sk_err err;
     sk_ignore_sigpipe();
     int fd = sk_connect(&a, timeout_ms, NULL, &err);
