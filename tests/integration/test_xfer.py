@@ -565,3 +565,16 @@ def test_stale_parts_are_removed_at_start():
     with recv_server(dest, "--part-ttl=3600"):
         pass
     assert sorted(os.listdir(dest)) == [".keep.part"]
+
+
+def test_example_send_file():
+    src, dest = tempdir(), tempdir()
+    write(os.path.join(src, "a"), rand(CHUNK + 1, 20))
+    example = os.path.join(os.path.dirname(SOCKIT), "examples", "send_file")
+    with recv_server(dest) as srv:
+        r = run([example, "127.0.0.1", str(srv.port), os.path.join(src, "a")])
+        assert r.returncode == 0, r
+        assert "a: stored and verified" in r.out and "1 stored, 0 refused" in r.out, r
+        r = run([example, "127.0.0.1", str(srv.port), os.path.join(src, "a")])
+        assert r.returncode == 1 and "a: refused: exists" in r.out, r
+    assert read(os.path.join(dest, "a")) == read(os.path.join(src, "a"))
