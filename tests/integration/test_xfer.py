@@ -578,3 +578,38 @@ def test_example_send_file():
         r = run([example, "127.0.0.1", str(srv.port), os.path.join(src, "a")])
         assert r.returncode == 1 and "a: refused: exists" in r.out, r
     assert read(os.path.join(dest, "a")) == read(os.path.join(src, "a"))
+
+
+@timeout(60)
+def test_every_model_and_a_unix_socket():
+    src = tempdir()
+    write(os.path.join(src, "t", "a"), rand(CHUNK + 10, 30))
+    write(os.path.join(src, "t", "b", "c"), b"c")
+    for model in ("iterative", "fork", "thread", "prefork", "select", "poll"):
+        dest = tempdir()
+        with Server(["recv", "--model", model, "--dir", dest, "127.0.0.1:0"]) as srv:
+            r = send(srv.port, "-r", os.path.join(src, "t"))
+            assert r.returncode == 0, (model, r)
+        assert read(os.path.join(dest, "t", "a")) == read(os.path.join(src, "t", "a"))
+        assert read(os.path.join(dest, "t", "b", "c")) == b"c"
+    dest = tempdir()
+    sock = os.path.join(tempdir(), "recv.sock")
+    with Server(["recv", "--dir", dest, "unix:" + sock]):
+        r = run_client(["send", "-r", os.path.join(src, "t"), "unix:" + sock])
+        assert r.returncode == 0, r
+    assert read(os.path.join(dest, "t", "b", "c")) == b"c"
+
+
+def test_max_files_and_max_depth():
+    src, dest = tempdir(), tempdir()
+    for i in range(5):
+        write(os.path.join(src, "t", "f%d" % i), b"x")
+    write(os.path.join(src, "t", "a", "b", "c", "deep"), b"d")
+    with recv_server(dest, "--max-files=4", "--max-depth=3") as srv:
+        r = send(srv.port, "-r", os.path.join(src, "t"))
+    assert r.returncode == 1, r
+    assert "deeper than --max-depth" in r.err, r.err
+    assert "more entries than --max-files" in r.err, r.err
+    assert not os.path.exists(os.path.join(dest, "t", "a", "b", "c"))
+    stored = sum(len(f) + len(d) for _, d, f in os.walk(dest))
+    assert stored <= 4, stored
