@@ -44,10 +44,50 @@ void sk__rx_fail(sk_conn *c, uint16_t code, const char *msg)
     uint8_t f[512];
     size_t n = sk__xf_put_refuse(f, sizeof f, SK_XF_VERSION, code, msg);
     if (n)
-        sk_conn_send(c, f, n);
+        sk__rx_out(c, f, n);
     sk_server_log(sk_conn_server(c), SK_LOG_ERROR, "recv %s: %s", sk_conn_peer_name(c), msg);
     x->phase = 2;
-    sk_conn_close(c);
+    x->closing = 1;
+}
+
+void sk__rx_out(sk_conn *c, const uint8_t *f, size_t n)
+{
+    rx_conn *x = sk_conn_data(c);
+    if (sk_buf_append(&x->out, f, n) < 0)
+        sk_conn_send(c, f, n); /* (out of memory: at least in order so far) */
+}
+
+int sk__rx_sync_dir(rx_conn *x)
+{
+    if (!x->pdir_dirty)
+        return 0;
+    x->pdir_dirty = 0;
+    if (fsync(x->pdir_fd) == 0)
+        return 0;
+    x->sync_failed = 1;
+    return -1;
+}
+
+/* Send what was queued, after the fsync that makes it true. */
+static void flush_out(sk_conn *c)
+{
+    rx_conn *x = sk_conn_data(c);
+    if (x->pdir_name)
+        sk__rx_sync_dir(x);
+    if (x->sync_failed) {
+        x->sync_failed = 0;
+        /* The stored files' RESULTs would claim what is not durable. */
+        sk_buf_consume(&x->out, x->out.len);
+        sk__rx_fail(c, SK_XF_E_IO, "fsync of a directory failed");
+    }
+    if (x->out.len) {
+        sk_conn_send(c, sk_buf_head(&x->out), x->out.len);
+        sk_buf_consume(&x->out, x->out.len);
+    }
+    if (x->closing) {
+        x->closing = 0;
+        sk_conn_close(c);
+    }
 }
 
 void sk__rx_send_start(sk_conn *c, uint16_t code, uint64_t k, const uint8_t *hashes,
@@ -61,7 +101,7 @@ void sk__rx_send_start(sk_conn *c, uint16_t code, uint64_t k, const uint8_t *has
         return;
     }
     size_t n = sk__xf_put_start(f, cap, code, k, hashes, x->hl, msg);
-    sk_conn_send(c, f, n);
+    sk__rx_out(c, f, n);
     if (f != small)
         free(f);
 }
@@ -72,7 +112,7 @@ void sk__rx_send_result(sk_conn *c, uint16_t code, uint64_t size, const uint8_t 
     rx_conn *x = sk_conn_data(c);
     uint8_t f[600];
     size_t n = sk__xf_put_result(f, sizeof f, code, size, hash, x->hl, msg);
-    sk_conn_send(c, f, n);
+    sk__rx_out(c, f, n);
 }
 
 void sk__rx_part_names(const rx_file *f, char *part, char *journal, size_t cap)
@@ -84,7 +124,7 @@ void sk__rx_part_names(const rx_file *f, char *part, char *journal, size_t cap)
 
 void sk__rx_file_close(rx_file *f, int remove_part)
 {
-    if (remove_part && f->pfd >= 0) {
+    if (remove_part && f->pfd >= 0 && !f->tmp) {
         char p[300], j[300];
         sk__rx_part_names(f, p, j, sizeof p);
         unlinkat(f->pfd, p, 0);
@@ -117,7 +157,7 @@ void sk__rx_refuse_current(sk_conn *c, uint16_t code, int remove_part, const cha
     x->refused++;
     f->refused = 1;
     x->discard = 1;
-    if (remove_part) {
+    if (remove_part && !f->tmp) {
         char p[300], j[300];
         sk__rx_part_names(f, p, j, sizeof p);
         unlinkat(f->pfd, p, 0);
@@ -165,10 +205,9 @@ static void chunk_done(sk_conn *c)
                               x->cur_index);
         return;
     }
-    ssize_t w;
-    do
-        w = write(f->jfd, h, x->hl);
-    while (w < 0 && errno == EINTR);
+    ssize_t w = (ssize_t)x->hl;
+    while (f->jfd >= 0 && (w = write(f->jfd, h, x->hl)) < 0 && errno == EINTR)
+        ;
     if (w != (ssize_t)x->hl) {
         int e = w < 0 ? errno : ENOSPC;
         sk__rx_refuse_current(c, sk__rx_disk_full(e) ? SK_XF_E_NO_SPACE : SK_XF_E_IO,
@@ -288,12 +327,30 @@ static void chunk_zstd(sk_conn *c, const uint8_t *data, size_t n)
     chunk_done(c);
 }
 
+/* Give the verified part its name: a named part is linked (never replacing)
+ * or, with overwrite, renamed; an unnamed one is linked from /proc. */
+static int publish(rx_conn *x, rx_file *f, const char *p)
+{
+    const char *base = sk__rx_base(f->name);
+    if (f->tmp) {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", f->part);
+        return linkat(AT_FDCWD, proc, f->pfd, base, AT_SYMLINK_FOLLOW);
+    }
+    if (x->flags & SK_XF_F_OVERWRITE)
+        return renameat(f->pfd, p, f->pfd, base);
+    /* link() never replaces: a file that appeared meanwhile is kept. */
+    int r = linkat(f->pfd, p, f->pfd, base, 0);
+    if (r == 0)
+        unlinkat(f->pfd, p, 0);
+    return r;
+}
+
 static void commit(sk_conn *c, rx_file *f, const uint8_t *hash)
 {
     rx_conn *x = sk_conn_data(c);
     char p[300], j[300];
     sk__rx_part_names(f, p, j, sizeof p);
-    const char *base = sk__rx_base(f->name);
     struct timespec ts[2] = {{f->mtime_sec, f->mtime_nsec}, {f->mtime_sec, f->mtime_nsec}};
     if (fchmod(f->part, f->mode) < 0 || futimens(f->part, ts) < 0 || fsync(f->part) < 0) {
         int e = errno;
@@ -302,16 +359,7 @@ static void commit(sk_conn *c, rx_file *f, const uint8_t *hash)
         x->refused++;
         return;
     }
-    int r;
-    if (x->flags & SK_XF_F_OVERWRITE) {
-        r = renameat(f->pfd, p, f->pfd, base);
-    } else {
-        /* link() never replaces: a file that appeared meanwhile is kept. */
-        r = linkat(f->pfd, p, f->pfd, base, 0);
-        if (r == 0)
-            unlinkat(f->pfd, p, 0);
-    }
-    if (r < 0) {
+    if (publish(x, f, p) < 0) {
         int e = errno;
         sk__rx_send_result(c, e == EEXIST ? SK_XF_E_EXISTS : SK_XF_E_IO, 0, NULL,
                            e == EEXIST ? "exists (send --overwrite replaces it)" : strerror(e));
@@ -319,8 +367,14 @@ static void commit(sk_conn *c, rx_file *f, const uint8_t *hash)
         x->refused++;
         return;
     }
-    unlinkat(f->pfd, j, 0);
-    if (fsync(f->pfd) < 0) {
+    if (f->jfd >= 0)
+        unlinkat(f->pfd, j, 0);
+    /* The directory entry is made durable before the RESULT leaves: at once,
+     * or for the kept directory once for all files of this input. */
+    size_t dlen = (size_t)(sk__rx_base(f->name) - f->name);
+    if (x->pdir_name && strlen(x->pdir_name) == dlen && strncmp(x->pdir_name, f->name, dlen) == 0) {
+        x->pdir_dirty = 1;
+    } else if (fsync(f->pfd) < 0) {
         sk__rx_send_result(c, SK_XF_E_IO, 0, NULL, "fsync of the directory failed");
         x->refused++;
         return;
@@ -401,9 +455,9 @@ static void handle_bye(sk_conn *c)
             x->stored++;
     uint8_t f[SK_XF_HEAD + 16];
     size_t n = sk__xf_put_summary(f, sizeof f, x->stored, x->stored_bytes);
-    sk_conn_send(c, f, n);
+    sk__rx_out(c, f, n);
     x->phase = 2;
-    sk_conn_close(c);
+    x->closing = 1;
 }
 
 static void handle_hello(sk_conn *c, const uint8_t *p, size_t len)
@@ -447,7 +501,7 @@ static void handle_hello(sk_conn *c, const uint8_t *p, size_t len)
     sk__xf_hello w = {SK_XF_VERSION, h.hash, (uint8_t)(x->flags & SK_XF_F_ZSTD), 0};
     uint8_t f[SK_XF_HEAD + 12];
     size_t n = sk__xf_put_hello(f, sizeof f, SK_XF_WELCOME, &w);
-    sk_conn_send(c, f, n);
+    sk__rx_out(c, f, n);
 }
 
 static void handle_frame(sk_conn *c, uint8_t type, const uint8_t *p, uint32_t plen)
@@ -528,11 +582,9 @@ static size_t consume(sk_conn *c, const uint8_t *p, size_t n)
     return used;
 }
 
-static void recv_data(sk_conn *c, const uint8_t *data, size_t len)
+static void recv_feed(sk_conn *c, const uint8_t *data, size_t len)
 {
     rx_conn *x = sk_conn_data(c);
-    if (x->phase == 2)
-        return;
     if (x->in.len == 0) {
         size_t used = consume(c, data, len);
         data += used;
@@ -547,6 +599,15 @@ static void recv_data(sk_conn *c, const uint8_t *data, size_t len)
     }
     size_t used = consume(c, sk_buf_head(&x->in), x->in.len);
     sk_buf_consume(&x->in, used);
+}
+
+static void recv_data(sk_conn *c, const uint8_t *data, size_t len)
+{
+    rx_conn *x = sk_conn_data(c);
+    if (x->phase == 2)
+        return;
+    recv_feed(c, data, len);
+    flush_out(c);
 }
 
 static void recv_open(sk_conn *c)
@@ -582,6 +643,12 @@ static void recv_close(sk_conn *c)
     sk__xf_hash_free(&x->ch);
     sk__xf_hash_free(&x->whole);
     sk_buf_free(&x->in);
+    sk_buf_free(&x->out);
+    if (x->pdir_name) {
+        sk__rx_sync_dir(x);
+        close(x->pdir_fd);
+        free(x->pdir_name);
+    }
 }
 
 const sk_service sk__svc_recv = {

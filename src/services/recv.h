@@ -27,12 +27,14 @@ typedef struct recv_cfg {
 typedef struct recv_state {
     recv_cfg cfg;
     int root_fd;
+    int tmpfile_ok; /* O_TMPFILE files can be linked through /proc/self/fd */
     _Atomic int64_t last_sweep_ms;
 } recv_state;
 
 typedef struct rx_file {
     char *name;
-    int pfd, part, jfd; /* parent directory, .part, journal (locked) */
+    int pfd, part, jfd; /* parent directory, .part, journal (locked; -1 if none) */
+    int tmp;            /* part is an unnamed O_TMPFILE (a file of one chunk) */
     uint64_t size;      /* SK_XF_SIZE_UNKNOWN for a stream */
     int64_t mtime_sec;
     uint32_t mtime_nsec;
@@ -72,6 +74,17 @@ typedef struct rx_conn {
     size_t ndirs, capdirs;
     uint64_t entries, stored, stored_bytes, fresh_bytes, refused;
     int64_t t0;
+    /* Answers wait in out until the input at hand has been handled: then
+     * the directory of the files stored meanwhile is fsynced once, and only
+     * then do their RESULTs leave (many small files: one fsync, one send). */
+    sk_buf out;
+    int closing;
+    char *pdir_name;     /* the directory of the last file (its name up to '/') */
+    int pdir_fd;         /* open beneath --dir; valid when pdir_name is set */
+    int pdir_dirty;      /* a file was stored in it since its last fsync */
+    int sync_failed;     /* an fsync of it failed: the queued answers are not true */
+    uint64_t free_bytes; /* free space at free_at_ms, less what was accepted since */
+    int64_t free_at_ms;
 } rx_conn;
 
 extern const sk_svc_option sk__recv_options[];
@@ -96,6 +109,14 @@ void sk__rx_file_close(rx_file *f, int remove_part);
 /* Refuse the file being received: answer now, drop the rest of its data. */
 void sk__rx_refuse_current(sk_conn *c, uint16_t code, int remove_part, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Queue a frame for the peer (sent when the input at hand is handled). */
+void sk__rx_out(sk_conn *c, const uint8_t *f, size_t n);
+/* The directory that will hold name, as a descriptor of the caller's own
+ * (the last one is kept open: the files of a tree arrive directory by
+ * directory). -1 with errno. */
+int sk__rx_parent(sk_conn *c, const char *name);
+/* fsync the kept directory if a file was stored in it. 0 or -1 (errno). */
+int sk__rx_sync_dir(rx_conn *x);
 /* ENOSPC, EFBIG, EDQUOT */
 int sk__rx_disk_full(int e);
 /* An ENTRY frame's payload: check, create or prepare, answer START. */

@@ -98,6 +98,7 @@ int sk__recv_init(sk_server *srv, void **state, sk_err *err)
         return sk_errno(err, ENOMEM, "recv");
     st->cfg = *c;
     st->root_fd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    st->tmpfile_ok = access("/proc/self/fd", X_OK) == 0;
     if (st->root_fd < 0) {
         int e = errno;
         free(st);

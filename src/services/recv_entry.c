@@ -48,6 +48,32 @@ static int check_last(rx_conn *x, rx_file *f, uint64_t k)
     return ok;
 }
 
+int sk__rx_parent(sk_conn *c, const char *name)
+{
+    rx_conn *x = sk_conn_data(c);
+    recv_state *st = sk_conn_state(c);
+    size_t dlen = (size_t)(sk__rx_base(name) - name);
+    if (!x->pdir_name || strlen(x->pdir_name) != dlen || strncmp(x->pdir_name, name, dlen) != 0) {
+        int fd = sk__rx_open_parent(st->root_fd, name, 1);
+        if (fd < 0)
+            return -1;
+        char *dir = strndup(name, dlen);
+        if (dir == NULL) {
+            close(fd);
+            errno = ENOMEM;
+            return -1;
+        }
+        if (x->pdir_name) {
+            sk__rx_sync_dir(x); /* before it is let go */
+            close(x->pdir_fd);
+            free(x->pdir_name);
+        }
+        x->pdir_name = dir;
+        x->pdir_fd = fd;
+    }
+    return fcntl(x->pdir_fd, F_DUPFD_CLOEXEC, 0);
+}
+
 static void entry_file(sk_conn *c, const sk__xf_entry *e, char *name)
 {
     rx_conn *x = sk_conn_data(c);
@@ -73,7 +99,7 @@ static void entry_file(sk_conn *c, const sk__xf_entry *e, char *name)
                  st->cfg.max_size);
         goto refuse;
     }
-    f.pfd = sk__rx_open_parent(st->root_fd, name, 1);
+    f.pfd = sk__rx_parent(c, name);
     if (f.pfd < 0) {
         code = errno == ELOOP || errno == ENOTDIR ? SK_XF_E_NAME : SK_XF_E_IO;
         snprintf(why, sizeof why, "%s",
@@ -81,7 +107,8 @@ static void entry_file(sk_conn *c, const sk__xf_entry *e, char *name)
                                       : strerror(errno));
         goto refuse;
     }
-    if (fstatat(f.pfd, base, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+    int exists = fstatat(f.pfd, base, &sb, AT_SYMLINK_NOFOLLOW) == 0;
+    if (exists) {
         if (S_ISDIR(sb.st_mode)) {
             code = SK_XF_E_TYPE;
             snprintf(why, sizeof why, "a directory of that name exists");
@@ -94,6 +121,28 @@ static void entry_file(sk_conn *c, const sk__xf_entry *e, char *name)
         }
     }
     sk__rx_part_names(&f, p, j, sizeof p);
+#ifdef O_TMPFILE
+    /* A file of one chunk has nothing to resume: it goes to an unnamed file
+     * (no part name, no journal to create and remove), unless a transfer of
+     * the same name holds its journal. */
+    if (st->tmpfile_ok && !exists && e->size <= x->chunk) {
+        int held = openat(f.pfd, j, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (held >= 0) {
+            int busy = flock(held, LOCK_EX | LOCK_NB) < 0;
+            close(held);
+            if (busy) {
+                code = SK_XF_E_BUSY;
+                snprintf(why, sizeof why, "busy: another transfer of %s is in progress", name);
+                goto refuse;
+            }
+        }
+        f.part = openat(f.pfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (f.part >= 0) {
+            f.tmp = 1;
+            goto space;
+        }
+    }
+#endif
     f.jfd = openat(f.pfd, j, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (f.jfd < 0) {
         code = errno == ENAMETOOLONG ? SK_XF_E_NAME : SK_XF_E_IO;
@@ -124,16 +173,28 @@ static void entry_file(sk_conn *c, const sk__xf_entry *e, char *name)
         snprintf(why, sizeof why, "journal: %s", strerror(errno));
         goto refuse_rm;
     }
-    struct statvfs vs;
+space:;
     uint64_t need = e->size == SK_XF_SIZE_UNKNOWN ? 0 : e->size - f.have * x->chunk;
     if (f.have * x->chunk > e->size)
         need = 0;
-    if (fstatvfs(f.part, &vs) == 0 && (uint64_t)vs.f_bavail * vs.f_frsize < need) {
+    /* Free space: asked for every large file; for small ones at most once a
+     * second, less what was accepted since (a disk that fills up anyway is
+     * a clean refusal when the write fails). */
+    int64_t now = sk_now_ms();
+    struct statvfs vs;
+    if ((need > x->chunk || x->free_at_ms == 0 || now - x->free_at_ms > 1000 ||
+         need > x->free_bytes) &&
+        fstatvfs(f.part, &vs) == 0) {
+        x->free_bytes = (uint64_t)vs.f_bavail * vs.f_frsize;
+        x->free_at_ms = now ? now : 1;
+    }
+    if (x->free_at_ms && x->free_bytes < need) {
         code = SK_XF_E_NO_SPACE;
         snprintf(why, sizeof why, "%" PRIu64 " bytes needed, %" PRIu64 " free", need,
-                 (uint64_t)vs.f_bavail * vs.f_frsize);
+                 x->free_bytes);
         goto refuse_rm;
     }
+    x->free_bytes -= need;
     unsigned slot = (x->qh + x->qn) % RX_QUEUE;
     x->q[slot] = f;
     x->qn++;
@@ -142,8 +203,10 @@ static void entry_file(sk_conn *c, const sk__xf_entry *e, char *name)
         sk__rx_log(c, "%s: resuming after %" PRIu64 " verified chunks", name, f.have);
     return;
 refuse_rm:
-    unlinkat(f.pfd, p, 0);
-    unlinkat(f.pfd, j, 0);
+    if (!f.tmp) {
+        unlinkat(f.pfd, p, 0);
+        unlinkat(f.pfd, j, 0);
+    }
 refuse:
     sk__rx_send_start(c, code, 0, NULL, why);
     sk__rx_log(c, "refused %s: %s", name, why);
