@@ -431,11 +431,15 @@ static int dir_apply(recv_state *st, const rx_dir *d)
     int pfd = sk__rx_open_parent(st->root_fd, d->name, 0);
     if (pfd < 0)
         return -1;
-    const char *base = sk__rx_base(d->name);
+    /* Opened without following: whatever took the directory's place since
+     * (a symlink) is not changed through. */
+    int fd = openat(pfd, sk__rx_base(d->name), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     struct timespec ts[2] = {{d->mtime_sec, d->mtime_nsec}, {d->mtime_sec, d->mtime_nsec}};
-    int r = fchmodat(pfd, base, d->mode, 0);
+    int r = fd < 0 ? -1 : fchmod(fd, d->mode);
     if (r == 0)
-        r = utimensat(pfd, base, ts, AT_SYMLINK_NOFOLLOW);
+        r = futimens(fd, ts);
+    if (fd >= 0)
+        close(fd);
     fsync(pfd);
     close(pfd);
     return r;
