@@ -670,4 +670,8 @@ const sk_service sk__svc_recv = {
     .config_defaults = sk__recv_defaults,
     .configure = sk__recv_configure,
     .describe = sk__recv_describe,
+    /* A sender gone without a word (a cable pulled) must not hold its
+     * files' locks for ever: after this much silence the connection ends
+     * and the parts wait for a resume. */
+    .idle_timeout_ms = 300000,
 };

@@ -15,6 +15,7 @@
 
 #include "recv_fs.h"
 #include "xfer_proto.h"
+#include "xfer_walk.h"
 
 /* Every strict prefix of a frame needs more; the whole frame is complete. */
 static void check_prefixes(const uint8_t *f, size_t n, uint8_t type)
@@ -255,6 +256,13 @@ static void test_names(void **state)
     assert_false(sk__rx_target_inside("l", (const uint8_t *)"/etc", 4));
     assert_true(sk__rx_target_inside("l", (const uint8_t *)"a/../b", 6));
     assert_false(sk__rx_target_inside("l", (const uint8_t *)"a/../../b", 9));
+    /* The sender's own judgement of a tree's symlinks (link names relative to the tree). */
+    assert_true(sk__xw_inside("sub/l", "../f"));
+    assert_true(sk__xw_inside("l", "./x/../y"));
+    assert_false(sk__xw_inside("l", "../f"));
+    assert_false(sk__xw_inside("sub/l", "../../f"));
+    assert_false(sk__xw_inside("l", "/etc/passwd"));
+    assert_false(sk__xw_inside("l", ""));
 }
 
 int main(void)
