@@ -209,6 +209,17 @@ def test_stdin_sha256_and_compression():
         assert srv.wait_stderr("stored sub/in.txt"), srv.stderr_text()
         assert "(sha256)" in srv.stderr_text()
     assert read(os.path.join(dest, "sub", "in.txt")) == data
+    # Compression shrinks what crosses the wire, and only when asked.
+    src = tempdir()
+    write(os.path.join(src, "text"), data)
+    with recv_server(dest) as srv:
+        for opt, small in (("--compress", True), ("--no-resume", False)):
+            p = Proxy(srv.port)
+            r = send(p.port, opt, "--overwrite", os.path.join(src, "text"))
+            p.close()
+            assert r.returncode == 0, r
+            assert (p.up < len(data) // 10) == small, (opt, p.up)
+    assert read(os.path.join(dest, "text")) == data
 
 
 def test_usage_errors():
