@@ -428,26 +428,37 @@ static int hello(tx *t)
     }
 }
 
+/* Announce up to SK_XF_BATCH entries (those refused here are reported). */
+static int announce_batch(tx *t, size_t *b)
+{
+    size_t first = t->nws;
+    while (*b < t->list.n && t->nws - first < SK_XF_BATCH) {
+        size_t i = (*b)++;
+        if (t->list.v[i].refused)
+            report(t, i, SK_XFER_REFUSED, t->list.v[i].refused, NULL);
+        else if (announce(t, i) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int run(tx *t)
 {
     if (hello(t) < 0)
         return -1;
-    size_t n = t->list.n;
-    for (size_t b = 0; b < n;) {
-        size_t first = t->nws;
-        size_t end = b;
-        for (; end < n && t->nws - first < SK_XF_BATCH; end++) {
-            if (t->list.v[end].refused)
-                report(t, end, SK_XFER_REFUSED, t->list.v[end].refused, NULL);
-            else if (announce(t, end) < 0)
-                return -1;
-        }
-        if (flush(t, NULL, 0) < 0)
-            return -1;
-        while (t->ws_head < t->nws)
+    size_t b = 0, first = 0;
+    if (announce_batch(t, &b) < 0 || flush(t, NULL, 0) < 0)
+        return -1;
+    while (first < t->nws) {
+        size_t last = t->nws;
+        while (t->ws_head < last)
             if (pump(t, 1) < 0)
                 return -1;
-        for (size_t k = first; k < t->nws; k++) {
+        /* The next batch goes out before this one's data: its answers come
+         * back while the data flows, so no batch waits a round trip. */
+        if (announce_batch(t, &b) < 0 || flush(t, NULL, 0) < 0)
+            return -1;
+        for (size_t k = first; k < last; k++) {
             size_t i = t->wait_start[k];
             if (t->list.v[i].type != SK_XF_FILE)
                 continue;
@@ -455,7 +466,7 @@ static int run(tx *t)
             if (send_file(t, i) < 0)
                 return -1;
         }
-        b = end;
+        first = last;
     }
     uint8_t f[SK_XF_HEAD];
     if (put(t, f, sk__xf_put_empty(f, sizeof f, SK_XF_BYE)) < 0 || flush(t, NULL, 0) < 0)
