@@ -399,8 +399,10 @@ static int hello(tx *t)
             return sk_errf(t->err, EPROTO, "the peer is not a sockit recv service");
         if (r == SK_XF_HEAD && t->in.len >= SK_XF_HEAD + plen) {
             const uint8_t *p = sk_buf_head(&t->in) + SK_XF_HEAD;
+            if (type == SK_XF_REFUSE)
+                return on_frame(t, type, p, plen);
             if (type != SK_XF_WELCOME)
-                return on_frame(t, type, p, plen) < 0 ? -1 : sk_errf(t->err, EPROTO, "no WELCOME");
+                return sk_errf(t->err, EPROTO, "the peer is not a sockit recv service");
             sk__xf_hello w;
             if (sk__xf_get_hello(p, plen, &w) < 0)
                 return sk_errf(t->err, EPROTO, "malformed WELCOME from the receiver");
@@ -417,7 +419,8 @@ static int hello(tx *t)
         if (room == NULL)
             return sk_errno(t->err, ENOMEM, "send");
         if (sk_wait_fd(t->tp->fd, POLLIN, sk_now_ms() + t->timeout_ms) <= 0)
-            return sk_errf(t->err, ETIMEDOUT, "no answer from the receiver");
+            return sk_errf(t->err, ETIMEDOUT,
+                           "no answer from the receiver (is it a recv service?)");
         ssize_t n = sk__tp_read(t->tp, room, 4096);
         if (n == SK_TP_AGAIN)
             continue;

@@ -231,6 +231,17 @@ def test_usage_errors():
         assert r.returncode == 2 and needle in r.err, r
 
 
+def test_not_a_recv_service():
+    src = tempdir()
+    write(os.path.join(src, "f"), b"x")
+    with Server(["echo", "127.0.0.1:0"]) as srv:
+        r = send(srv.port, os.path.join(src, "f"))
+        assert r.returncode == 1 and "not a sockit recv service" in r.err, r
+    with Server(["discard", "127.0.0.1:0"]) as srv:
+        r = send(srv.port, "-w", "0.5", os.path.join(src, "f"))
+        assert r.returncode == 1 and "no answer from the receiver" in r.err, r
+
+
 def test_max_size_and_overwrite():
     src, dest = tempdir(), tempdir()
     write(os.path.join(src, "small"), b"v1")
