@@ -229,6 +229,11 @@ static int file_begin(sk_conn *c, rx_file *f, uint64_t index)
     f->started = 1;
     sk__xf_hash_reset(&x->whole);
     if (index == f->have && f->have > 0) {
+        /* New hashes go after the offered ones (the journal may hold more
+         * than was offered: cut it there). */
+        off_t end = SK_RX_JOURNAL_HEAD + (off_t)(f->have * x->hl);
+        if (ftruncate(f->jfd, end) < 0 || lseek(f->jfd, end, SEEK_SET) < 0)
+            return -2;
         sk__xf_hash_update(&x->whole, f->offer, f->have * x->hl);
         f->next = f->have;
         f->bytes = f->have * (uint64_t)x->chunk;
@@ -397,7 +402,10 @@ static void handle_end(sk_conn *c, const uint8_t *p, size_t len)
     rx_file *f = &x->q[x->qh];
     if (!f->refused) {
         uint8_t h[SK_XF_HASH_MAX];
-        if (!f->started && file_begin(c, f, f->have) < 0)
+        int r = f->started ? 0 : file_begin(c, f, f->have);
+        if (r == -2)
+            sk__rx_fail(c, SK_XF_E_IO, "journal: cannot be cut at the resume point");
+        else if (r < 0)
             sk__rx_fail(c, SK_XF_E_PROTO, "END before the resume point");
         if (x->phase == 2)
             return;

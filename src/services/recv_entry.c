@@ -163,7 +163,10 @@ static void entry_file(sk_conn *c, const sk__xf_entry *e, char *name)
     sk__rx_journal jr = {x->hash, x->chunk, e->size, e->mtime_sec, e->mtime_nsec};
     if (!(x->flags & SK_XF_F_NO_RESUME) && !(e->flags & SK_XF_E_STREAM) &&
         sk__rx_journal_load(f.jfd, &jr, &f.offer, &f.have) == 0 && f.have > 0 &&
-        !check_last(x, &f, f.have)) {
+        (!check_last(x, &f, f.have) ||
+         /* Offers wait in the connection's output queue, which is bounded:
+          * past a few MiB of them, files start over instead. */
+         x->out.len + sk_conn_pending(c) + f.have * x->hl > (4u << 20) / 2)) {
         free(f.offer);
         f.offer = NULL;
         f.have = 0;

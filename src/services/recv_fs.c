@@ -207,8 +207,10 @@ int sk__rx_journal_load(int jfd, const sk__rx_journal *want, uint8_t **hashes, u
     if (memcmp(h, expect, sizeof h) != 0)
         return 0; /* another source, chunk size or hash: start over */
     uint64_t k = (uint64_t)(st.st_size - SK_RX_JOURNAL_HEAD) / hl;
-    /* No more than START can carry, and no more than the file has. */
-    uint64_t cap = (SK_XF_MAX_PAYLOAD - 64) / hl;
+    /* No more than the file has, and a START of at most 1 MiB: the
+     * connection's output queue must hold it (1 MiB chunks: a 32 GiB prefix
+     * with SHA-256, 64 GiB with XXH3; beyond that the rest is sent again). */
+    uint64_t cap = (1u << 20) / hl;
     uint64_t whole = want->chunk ? (want->size + want->chunk - 1) / want->chunk : 0;
     if (k > cap)
         k = cap;

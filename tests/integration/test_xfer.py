@@ -635,3 +635,32 @@ def test_max_files_and_max_depth():
     assert not os.path.exists(os.path.join(dest, "t", "a", "b", "c"))
     stored = sum(len(f) + len(d) for _, d, f in os.walk(dest))
     assert stored <= 4, stored
+
+
+@timeout(40)
+def test_resume_twice():
+    """A resumed transfer that is cut again resumes again: the journal goes
+    on after the chunks it already had."""
+    src, dest = tempdir(), tempdir()
+    size = 12 * CHUNK + 5
+    data = rand(size, 40)
+    write(os.path.join(src, "f"), data)
+    with recv_server(dest) as srv:
+        for n, (hold, want) in enumerate(((4 * CHUNK, 3), (4 * CHUNK, 6))):
+            p = Proxy(srv.port, hold_after=hold)
+            sender = start([SOCKIT, "send", "--progress=none", os.path.join(src, "f"),
+                            "127.0.0.1", str(p.port)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_journal(dest, "f", want)
+            os.kill(sender.pid, signal.SIGKILL)
+            sender.wait(5)
+            p.close()
+            # The receiver lets the file go when it sees the connection end.
+            assert srv._err.wait_for(
+                lambda d: d.count(b"closed tcp://") > n, 10), srv.stderr_text()
+        counter = Proxy(srv.port)
+        r = send(counter.port, os.path.join(src, "f"))
+        counter.close()
+        assert r.returncode == 0, r
+        assert counter.up < size - 6 * CHUNK + CHUNK, counter.up
+    assert read(os.path.join(dest, "f")) == data
