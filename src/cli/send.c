@@ -166,11 +166,12 @@ static void on_file(void *arg, const sk_xfer_file *f)
         fflush(stdout);
     }
     if (f->status == SK_XFER_REFUSED) {
-        cli_warn("refused %s: %s", f->name, f->reason ? f->reason : "refused");
+        const char *who = f->name[0] ? f->name : f->path;
+        cli_warn("refused %s: %s", who, f->reason ? f->reason : "refused");
         char **v = realloc(u->refused, (u->nrefused + 1) * sizeof *v);
         if (v) {
             u->refused = v;
-            u->refused[u->nrefused] = strdup(f->name);
+            u->refused[u->nrefused] = strdup(who);
             if (u->refused[u->nrefused])
                 u->nrefused++;
         }

@@ -196,6 +196,10 @@ int sk__xw_build(sk__xw_list *l, const char *const *paths, size_t n, int recursi
         free(nm);
         if (e == NULL)
             return sk_errno(err, ENOMEM, "send");
+        if (e->name[0] == '\0') {
+            refuse(e, "has no name of its own to send it under (use --name)");
+            continue;
+        }
         /* A PATH named on the command line is followed if it is a symlink. */
         if (stat(path, &e->st) < 0) {
             refuse(e, "%s", strerror(errno));
