@@ -16,12 +16,13 @@ set -euo pipefail
 #   lighttpd nginx wrk iperf3 gnuplot   benchmark peers and charts
 #   chromium              headless browser for tests/integration/test_http_browser.py
 #   openssl               `openssl passwd -6` for the auth tests once Python lacks crypt (3.13+)
-#   libxxhash-dev libzstd-dev  file transfer (send / serve recv): XXH3-128 hashes, zstd chunks
 #   default-jdk-headless  javac/java for the tutorial's Java client (docs/clients, test_tutorial_doc)
 pkgs=(clang libclang-rt-14-dev libcmocka-dev pkg-config socat netcat-openbsd ncat rdate
       iproute2 procps libcrypt-dev libuv1-dev lighttpd nginx-light wrk iperf3 gnuplot-nox
-      netbase python3 curl wget chromium openssl default-jdk-headless
-      libxxhash-dev libzstd-dev)
+      netbase python3 curl wget chromium openssl default-jdk-headless)
+
+# file transfer (send / serve recv): XXH3-128 hashes, zstd chunks (SHA-256 comes with libssl-dev)
+pkgs+=(libxxhash-dev libzstd-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do
