@@ -128,6 +128,14 @@ static void text(char *dst, size_t cap, const uint8_t *p, size_t n)
 
 static int verify_offer(tx *t, size_t i, const sk__xf_start *s);
 
+/* "WHAT: strerror(e)", malloc'd (NULL if out of memory: a reason is optional). */
+static char *reason_dup(const char *what, int e)
+{
+    char buf[200];
+    snprintf(buf, sizeof buf, "%s: %s", what, strerror(e));
+    return strdup(buf);
+}
+
 /* Handle one whole frame from the receiver. */
 static int on_frame(tx *t, uint8_t type, const uint8_t *p, uint32_t plen)
 {
@@ -167,6 +175,8 @@ static int on_frame(tx *t, uint8_t type, const uint8_t *p, uint32_t plen)
         if (r.code == SK_XF_OK) {
             t->done[i] = r.size;
             report(t, i, SK_XFER_STORED, NULL, r.hash);
+        } else if (r.code == SK_XF_E_ABORTED && t->list.v[i].refused) {
+            report(t, i, SK_XFER_REFUSED, t->list.v[i].refused, NULL);
         } else {
             text(msg, sizeof msg, r.message, r.message_len);
             report(t, i, SK_XFER_REFUSED, msg[0] ? msg : "refused", NULL);
@@ -300,14 +310,20 @@ static int send_file(tx *t, size_t i)
     t->done[i] = bytes;
     t->cur = i;
     t->cur_abort = 0;
-    if (fd < 0)
+    if (fd < 0) {
         status = 1;
+        e->refused = reason_dup("cannot open", errno);
+    }
     uint64_t size = stream ? UINT64_MAX : (uint64_t)e->st.st_size;
     while (status == 0 && (stream || bytes < size)) {
         size_t want = stream || size - bytes > t->chunk ? t->chunk : (size_t)(size - bytes);
         ssize_t r = read_full(fd, t->buf, want, stream ? -1 : (off_t)bytes);
         if (r < 0 || (!stream && (size_t)r != want)) {
-            status = 1; /* unreadable, or the file shrank: the receiver refuses it */
+            /* Unreadable, or the file shrank: the receiver refuses it, and
+             * the sender says why (the reason is ours, not the receiver's). */
+            status = 1;
+            e->refused =
+                r < 0 ? reason_dup("read", errno) : strdup("the file shrank while being sent");
             break;
         }
         if (r == 0)

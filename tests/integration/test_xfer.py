@@ -242,6 +242,17 @@ def test_not_a_recv_service():
         assert r.returncode == 1 and "no answer from the receiver" in r.err, r
 
 
+def test_directory_without_r_is_refused_by_the_sender():
+    src, dest = tempdir(), tempdir()
+    write(os.path.join(src, "ok"), b"fine")
+    # A directory where a file is named is refused here, before sending.
+    os.makedirs(os.path.join(src, "adir"))
+    with recv_server(dest) as srv:
+        r = send(srv.port, os.path.join(src, "adir"), os.path.join(src, "ok"))
+    assert r.returncode == 1 and "refused adir: is a directory (send -r" in r.err, r
+    assert read(os.path.join(dest, "ok")) == b"fine"
+
+
 def test_max_size_and_overwrite():
     src, dest = tempdir(), tempdir()
     write(os.path.join(src, "small"), b"v1")
