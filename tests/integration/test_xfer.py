@@ -321,9 +321,14 @@ def resume_case(kill_receiver):
     srv = recv_server(dest)
     with srv:
         counter = Proxy(srv.port)
-        r = send(counter.port, os.path.join(src, "f"))
+        r = send(counter.port, "--progress=json", os.path.join(src, "f"))
         assert r.returncode == 0, r
         assert "sent now" in r.err, r.err
+        # Progress counts the resumed bytes as done from the first line on.
+        lines = [json.loads(x) for x in r.out.splitlines()]
+        assert lines[0]["status"] == "sending" and lines[0]["bytes"] > 6 * CHUNK, lines[0]
+        assert lines[-1] == {"file": "f", "bytes": size, "size": size,
+                             "status": "stored"}, lines[-1]
         # Resumed: less than the missing part plus one chunk went over the wire.
         assert counter.up < size - 6 * CHUNK + CHUNK, counter.up
         counter.close()
