@@ -44,7 +44,8 @@ typedef struct tx {
     size_t cur;    /* the file being sent (index), or SIZE_MAX */
     int cur_abort; /* its RESULT came early: stop sending it */
     uint64_t *resumed, *done;
-    uint8_t **offer; /* per file: the prefix's chunk hashes the receiver offered */
+    uint8_t **offer;  /* per file: the prefix's chunk hashes the receiver offered */
+    uint64_t *noffer; /* and how many */
     int64_t timeout_ms;
     int summary_seen;
 } tx;
@@ -71,6 +72,8 @@ static void report(tx *t, size_t i, sk_xfer_status status, const char *reason, c
     t->o->on_file(t->o->arg, &f);
 }
 
+static int pump(tx *t, int wait);
+
 /* Write everything in out, then the iovecs (if any). */
 static int flush(tx *t, const struct iovec *extra, int nextra)
 {
@@ -84,10 +87,20 @@ static int flush(tx *t, const struct iovec *extra, int nextra)
     while (k < n) {
         ssize_t w = sk__tp_writev(t->tp, v + k, n - k, 0);
         if (w == SK_TP_AGAIN) {
-            short ev = (t->tp->want & SK_TP_WANT_READ ? POLLIN : 0) |
-                       (t->tp->want & SK_TP_WANT_WRITE ? POLLOUT : 0);
-            if (sk_wait_fd(t->tp->fd, ev ? ev : POLLOUT, sk_now_ms() + t->timeout_ms) <= 0)
+            /* While the receiver takes no more, read what it says: it stops
+             * reading while its answers to us pile up, so a sender that only
+             * wrote would wait for ever. */
+            struct pollfd p = {t->tp->fd, POLLIN, 0};
+            if (t->tp->want & SK_TP_WANT_WRITE || !t->tp->want)
+                p.events |= POLLOUT;
+            int r = sk__tp_buffered(t->tp) ? 1 : poll(&p, 1, (int)t->timeout_ms);
+            if (r < 0 && errno != EINTR)
+                return sk_errno(t->err, errno, "poll");
+            if (r == 0)
                 return sk_errf(t->err, ETIMEDOUT, "connection stalled: the receiver takes no data");
+            if ((r > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR))) || sk__tp_buffered(t->tp))
+                if (pump(t, 0) < 0)
+                    return -1;
             continue;
         }
         if (w < 0)
@@ -126,7 +139,7 @@ static void text(char *dst, size_t cap, const uint8_t *p, size_t n)
     dst[n] = '\0';
 }
 
-static int verify_offer(tx *t, size_t i, const sk__xf_start *s);
+static int keep_offer(tx *t, size_t i, const sk__xf_start *s);
 
 /* "WHAT: strerror(e)", malloc'd (NULL if out of memory: a reason is optional). */
 static char *reason_dup(const char *what, int e)
@@ -155,7 +168,7 @@ static int on_frame(tx *t, uint8_t type, const uint8_t *p, uint32_t plen)
             return sk_errf(t->err, EPROTO, "malformed START from the receiver");
         size_t i = t->wait_start[t->ws_head++];
         if (s.code == SK_XF_OK && t->list.v[i].type == SK_XF_FILE)
-            return verify_offer(t, i, &s);
+            return keep_offer(t, i, &s);
         if (s.code == SK_XF_DONE) {
             report(t, i, SK_XFER_STORED, NULL, NULL);
             return 0;
@@ -254,20 +267,31 @@ static ssize_t read_full(int fd, uint8_t *buf, size_t len, off_t off)
 /* The receiver offers the chunks it has. They are taken only if the first
  * and the last of them still hash the same here (the entry's size and time
  * already matched its journal); otherwise the file starts over. */
-static int verify_offer(tx *t, size_t i, const sk__xf_start *s)
+/* Keep the chunks the receiver offers; they are checked when the file's
+ * turn comes (reading the file now could disturb a chunk being written). */
+static int keep_offer(tx *t, size_t i, const sk__xf_start *s)
 {
     sk__xw_entry *e = &t->list.v[i];
-    t->resumed[i] = 0;
-    if (s->chunks == 0 || S_ISFIFO(e->st.st_mode))
-        return 0;
     uint64_t size = (uint64_t)e->st.st_size;
-    if (s->chunks > (size + t->chunk - 1) / t->chunk)
+    if (s->chunks == 0 || S_ISFIFO(e->st.st_mode) || s->chunks > (size + t->chunk - 1) / t->chunk)
         return 0;
-    int fd = open(e->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    uint64_t probe[2] = {0, s->chunks - 1};
-    int ok = 1;
+    t->offer[i] = malloc(s->chunks * t->hl);
+    if (t->offer[i] == NULL)
+        return 0; /* then the file starts over */
+    memcpy(t->offer[i], s->hashes, s->chunks * t->hl);
+    t->noffer[i] = s->chunks;
+    return 0;
+}
+
+/* The offered chunks are taken only if the first and the last of them
+ * still hash the same here (the entry's size and time already matched the
+ * receiver's journal); otherwise the file starts over. Returns the bytes
+ * resumed (0: start over), the whole-file hash fed with the offered hashes. */
+static uint64_t take_offer(tx *t, size_t i, int fd)
+{
+    uint64_t n = t->noffer[i], size = (uint64_t)t->list.v[i].st.st_size;
+    uint64_t probe[2] = {0, n - 1};
+    int ok = fd >= 0;
     for (int k = 0; k < 2 && ok; k++) {
         uint64_t off = probe[k] * t->chunk;
         size_t len = size - off < t->chunk ? (size_t)(size - off) : t->chunk;
@@ -275,21 +299,16 @@ static int verify_offer(tx *t, size_t i, const sk__xf_start *s)
         ok = read_full(fd, t->buf, len, (off_t)off) == (ssize_t)len;
         if (ok) {
             sk__xf_hash_once(&t->ch, t->buf, len, h);
-            ok = memcmp(h, s->hashes + probe[k] * t->hl, t->hl) == 0;
+            ok = memcmp(h, t->offer[i] + probe[k] * t->hl, t->hl) == 0;
         }
     }
-    close(fd);
+    if (ok) /* the whole-file hash is over every chunk's hash: the prefix's are offered */
+        sk__xf_hash_update(&t->whole, t->offer[i], n * t->hl);
+    free(t->offer[i]);
+    t->offer[i] = NULL;
     if (!ok)
         return 0;
-    t->resumed[i] = s->chunks * t->chunk < size ? s->chunks * t->chunk : size;
-    /* The whole-file hash is over every chunk's hash: the prefix's come from the offer. */
-    t->offer[i] = malloc(s->chunks * t->hl);
-    if (t->offer[i] == NULL) {
-        t->resumed[i] = 0;
-        return 0;
-    }
-    memcpy(t->offer[i], s->hashes, s->chunks * t->hl);
-    return 0;
+    return n * t->chunk < size ? n * t->chunk : size;
 }
 
 static int send_file(tx *t, size_t i)
@@ -297,22 +316,21 @@ static int send_file(tx *t, size_t i)
     sk__xw_entry *e = &t->list.v[i];
     int stream = S_ISFIFO(e->st.st_mode);
     int fd = stream ? STDIN_FILENO : open(e->path, O_RDONLY | O_CLOEXEC);
+    int open_err = errno;
     uint64_t index = 0, bytes = 0;
     uint8_t status = 0;
     sk__xf_hash_reset(&t->whole);
+    t->resumed[i] = t->offer[i] ? take_offer(t, i, fd) : 0;
     if (t->resumed[i]) {
         index = (t->resumed[i] + t->chunk - 1) / t->chunk;
         bytes = t->resumed[i];
-        sk__xf_hash_update(&t->whole, t->offer[i], index * t->hl);
-        free(t->offer[i]);
-        t->offer[i] = NULL;
     }
     t->done[i] = bytes;
     t->cur = i;
     t->cur_abort = 0;
     if (fd < 0) {
         status = 1;
-        e->refused = reason_dup("cannot open", errno);
+        e->refused = reason_dup("cannot open", open_err);
     }
     uint64_t size = stream ? UINT64_MAX : (uint64_t)e->st.st_size;
     while (status == 0 && (stream || bytes < size)) {
@@ -515,6 +533,11 @@ int sk__xfer_send_tp(sk_tp *tp, const char *const *paths, size_t n, const sk_xfe
     if (t.chunk < SK_XF_CHUNK_MIN || t.chunk > SK_XF_CHUNK_MAX || (t.chunk & (t.chunk - 1)))
         return sk_err_usage(err, "chunk size %u: expected a power of two, 4 KiB to 8 MiB", t.chunk);
     int rc = -1;
+    /* Non-blocking for the transfer (restored after): a write that would
+     * block is the moment to read the receiver's answers. */
+    int fl = fcntl(tp->fd, F_GETFL);
+    if (fl >= 0 && !(fl & O_NONBLOCK) && fcntl(tp->fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        fl = -1;
     if (sk__xw_build(&t.list, paths, n, o->recursive, o->name, err) < 0)
         goto out;
     size_t cnt = t.list.n ? t.list.n : 1;
@@ -523,12 +546,13 @@ int sk__xfer_send_tp(sk_tp *tp, const char *const *paths, size_t n, const sk_xfe
     t.resumed = calloc(cnt, sizeof *t.resumed);
     t.done = calloc(cnt, sizeof *t.done);
     t.offer = calloc(cnt, sizeof *t.offer);
+    t.noffer = calloc(cnt, sizeof *t.noffer);
     t.buf = malloc(t.chunk);
     t.zcap = ZSTD_compressBound(t.chunk);
     t.zbuf = o->compress ? malloc(t.zcap) : NULL;
     t.cctx = o->compress ? ZSTD_createCCtx() : NULL;
-    if (!t.wait_start || !t.wait_result || !t.resumed || !t.done || !t.offer || !t.buf ||
-        (o->compress && (!t.zbuf || !t.cctx)) || sk__xf_hash_init(&t.ch, t.hash) < 0 ||
+    if (!t.wait_start || !t.wait_result || !t.resumed || !t.done || !t.offer || !t.noffer ||
+        !t.buf || (o->compress && (!t.zbuf || !t.cctx)) || sk__xf_hash_init(&t.ch, t.hash) < 0 ||
         sk__xf_hash_init(&t.whole, t.hash) < 0) {
         sk_errno(err, ENOMEM, "send");
         goto out;
@@ -536,6 +560,8 @@ int sk__xfer_send_tp(sk_tp *tp, const char *const *paths, size_t n, const sk_xfe
     if (run(&t) == 0)
         rc = t.st->refused ? 1 : 0;
 out:
+    if (fl >= 0 && !(fl & O_NONBLOCK))
+        fcntl(tp->fd, F_SETFL, fl);
     free(t.wait_start);
     free(t.wait_result);
     free(t.resumed);
@@ -543,6 +569,7 @@ out:
     for (size_t i = 0; t.offer && i < t.list.n; i++)
         free(t.offer[i]);
     free(t.offer);
+    free(t.noffer);
     sk__xw_free(&t.list);
     free(t.buf);
     free(t.zbuf);
