@@ -1,7 +1,7 @@
 /*
  * recv.h - internal to the recv service (recv.c: frames and data;
- * recv_config.c: options and start-up; recv_entry.c: what each announced
- * entry becomes; recv_fs.c: the file system).
+ * recv_answer.c: answers and a file's bookkeeping; recv_config.c: options and start-up;
+ * recv_entry.c: what each announced entry becomes; recv_fs.c: the file system).
  */
 #ifndef SK_RECV_H
 #define SK_RECV_H
@@ -109,6 +109,9 @@ void sk__rx_file_close(rx_file *f, int remove_part);
 /* Refuse the file being received: answer now, drop the rest of its data. */
 void sk__rx_refuse_current(sk_conn *c, uint16_t code, int remove_part, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Send the queued answers, after an fsync of the kept directory if a file
+ * was stored in it; close the connection if it was to end. */
+void sk__rx_flush(sk_conn *c);
 /* Queue a frame for the peer (sent when the input at hand is handled). */
 void sk__rx_out(sk_conn *c, const uint8_t *f, size_t n);
 /* The directory that will hold name, as a descriptor of the caller's own
