@@ -30,6 +30,7 @@ typedef struct send_ui {
     char **refused;
     size_t nrefused;
     int drawn;
+    uint64_t files, others; /* stored: files; directories and symlinks */
 } send_ui;
 
 static void help(void)
@@ -139,6 +140,8 @@ static void on_file(void *arg, const sk_xfer_file *f)
         }
         return;
     }
+    if (f->status == SK_XFER_STORED)
+        *(f->type == 1 ? &u->files : &u->others) += 1;
     if (f->type == 1) {
         u->done_prev += f->status == SK_XFER_STORED ? f->done : 0;
         u->fresh_prev = u->fresh;
@@ -289,8 +292,12 @@ int cli_send(int argc, char **argv)
             human(s, sizeof s, (double)st.sent);
             snprintf(extra, sizeof extra, ", %s of it sent now", s);
         }
-        fprintf(stderr, "sent %llu %s, %s in %.1f s (%s%s)%s\n", (unsigned long long)st.stored,
-                st.stored == 1 ? "entry" : "entries", b, secs, r, extra,
+        char others[64] = "";
+        if (u.others)
+            snprintf(others, sizeof others, " and %llu %s", (unsigned long long)u.others,
+                     u.others == 1 ? "directory or symlink" : "directories and symlinks");
+        fprintf(stderr, "sent %llu %s%s, %s in %.1f s (%s%s)%s\n", (unsigned long long)u.files,
+                u.files == 1 ? "file" : "files", others, b, secs, r, extra,
                 st.refused ? "" : ", all verified by the receiver");
     }
     if (u.nrefused) {

@@ -154,7 +154,7 @@ def test_sizes_byte_for_byte():
     with recv_server(dest) as srv:
         r = send(srv.port, *[os.path.join(src, n) for n in sizes])
         assert r.returncode == 0, r
-        assert "sent 6 entries" in r.err and "all verified" in r.err, r.err
+        assert "sent 6 files, 67.0 MiB" in r.err and "all verified" in r.err, r.err
         assert srv.wait_stderr("received 6 entries"), srv.stderr_text()
     for i, name in enumerate(sizes):
         a, b = os.path.join(src, name), os.path.join(dest, name)
@@ -184,6 +184,7 @@ def test_tree_of_2000_files_with_symlinks():
     assert r.returncode == 1, r
     assert "refused proj/abs" in r.err and "refused proj/d02/escape" in r.err
     assert "2 entries refused: proj/abs, proj/d02/escape" in r.err, r.err
+    assert "sent 2000 files and 44 directories and symlinks" in r.err, r.err
     for i in range(2000):
         rel = os.path.join("proj", "d%02d" % (i % 40), "f%04d" % i)
         a, b = os.path.join(src, rel), os.path.join(dest, rel)
@@ -582,7 +583,7 @@ def test_progress_on_a_terminal_and_json():
         text = out.decode("utf-8", "replace")
         assert "\r" in text and "f  8.0 MiB / 8.0 MiB  100%" in text, text
         assert "/s" in text and "[total 100%]" in text, text
-        assert "sent 1 entry, 8.0 MiB" in text and "all verified" in text, text
+        assert "sent 1 file, 8.0 MiB" in text and "all verified" in text, text
         # Not a terminal: no progress bar; JSON lines on stdout when asked.
         r = send(srv.port, "--overwrite", os.path.join(src, "f"))
         assert r.returncode == 0 and "\r" not in r.err and r.stdout == b"", r
