@@ -30,6 +30,9 @@ CLI_SRC := $(wildcard src/cli/*.c)
 BENCH_SRC := $(wildcard src/bench/*.c)
 EX_SRC  := $(wildcard examples/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
+# file transfer (send / serve recv): XXH3 hashes, zstd chunks, SHA-256
+XFER_LIBS := $(shell pkg-config --libs libxxhash libzstd libcrypto 2>/dev/null || echo -lxxhash -lzstd -lcrypto)
+LDLIBS  += $(XFER_LIBS)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)

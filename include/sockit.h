@@ -910,6 +910,78 @@ void sk_server_report(sk_server *s, const char *fmt, ...) __attribute__((format(
 void sk_server_log(sk_server *s, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* ----------------------------------------------------------- file transfer */
+
+/*
+ * Sending files to a `recv` service (docs/PROTOCOL.md): every file is split
+ * into chunks, each chunk hashed on the way and verified by the receiver on
+ * arrival; the receiver stores a file under its name only after its whole
+ * hash matched (atomic: .NAME.part, fsync, rename, fsync of the directory),
+ * and a cut transfer resumes from the last verified chunk when sent again.
+ * The receiving side is the service sk_service_find("recv"), configured with
+ * sk_service_set(svc, cfg, "dir", DIR, &err) (and "max-size", "max-files",
+ * "max-depth", "part-ttl").
+ */
+#define SK_XFER_XXH3 1   /* XXH3-128: the default, detects corruption at memory speed */
+#define SK_XFER_SHA256 2 /* SHA-256 */
+
+typedef enum sk_xfer_status {
+    SK_XFER_SENDING = 1, /* progress: `done` grew */
+    SK_XFER_STORED,      /* the receiver stored and verified it (hash: its hash) */
+    SK_XFER_REFUSED,     /* refused by the receiver or the sender (reason) */
+} sk_xfer_status;
+
+/* What on_file is told: valid only during the call. */
+typedef struct sk_xfer_file {
+    const char *name; /* the name as sent ("dir/sub/file") */
+    const char *path; /* the local path ("-" for standard input) */
+    int type;         /* 1 file, 2 directory, 3 symlink */
+    uint64_t size;    /* UINT64_MAX: not known (standard input) */
+    uint64_t done;    /* bytes the receiver has: resumed + sent so far */
+    uint64_t resumed; /* bytes it already had from an earlier, cut transfer */
+    sk_xfer_status status;
+    const char *reason;  /* SK_XFER_REFUSED: why, one line */
+    const uint8_t *hash; /* SK_XFER_STORED: the receiver's whole-file hash */
+    size_t hash_len;
+} sk_xfer_file;
+
+typedef struct sk_xfer_opts {
+    int hash;            /* SK_XFER_XXH3 (0 means that too) or SK_XFER_SHA256 */
+    int recursive;       /* directories are sent as trees (they land as DIR/...) */
+    int overwrite;       /* the receiver may replace existing files */
+    int no_resume;       /* ignore partial files on the receiver; start over */
+    int compress;        /* zstd per chunk, if the receiver agrees */
+    const char *name;    /* the name for the only PATH; required for "-" (stdin) */
+    uint32_t chunk_size; /* a power of two, 4 KiB .. 8 MiB; 0: 1 MiB */
+    int timeout_ms;      /* longest wait for an answer; 0: 120 s */
+    /* Progress (SENDING, after each chunk) and each entry's outcome; NULL: none. */
+    void (*on_file)(void *arg, const sk_xfer_file *f);
+    void *arg;
+} sk_xfer_opts;
+
+typedef struct sk_xfer_stats {
+    uint64_t stored;  /* entries stored and verified (files, directories, symlinks) */
+    uint64_t refused; /* entries refused, by either side */
+    uint64_t bytes;   /* bytes of the files stored */
+    uint64_t sent;    /* file bytes sent in this run (resumed ones excluded) */
+    uint64_t wire;    /* bytes written to the connection */
+    int compressed;   /* the receiver agreed to compression */
+} sk_xfer_stats;
+
+/*
+ * Send the n paths (files; directories with o->recursive; "-" for standard
+ * input) over fd, a connected stream socket to a recv service, and end the
+ * transfer. fd stays open and the caller's. Each entry's outcome goes to
+ * o->on_file. Returns 0 when every entry was stored and verified, 1 when
+ * some were refused (the rest went on), or -1 with err when the transfer as
+ * a whole failed, e.g.
+ *   receiver refused the transfer: receiver speaks protocol 1, sender 2: upgrade the receiver
+ *   connection lost: Connection reset by peer
+ * st (may be NULL) is filled in every case.
+ */
+int sk_xfer_send(int fd, const char *const *paths, size_t n, const sk_xfer_opts *o,
+                 sk_xfer_stats *st, sk_err *err);
+
 #if defined(__GNUC__) || defined(__clang__)
 #pragma GCC visibility pop
 #endif

@@ -22,6 +22,9 @@ pkgs=(clang libclang-rt-14-dev libcmocka-dev pkg-config socat netcat-openbsd nca
       iproute2 procps libcrypt-dev libuv1-dev lighttpd nginx-light wrk iperf3 gnuplot-nox
       netbase python3 curl wget chromium openssl default-jdk-headless libssl-dev)
 
+# file transfer (send / serve recv): XXH3-128 hashes, zstd chunks (SHA-256 comes with libssl-dev)
+pkgs+=(libxxhash-dev libzstd-dev)
+
 missing=()
 for p in "${pkgs[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

@@ -43,5 +43,6 @@ int cli_serve_stdio(sk_listener *ls, size_t n, const struct cli_stdio_opts *o,
 int cli_serve(int argc, char **argv);
 int cli_connect(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_send(int argc, char **argv);
 
 #endif

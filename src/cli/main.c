@@ -15,6 +15,7 @@ static void usage(FILE *f)
             "  serve SERVICE ADDRESS...     run a service (sockit serve --help)\n"
             "  connect ADDRESS | HOST PORT  the client: stdin to the socket, the socket to stdout\n"
             "  bench [OPTIONS] ADDRESS      load generator, checking every reply\n"
+            "  send [OPTIONS] PATH... ADDRESS  files and trees to `serve recv`, verified\n"
             "\n"
             "Addresses: PORT, HOST:PORT, [IPV6]:PORT, tcp://HOST:PORT, udp://HOST:PORT,\n"
             "tcp4:// tcp6:// udp4:// udp6://, unix:PATH, unixgram:PATH, unix:@NAME.\n"
@@ -64,7 +65,9 @@ int main(int argc, char **argv)
         return cli_connect(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0)
         return cli_bench(argc - 1, argv + 1);
+    if (strcmp(cmd, "send") == 0)
+        return cli_send(argc - 1, argv + 1);
     if (cmd[0] == '-')
         cli_usage("unknown option \"%s\" (see sockit --help)", cmd);
-    cli_usage("unknown subcommand \"%s\" (serve, connect, bench; see sockit --help)", cmd);
+    cli_usage("unknown subcommand \"%s\" (serve, connect, bench, send; see sockit --help)", cmd);
 }

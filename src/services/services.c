@@ -14,7 +14,8 @@
 /* The registry: a new service is one file and one word here. The first
  * service declaring an option name decides how the command line reads it. */
 #define SK_SERVICES(X)                                                                             \
-    X(ack) X(echo) X(discard) X(chargen) X(daytime) X(time) X(counter) X(dump) X(broker) X(http)
+    X(ack)                                                                                         \
+    X(echo) X(discard) X(chargen) X(daytime) X(time) X(counter) X(dump) X(broker) X(http) X(recv)
 
 #define SK_DECLARE(n) extern const sk_service sk__svc_##n;
 SK_SERVICES(SK_DECLARE)
