@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include "cli.h"
 
 #define MAX_LISTENERS 64
+#define MAX_TLS_PAIRS 16
 
 struct serve_cfg {
     sk_server_opts o;
@@ -31,6 +33,10 @@ struct serve_cfg {
     int keep_open; /* stdio: -k */
     char **addrs;
     int naddrs;
+    /* TLS: any of its options implies --tls */
+    int tls;
+    sk_tls_server_opts to;
+    sk_tls_pair pairs[MAX_TLS_PAIRS];
 };
 
 static sk_server *g_server;
@@ -99,7 +105,18 @@ static void serve_help(FILE *f, const sk_service *svc)
             "  -v, --verbose         log each connection on stderr\n"
             "  -q, --quiet           no service output, no messages but errors\n"
             "  -k, --keep-open       stdio: after a client leaves, wait for the next (nc -lk)\n"
-            "  -h, --help            this text (sockit serve SERVICE --help: its options too)\n");
+            "  -h, --help            this text (sockit serve SERVICE --help: its options too)\n"
+            "\nTLS (stream services; any of these implies --tls):\n"
+            "  --tls                 speak TLS 1.2/1.3; without --cert an ephemeral certificate\n"
+            "                        is made and its pin printed on stderr\n"
+            "  --cert FILE           certificate (PEM, leaf then chain); repeatable: the first\n"
+            "                        is the default, others are chosen by the client's SNI\n"
+            "  --key FILE            the private key of the --cert before it (default: in it)\n"
+            "  --client-ca FILE      ask for client certificates, verified against FILE/DIR\n"
+            "  --require-client-cert refuse clients without one (needs --client-ca)\n"
+            "  --alpn LIST           protocols offered, comma-separated (http: http/1.1)\n"
+            "  --tls-handshake-timeout SECS  close a handshake not done by then (default 10)\n"
+            "  SIGHUP re-reads the certificates and keys (connections stay open).\n");
     for (const sk_service *const *s = sk_services(); *s; s++) {
         if ((svc && *s != svc) || (*s)->options == NULL || (*s)->options->name == NULL)
             continue;
@@ -229,7 +246,22 @@ static size_t all_options(struct option *longs, const struct option *common, siz
 
 static void parse(int argc, char **argv, struct serve_cfg *c)
 {
-    enum { O_MODEL = 256, O_WORKERS, O_ONCE, O_MAXCONNS, O_IDLE, O_GRACE, O_SVC = 1024 };
+    enum {
+        O_MODEL = 256,
+        O_WORKERS,
+        O_ONCE,
+        O_MAXCONNS,
+        O_IDLE,
+        O_GRACE,
+        O_TLS,
+        O_CERT,
+        O_KEY,
+        O_CLIENT_CA,
+        O_REQUIRE_CC,
+        O_ALPN,
+        O_HS_TIMEOUT,
+        O_SVC = 1024
+    };
     static const struct option common[] = {
         {"model", required_argument, NULL, O_MODEL},
         {"workers", required_argument, NULL, O_WORKERS},
@@ -241,6 +273,13 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
         {"quiet", no_argument, NULL, 'q'},
         {"keep-open", no_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
+        {"tls", no_argument, NULL, O_TLS},
+        {"cert", required_argument, NULL, O_CERT},
+        {"key", required_argument, NULL, O_KEY},
+        {"client-ca", required_argument, NULL, O_CLIENT_CA},
+        {"require-client-cert", no_argument, NULL, O_REQUIRE_CC},
+        {"alpn", required_argument, NULL, O_ALPN},
+        {"tls-handshake-timeout", required_argument, NULL, O_HS_TIMEOUT},
     };
     struct option longs[sizeof common / sizeof common[0] + MAX_SVC_OPTS + 1];
     size_t ncommon = sizeof common / sizeof common[0];
@@ -275,6 +314,26 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
         case 'q': c->quiet = 1; break;
         case 'k': c->keep_open = 1; break;
         case 'h': help = 1; break;
+        case O_TLS: c->tls = 1; break;
+        case O_CERT:
+            if (c->to.npairs == MAX_TLS_PAIRS)
+                cli_usage("--cert: at most %d certificates", MAX_TLS_PAIRS);
+            c->tls = 1, c->pairs[c->to.npairs++].cert = optarg;
+            break;
+        case O_KEY:
+            if (c->to.npairs == 0 || c->pairs[c->to.npairs - 1].key)
+                cli_usage("--key %s: give it after its --cert FILE", optarg);
+            c->tls = 1, c->pairs[c->to.npairs - 1].key = optarg;
+            break;
+        case O_CLIENT_CA: c->tls = 1, c->to.client_ca = optarg; break;
+        case O_REQUIRE_CC: c->tls = 1, c->to.require_client_cert = 1; break;
+        case O_ALPN: c->tls = 1, c->to.alpn = optarg; break;
+        case O_HS_TIMEOUT:
+            c->tls = 1;
+            c->o.tls_handshake_timeout_ms = cli_seconds_ms("--tls-handshake-timeout", optarg);
+            if (c->o.tls_handshake_timeout_ms == 0)
+                cli_usage("--tls-handshake-timeout: give a time above 0");
+            break;
         default: cli_bad_option("serve", ch, argv);
         }
     }
@@ -331,6 +390,93 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
     }
     free(given);
     given = NULL;
+    if (c->tls && svc == NULL)
+        cli_usage("serve stdio does not speak TLS (use a service, or socat OPENSSL-LISTEN:)");
+    if (c->to.require_client_cert && c->to.client_ca == NULL)
+        cli_usage("--require-client-cert needs --client-ca FILE (the CA client certificates "
+                  "are checked against)");
+    if (c->tls && c->to.alpn == NULL && strcmp(svc->name, "http") == 0)
+        c->to.alpn = "http/1.1"; /* what a browser or curl needs to hear */
+    c->to.pairs = c->pairs;
+}
+
+/* SIGHUP: re-read the TLS certificates and keys. The handler only writes a
+ * byte (async-signal-safe); a thread of ours does the reload (sk_tls_reload
+ * swaps the context under its lock, so every model's new connections get it;
+ * fork children are forked with the context of the moment; prefork workers
+ * keep the one they started with). Open connections are not touched. */
+static int g_hup_rd = -1, g_hup_wr = -1;
+static int g_quiet;
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    int e = errno;
+    ssize_t r = write(g_hup_wr, "h", 1);
+    (void)r; /* a full pipe already holds a reload */
+    errno = e;
+}
+
+static void *reload_main(void *arg)
+{
+    sk_tls *tls = arg;
+    for (;;) {
+        char junk[64];
+        ssize_t n = read(g_hup_rd, junk, sizeof junk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return NULL;
+        sk_err err;
+        char line[SK_ERR_MAX + 80];
+        if (sk_tls_reload(tls, &err) < 0) {
+            snprintf(line, sizeof line, "SIGHUP: %s (the old certificates stay in use)", err.msg);
+            log_line(NULL, SK_LOG_ERROR, line);
+        } else if (!g_quiet) {
+            log_line(NULL, SK_LOG_INFO, "SIGHUP: TLS certificates and keys reloaded");
+        }
+    }
+}
+
+static void install_reload(sk_tls *tls)
+{
+    int p[2];
+    pthread_t tid;
+    if (pipe2(p, O_CLOEXEC) < 0)
+        cli_fail("pipe: %s", strerror(errno));
+    g_hup_rd = p[0];
+    g_hup_wr = p[1];
+    if (fcntl(g_hup_wr, F_SETFL, O_NONBLOCK) < 0)
+        cli_fail("fcntl: %s", strerror(errno));
+    /* The thread takes no signals: they go to the serving threads, as before. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&tid, NULL, reload_main, tls);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        cli_fail("pthread_create: %s", strerror(rc));
+    pthread_detach(tid);
+    struct sigaction sa = {0};
+    sa.sa_handler = on_hup;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+/* The server's TLS context, before anything is bound: a bad file is reported
+ * first. The ephemeral certificate's pin is printed even with -q (a script
+ * needs it, as it needs the port). */
+static sk_tls *make_tls(struct serve_cfg *c)
+{
+    sk_err err;
+    sk_tls *tls = sk_tls_server_new(&c->to, &err);
+    if (tls == NULL)
+        cli_die(&err);
+    char fp[80];
+    if (sk_tls_is_ephemeral(tls) && sk_tls_fingerprint(tls, fp, sizeof fp) > 0)
+        cli_warn("TLS certificate %s (pin it with connect --pin sha256:...)", fp);
+    return tls;
 }
 
 static void install_signals(void (*handler)(int))
@@ -401,6 +547,10 @@ static size_t open_listeners(struct serve_cfg *c, sk_listener *ls, size_t cap)
         if (svc && !(svc->flags & (stream ? SK_SVC_STREAM : SK_SVC_DGRAM)))
             cli_usage("service %s does not run on %s sockets (%s)", svc->name,
                       stream ? "stream" : "datagram", c->addrs[i]);
+        if (c->tls && !stream)
+            cli_usage("--tls needs stream addresses: %s is a datagram address (DTLS is not "
+                      "supported)",
+                      c->addrs[i]);
     }
     for (int i = 0; i < c->naddrs; i++) {
         size_t n = 0;
@@ -432,6 +582,9 @@ int cli_serve(int argc, char **argv)
     sk_listener ls[MAX_LISTENERS];
     sk_err err;
     sk_server *s = NULL;
+    g_quiet = c.quiet;
+    if (c.tls)
+        c.o.tls = make_tls(&c);
     if (c.o.service) {
         /* Create the server first: a service/model mismatch is a usage error
          * and should not wait for the addresses to bind. */
@@ -440,6 +593,8 @@ int cli_serve(int argc, char **argv)
             cli_die(&err);
     }
     install_signals(s ? on_stop_signal : on_stdio_signal);
+    if (c.o.tls)
+        install_reload(c.o.tls);
     g_server = s;
     size_t n = open_listeners(&c, ls, MAX_LISTENERS);
     if (s == NULL) {
@@ -469,6 +624,7 @@ int cli_serve(int argc, char **argv)
     sk_server_free(s);
     sk_service_config_free(c.o.service, c.config);
     finish_output();
+    /* c.o.tls stays: the reload thread may be using it, and we exit now. */
     if (rc < 0)
         cli_die(&err);
     return 0;
