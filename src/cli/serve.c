@@ -395,6 +395,11 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
     if (c->to.require_client_cert && c->to.client_ca == NULL)
         cli_usage("--require-client-cert needs --client-ca FILE (the CA client certificates "
                   "are checked against)");
+    for (int i = 0; c->tls && i < c->naddrs; i++) /* before the context is made */
+        if (sk_addr_parse(&a, c->addrs[i], NULL) == 0 && !sk_transport_is_stream(a.transport))
+            cli_usage("--tls needs stream addresses: %s is a datagram address (DTLS is not "
+                      "supported)",
+                      c->addrs[i]);
     if (c->tls && c->to.alpn == NULL && strcmp(svc->name, "http") == 0)
         c->to.alpn = "http/1.1"; /* what a browser or curl needs to hear */
     c->to.pairs = c->pairs;
@@ -547,10 +552,6 @@ static size_t open_listeners(struct serve_cfg *c, sk_listener *ls, size_t cap)
         if (svc && !(svc->flags & (stream ? SK_SVC_STREAM : SK_SVC_DGRAM)))
             cli_usage("service %s does not run on %s sockets (%s)", svc->name,
                       stream ? "stream" : "datagram", c->addrs[i]);
-        if (c->tls && !stream)
-            cli_usage("--tls needs stream addresses: %s is a datagram address (DTLS is not "
-                      "supported)",
-                      c->addrs[i]);
     }
     for (int i = 0; i < c->naddrs; i++) {
         size_t n = 0;

@@ -43,7 +43,8 @@ LISTENING = re.compile(r"^sockit: listening on (\S+)$")
 # Options of `sockit serve` that take a value (to find SERVICE and ADDRESSes).
 SERVE_VALUE_OPTS = {"--model", "--workers", "--max-conns", "--idle-timeout",
                     "--root", "--dir", "--grace", "--index", "--auth",
-                    "--access-log"}
+                    "--access-log", "--cert", "--key", "--client-ca", "--alpn",
+                    "--tls-handshake-timeout"}
 
 
 class Skip(Exception):
