@@ -11,6 +11,7 @@ read from the line the server prints).
 
 import base64
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -448,3 +449,30 @@ def read_exact(s, n):
         got += chunk
     return got
 
+
+
+# -- bench --tls ----------------------------------------------------------------
+
+@timeout(40)
+def test_tls_bench_echo_and_conn():
+    """bench --tls against serve --tls: echo and conn run with every reply
+    checked and no error; conn counts its handshakes, resumed ones by default
+    and full ones with --no-resume."""
+    with tls_server(["-q", "echo", "tcp://127.0.0.1:0"], "epoll") as srv:
+        common = ["bench", "--pin", pin_of(srv), "--json", "-q", "-c", "4", "--workers", "2",
+                  "-d", "1", "--warmup", "0.2"]
+        target = "127.0.0.1:%d" % srv.port
+        results = {}
+        for name, extra in (("echo", ["--mode", "echo"]), ("conn", ["--mode", "conn"]),
+                            ("full", ["--mode", "conn", "--no-resume"])):
+            r = run_client(common + extra + [target], timeout=20)
+            assert r.returncode == 0, r
+            j = json.loads(r.out)
+            assert j["ops"] > 0 and not any(j["errors"].values()), (name, j)
+            results[name] = j
+        conn, full = results["conn"], results["full"]
+        assert conn["tls_handshakes"] > 0 and conn["tls_resumed"] > 0, conn
+        assert conn["tls_handshakes_s"] > 0, conn
+        assert full["tls_handshakes"] > 0 and full["tls_resumed"] == 0, full
+        r = run_client(["bench", "--tls", "--mode", "udp", "udp://127.0.0.1:9"], timeout=10)
+        assert r.returncode == 2 and "stream address" in r.err, r
