@@ -617,8 +617,13 @@ int cli_serve(int argc, char **argv)
     /* "sockit: serving /srv/www at http://[::]:8080/": where to point a browser. */
     for (size_t i = 0; i < n && !c.quiet && c.o.service->describe; i++) {
         char line[SK_NAME_MAX + 4200];
-        if (c.o.service->describe(c.config, &ls[i], line, sizeof line) > 0)
-            cli_warn("%s", line);
+        if (c.o.service->describe(c.config, &ls[i], line, sizeof line) > 0) {
+            char *u = c.o.tls ? strstr(line, "http://") : NULL;
+            if (u) /* where to point a browser: the scheme it must use */
+                cli_warn("%.*shttps://%s", (int)(u - line), line, u + strlen("http://"));
+            else
+                cli_warn("%s", line);
+        }
     }
     int rc = sk_server_run(s, &err);
     g_server = NULL;

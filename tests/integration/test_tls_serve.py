@@ -229,6 +229,7 @@ def test_tls_https_curl_keepalive_range_conditional_and_log():
             "--root", root, "--access-log", log, "tcp://127.0.0.1:0"]
     with Server(args) as srv:
         base = "https://localhost:%d" % srv.port
+        srv.wait_stderr("at https://127.0.0.1:%d/" % srv.port, timeout=5)
         out = os.path.join(tempdir(), "a.out")
         r = run(["curl", "-sS", "-v", "--http1.1", "--cacert", certs.path("ca.pem"),
                  "--resolve", "localhost:%d:127.0.0.1" % srv.port, "-o", out,
