@@ -116,7 +116,7 @@ static void serve_help(FILE *f, const sk_service *svc)
             "  --require-client-cert refuse clients without one (needs --client-ca)\n"
             "  --alpn LIST           protocols offered, comma-separated (http: http/1.1)\n"
             "  --tls-handshake-timeout SECS  close a handshake not done by then (default 10)\n"
-            "  SIGHUP re-reads the certificates and keys (connections stay open).\n");
+            "SIGHUP re-reads the certificates and keys (open connections go on).\n");
     for (const sk_service *const *s = sk_services(); *s; s++) {
         if ((svc && *s != svc) || (*s)->options == NULL || (*s)->options->name == NULL)
             continue;
