@@ -409,7 +409,8 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
  * byte (async-signal-safe); a thread of ours does the reload (sk_tls_reload
  * swaps the context under its lock, so every model's new connections get it;
  * fork children are forked with the context of the moment; prefork workers
- * keep the one they started with). Open connections are not touched. */
+ * keep the one they started with, replacements get the new one). Open
+ * connections are not touched. */
 static int g_hup_rd = -1, g_hup_wr = -1;
 static int g_quiet;
 
