@@ -225,6 +225,9 @@ def test_tls_https_curl_keepalive_range_conditional_and_log():
         f.write(body_a)
     with open(os.path.join(root, "b.txt"), "w") as f:
         f.write("hello over tls\n")
+    big = os.urandom(3 << 20)  # past the small-file cache: the sendfile path
+    with open(os.path.join(root, "big.bin"), "wb") as f:
+        f.write(big)
     log = os.path.join(tempdir(), "access.log")
     args = ["-v", "--cert", certs.path("leaf.pem"), "--key", certs.path("leaf.key"), "http",
             "--root", root, "--access-log", log, "tcp://127.0.0.1:0"]
@@ -251,10 +254,18 @@ def test_tls_https_curl_keepalive_range_conditional_and_log():
                  "-H", "If-Modified-Since: Fri, 01 Jan 2100 00:00:00 GMT",
                  "-w", "%{http_code}", base + "/b.txt"], timeout=10)
         assert r.returncode == 0 and r.out == "304", r
-        poll_until(lambda: open(log).read().count("\n") >= 4, timeout=5)
+        # A large file: SSL_sendfile with kernel TLS, else read and encrypted
+        # (conn_io.c's copy); -v says which.
+        r = run(["curl", "-sS", "--http1.1", "--cacert", certs.path("ca.pem"),
+                 "--resolve", "localhost:%d:127.0.0.1" % srv.port, base + "/big.bin"],
+                timeout=15)
+        assert r.returncode == 0 and sha(r.stdout) == sha(big), (r.returncode, len(r.stdout))
+        assert re.search(r"kernel TLS (on: files by SSL_sendfile|off: files copied)\)",
+                         srv.stderr_text()), srv.stderr_text()
+        poll_until(lambda: open(log).read().count("\n") >= 5, timeout=5)
         srv.wait_stderr('"GET /b.txt HTTP/1.1" 200 15 "TLSv1.3 TLS_', timeout=5)
     lines = open(log).read().splitlines()
-    assert len(lines) == 4, lines
+    assert len(lines) == 5, lines
     for line in lines:
         assert re.search(r'" "TLSv1\.3 TLS_[A-Z0-9_]+"$', line), line
     # The ephemeral certificate, pinned the way curl pins: base64 of the SPKI SHA-256.
