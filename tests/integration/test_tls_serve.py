@@ -492,15 +492,19 @@ def read_exact(s, n):
 
 @timeout(40)
 def test_tls_bench_echo_and_conn():
-    """bench --tls against serve --tls: echo and conn run with every reply
-    checked and no error; conn counts its handshakes, resumed ones by default
-    and full ones with --no-resume."""
+    """bench --tls against serve --tls: echo (small, and messages of several
+    TLS records), bulk --check-echo and conn run with every reply checked and
+    no error; conn counts its handshakes, resumed ones by default and full
+    ones with --no-resume."""
     with tls_server(["-q", "echo", "tcp://127.0.0.1:0"], "epoll") as srv:
         common = ["bench", "--pin", pin_of(srv), "--json", "-q", "-c", "4", "--workers", "2",
                   "-d", "1", "--warmup", "0.2"]
         target = "127.0.0.1:%d" % srv.port
         results = {}
-        for name, extra in (("echo", ["--mode", "echo"]), ("conn", ["--mode", "conn"]),
+        for name, extra in (("echo", ["--mode", "echo"]),
+                            ("records", ["--mode", "echo", "-s", "100000"]),
+                            ("bulk", ["--mode", "bulk", "--check-echo"]),
+                            ("conn", ["--mode", "conn"]),
                             ("full", ["--mode", "conn", "--no-resume"])):
             r = run_client(common + extra + [target], timeout=20)
             assert r.returncode == 0, r
