@@ -816,6 +816,18 @@ size_t sk_conn_pending(const sk_conn *c);
  */
 const char *sk_conn_peer_name(sk_conn *c);
 void sk_conn_peer_host_port(sk_conn *c, char *host, size_t cap, unsigned *port);
+/*
+ * The TLS session of a connection made on a TLS server (sk_server_opts.tls),
+ * or NULL for a plain connection. Services only see a connection once its
+ * handshake is complete (on_open comes after it). Version and cipher are
+ * static strings ("TLSv1.3", "TLS_AES_256_GCM_SHA384"). The subject is the
+ * client certificate's, verified against the server's client CA (RFC 2253:
+ * "CN=alice,O=Example"), NULL when the client sent none; it lives in a
+ * buffer of the calling thread, valid until its next sk_conn_tls_subject call.
+ */
+const char *sk_conn_tls_version(sk_conn *c);
+const char *sk_conn_tls_cipher(sk_conn *c);
+const char *sk_conn_tls_subject(sk_conn *c);
 
 /* Concurrency models */
 #define SK_MODEL_SHARED 0x1u     /* connections share one address space */
@@ -866,6 +878,12 @@ typedef struct sk_server_opts {
     /* Diagnostics: errors and, with verbose, connection logs. One line, no newline. */
     void (*log)(void *arg, int level, const char *line);
     void *arg; /* passed to report and log */
+    /* TLS on every stream listener (sk_tls_server_new; NULL: plain). Borrowed:
+     * it must outlive the server; sk_tls_reload on it (SIGHUP) reaches the
+     * connections made afterwards. A datagram listener is refused with it. */
+    sk_tls *tls;
+    int tls_handshake_timeout_ms; /* a connection still in its handshake this long
+                                   * is closed (logged with verbose); 0 = 10 s */
 } sk_server_opts;
 
 /* Create a server. Returns NULL with err on failure (e.g. service/model mismatch). */
@@ -981,6 +999,11 @@ typedef struct sk_xfer_stats {
  */
 int sk_xfer_send(int fd, const char *const *paths, size_t n, const sk_xfer_opts *o,
                  sk_xfer_stats *st, sk_err *err);
+/* As sk_xfer_send, over an established TLS connection (sk_tls_conn_new, its
+ * handshake done); on success the close_notify is sent, so the receiver sees
+ * a proper end. The connection stays the caller's (sk_tls_conn_close). */
+int sk_xfer_send_tls(sk_tls_conn *c, const char *const *paths, size_t n, const sk_xfer_opts *o,
+                     sk_xfer_stats *st, sk_err *err);
 
 #if defined(__GNUC__) || defined(__clang__)
 #pragma GCC visibility pop

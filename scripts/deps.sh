@@ -10,6 +10,7 @@ set -euo pipefail
 #   pkg-config            checks the installed sockit.pc
 #   socat netcat-openbsd  real clients for the integration tests
 #   ncat rdate            more real clients (ncat --broker style tests, rdate -p for time)
+#   sslscan               checks what serve --tls offers (protocols, ciphers, renegotiation)
 #   iproute2 procps       ss / ps for descriptor and zombie checks
 #   libcrypt-dev          crypt(3) for HTTP Basic auth
 #   libuv1-dev            the libuv peer in bench/peers
@@ -18,7 +19,7 @@ set -euo pipefail
 #   openssl               `openssl passwd -6` for the auth tests once Python lacks crypt (3.13+)
 #   default-jdk-headless  javac/java for the tutorial's Java client (docs/clients, test_tutorial_doc)
 #   libssl-dev            OpenSSL 3 for TLS (linked through pkg-config)
-pkgs=(clang libclang-rt-14-dev libcmocka-dev pkg-config socat netcat-openbsd ncat rdate
+pkgs=(clang libclang-rt-14-dev libcmocka-dev pkg-config socat netcat-openbsd ncat rdate sslscan
       iproute2 procps libcrypt-dev libuv1-dev lighttpd nginx-light wrk iperf3 gnuplot-nox
       netbase python3 curl wget chromium openssl default-jdk-headless libssl-dev)
 

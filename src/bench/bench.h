@@ -82,6 +82,8 @@ typedef struct bench_cfg {
      * plain (sk__tp_plain). 0, or -1 with errno: the connect fails and fd
      * is still the caller's to close. Used by the workers and the probe. */
     int (*tp_open)(sk_tp *t, int fd, const struct bench_cfg *cfg);
+    sk_tls *tls;      /* --tls: the client context (tp_open = bench_tls_open) */
+    int tls_resume;   /* offer the last session again (not --no-resume) */
     uint8_t *request; /* http: the request */
     size_t request_len;
     /* Derived by bench_prepare (modes.c) from the mode and the options. */
@@ -94,7 +96,8 @@ typedef struct bench_cfg {
 typedef struct bench_stats {
     uint64_t ops, bytes, connects;
     uint64_t errors[BE_NKINDS];
-    uint64_t status[6]; /* http: [1]..[5] = 1xx..5xx, [0] other */
+    uint64_t status[6];             /* http: [1]..[5] = 1xx..5xx, [0] other */
+    uint64_t tls_full, tls_resumed; /* --tls: handshakes completed (measured time) */
     bench_hist hist;
 } bench_stats;
 
@@ -161,7 +164,8 @@ typedef struct bench_worker {
     uint8_t hdr[64][BENCH_HDR];
     atomic_uint_fast64_t pub_ops, pub_errors; /* for the progress line */
     atomic_int pub_open;
-    atomic_int done; /* the thread has finished */
+    atomic_int done;   /* the thread has finished */
+    void *tls_session; /* --tls: the session offered to the next connections */
 } bench_worker;
 
 /* idle: the server under test (server.c) */
@@ -261,6 +265,16 @@ void bench_again(bench_worker *w, bench_conn *c, unsigned ev); /* budget spent: 
 void bench_error(bench_worker *w, int kind);
 /* A successful operation that started at t_start and ended at now. */
 void bench_ok(bench_worker *w, int64_t t_start, int64_t now, uint64_t bytes);
+
+/* ---------------------------------------------------------------- tls.c */
+
+/* bench_cfg.tp_open for --tls. */
+int bench_tls_open(sk_tp *t, int fd, const bench_cfg *cfg);
+/* A TLS connection was made: offer the worker's session (resumption). */
+void bench_tls_opened(bench_worker *w, bench_conn *c);
+/* It is about to close: count its handshake, keep its session. */
+void bench_tls_closing(bench_worker *w, bench_conn *c);
+void bench_tls_worker_free(bench_worker *w);
 
 /* ---------------------------------------------------------------- stream.c */
 

@@ -93,6 +93,8 @@ void bench_conn_timer(bench_worker *w, bench_conn *c, int64_t at)
 static void conn_close(bench_worker *w, bench_conn *c)
 {
     if (c->tp.fd >= 0) {
+        if (w->cfg->tls)
+            bench_tls_closing(w, c);
         sk__tp_close(&c->tp); /* also leaves the epoll set */
         if (c->state == BC_OPEN)
             w->open_now--;
@@ -220,6 +222,8 @@ static void conn_connect(bench_worker *w, bench_conn *c, int64_t now)
         close(fd);
         bench_conn_fail(w, c, BE_CONNECT);
         return;
+    } else if (w->cfg->tls) {
+        bench_tls_opened(w, c);
     }
     c->state = BC_CONNECTING;
     if (r == 0)
@@ -463,6 +467,7 @@ static void worker_free(bench_worker *w)
     free(w->again_mem);
     free(w->rbuf);
     free(w->mstate_store);
+    bench_tls_worker_free(w);
 }
 
 int bench_engine(const bench_cfg *cfg, bench_run *run, bench_stats *total,
@@ -519,6 +524,8 @@ int bench_engine(const bench_cfg *cfg, bench_run *run, bench_stats *total,
         total->ops += s->ops;
         total->bytes += s->bytes;
         total->connects += s->connects;
+        total->tls_full += s->tls_full;
+        total->tls_resumed += s->tls_resumed;
         for (int k = 0; k < BE_NKINDS; k++)
             total->errors[k] += s->errors[k];
         for (int k = 0; k < 6; k++)

@@ -67,6 +67,11 @@ static void report_json(FILE *f, const bench_cfg *c, const bench_stats *st, doub
         fprintf(f, "%s\"%s\":%llu", k ? "," : "", bench_err_names[k],
                 (unsigned long long)st->errors[k]);
     fputc('}', f);
+    if (c->tls)
+        fprintf(f, ",\"tls_handshakes\":%llu,\"tls_resumed\":%llu,\"tls_handshakes_s\":%.1f",
+                (unsigned long long)(st->tls_full + st->tls_resumed),
+                (unsigned long long)st->tls_resumed,
+                secs > 0 ? (double)(st->tls_full + st->tls_resumed) / secs : 0.0);
     if (c->mode->report)
         c->mode->report(c, st, srv, f, 1);
     fprintf(f, "}\n");
@@ -110,6 +115,11 @@ static void report_table(FILE *f, const bench_cfg *c, const bench_stats *st, dou
             any = 1;
         }
     fprintf(f, "%s\n", any ? "" : " none");
+    if (c->tls)
+        fprintf(f, "%-12s %llu handshakes (%llu full, %llu resumed), %.1f handshakes/s\n", "tls",
+                (unsigned long long)(st->tls_full + st->tls_resumed),
+                (unsigned long long)st->tls_full, (unsigned long long)st->tls_resumed,
+                secs > 0 ? (double)(st->tls_full + st->tls_resumed) / secs : 0.0);
     if (c->mode->report)
         c->mode->report(c, st, srv, f, 0);
 }

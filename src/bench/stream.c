@@ -165,8 +165,11 @@ int bench_stream_read(bench_worker *w, bench_conn *c)
         if (r < 0)
             return -1;
         /* A short read emptied the socket (more data is a new edge), unless
-         * the transport holds more, or the end of the stream is already here. */
-        if ((size_t)n < w->rcap && !c->hup && sk__tp_buffered(&c->tp) == 0)
+         * the transport holds more, or the end of the stream is already here.
+         * Not for a transport with state (impl: TLS): it returns one record
+         * per read, and the socket may hold more records that make no new
+         * edge, so it is read until it says SK_TP_AGAIN. */
+        if ((size_t)n < w->rcap && !c->hup && c->tp.impl == NULL)
             return 0;
     }
     bench_again(w, c, BEV_READ);

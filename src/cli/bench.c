@@ -26,6 +26,8 @@
 #define WARMUP_MAX_S 60
 
 static bench_run g_run;
+static struct cli_tls_client g_tls; /* --tls and the options it shares with connect */
+static int g_no_resume;
 
 static void bench_help(FILE *f)
 {
@@ -53,6 +55,12 @@ static void bench_help(FILE *f)
                "  --json                one JSON object on stdout instead of the table\n"
                "  -q, --quiet           no progress line, no notes\n"
                "  -h, --help            this text\n"
+               "\n"
+               "TLS, for every stream mode (any of these implies --tls; as in connect):\n");
+    cli_tls_client_help(f);
+    fprintf(f, "  --no-resume    a full handshake for every connection (default: each worker\n"
+               "                 offers the last session it got, so conn measures resumed\n"
+               "                 handshakes after the first; the report counts both kinds)\n"
                "\n"
                "Throughput counts the bytes of checked replies (http: whole responses; bulk\n"
                "without --check-echo: bytes written). Latency: from a message's first byte\n"
@@ -91,7 +99,18 @@ static int64_t parse_secs(const char *opt, const char *s, int64_t max_s)
 
 static void parse(int argc, char **argv, bench_cfg *c)
 {
-    enum { O_PIPE = 256, O_WORKERS, O_WARMUP, O_TIMEOUT, O_PATH, O_CHECK, O_PID, O_JSON, O_MODE };
+    enum {
+        O_PIPE = 256,
+        O_WORKERS,
+        O_WARMUP,
+        O_TIMEOUT,
+        O_PATH,
+        O_CHECK,
+        O_PID,
+        O_JSON,
+        O_MODE,
+        O_NO_RESUME
+    };
     static const struct option longs[] = {
         {"mode", required_argument, NULL, O_MODE},
         {"connections", required_argument, NULL, 'c'},
@@ -107,6 +126,8 @@ static void parse(int argc, char **argv, bench_cfg *c)
         {"json", no_argument, NULL, O_JSON},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
+        {"no-resume", no_argument, NULL, O_NO_RESUME},
+        CLI_TLS_CLIENT_LONGOPTS,
         {0},
     };
     const char *mode = "echo";
@@ -120,6 +141,8 @@ static void parse(int argc, char **argv, bench_cfg *c)
     opterr = 0;
     int ch;
     while ((ch = getopt_long(argc, argv, ":c:d:s:qh", longs, NULL)) != -1) {
+        if (cli_tls_client_option(&g_tls, ch, optarg))
+            continue;
         switch (ch) {
         case O_MODE: mode = optarg; break;
         case 'c': c->connections = (int)cli_number("-c", optarg, 1, 1000000); break;
@@ -140,6 +163,7 @@ static void parse(int argc, char **argv, bench_cfg *c)
         case O_PID: c->server_pid = cli_number("--server-pid", optarg, 1, 0x7fffffff); break;
         case O_JSON: c->json = 1; break;
         case 'q': c->quiet = 1; break;
+        case O_NO_RESUME: g_no_resume = 1, g_tls.tls = 1; break;
         case 'h': bench_help(stdout); exit(0);
         default: cli_bad_option("bench", ch, argv);
         }
@@ -190,6 +214,15 @@ static void parse(int argc, char **argv, bench_cfg *c)
         cli_usage("--mode %s needs a datagram address (udp://HOST:PORT or unixgram:PATH)", mode);
     if (!(m->flags & BENCH_F_DGRAM) && !stream)
         cli_usage("--mode %s needs a stream address (HOST:PORT, tcp://, unix:PATH)", mode);
+    cli_tls_client_finish(&g_tls, &c->addr);
+    if (g_tls.tls) {
+        if (g_tls.to.insecure && !c->quiet)
+            cli_warn("warning: --insecure: the server's identity is not checked");
+        if ((c->tls = sk_tls_client_new(&g_tls.to, &err)) == NULL)
+            cli_die(&err);
+        c->tp_open = bench_tls_open;
+        c->tls_resume = !g_no_resume;
+    }
 }
 
 static void raise_fd_limit(const bench_cfg *c)
@@ -295,6 +328,7 @@ int cli_bench(int argc, char **argv)
         cli_die(&err);
     bench_report(stdout, &cfg, &st, secs, &srv);
     free(cfg.request);
+    sk_tls_free(cfg.tls);
     if (st.connects == 0) {
         cli_warn("bench: no connection to %s succeeded", cfg.target);
         return 1;

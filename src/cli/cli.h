@@ -3,6 +3,7 @@
 #define SK_CLI_H
 
 #include <signal.h>
+#include <stdio.h>
 
 #include "sockit.h"
 
@@ -39,6 +40,42 @@ struct cli_stdio_opts {
 };
 int cli_serve_stdio(sk_listener *ls, size_t n, const struct cli_stdio_opts *o,
                     volatile sig_atomic_t *live);
+
+/* tls_opts.c: the TLS client options of connect and bench. */
+#define CLI_PINS_MAX 16
+struct cli_tls_client {
+    int tls; /* --tls or any TLS option */
+    sk_tls_client_opts to;
+    const char *pins[CLI_PINS_MAX];
+};
+enum {
+    CLI_OPT_TLS = 512,
+    CLI_OPT_CA,
+    CLI_OPT_PIN,
+    CLI_OPT_INSECURE,
+    CLI_OPT_SNI,
+    CLI_OPT_ALPN,
+    CLI_OPT_CERT,
+    CLI_OPT_KEY
+};
+/* Their entries in a getopt_long table. */
+#define CLI_TLS_CLIENT_LONGOPTS                                                                    \
+    {"tls", no_argument, NULL, CLI_OPT_TLS}, {"ca", required_argument, NULL, CLI_OPT_CA},          \
+        {"pin", required_argument, NULL, CLI_OPT_PIN},                                             \
+        {"insecure", no_argument, NULL, CLI_OPT_INSECURE},                                         \
+        {"sni", required_argument, NULL, CLI_OPT_SNI},                                             \
+        {"alpn", required_argument, NULL, CLI_OPT_ALPN},                                           \
+        {"cert", required_argument, NULL, CLI_OPT_CERT},                                           \
+    {                                                                                              \
+        "key", required_argument, NULL, CLI_OPT_KEY                                                \
+    }
+/* Take option ch (getopt's value) if it is one of them: 1, else 0. */
+int cli_tls_client_option(struct cli_tls_client *t, int ch, const char *arg);
+/* Once the address is known: usage errors (datagrams, Unix without a pin,
+ * SNI or --insecure), and the host name checked. */
+void cli_tls_client_finish(struct cli_tls_client *t, const sk_addr *a);
+/* The options' lines for --help. */
+void cli_tls_client_help(FILE *f);
 
 int cli_serve(int argc, char **argv);
 int cli_connect(int argc, char **argv);

@@ -20,8 +20,6 @@
 #define DGRAM_LINGER_DEFAULT_MS 2000 /* UDP without -w: wait this long for replies */
 #define PROMPT_REPLY_MAX (1u << 20)
 
-#define PINS_MAX 16
-
 struct connect_cfg {
     int prompt, zero, verbose, crlf;
     int timeout_ms;                  /* -w; 0 = none */
@@ -29,13 +27,8 @@ struct connect_cfg {
     const char *src_host, *src_port; /* -s, -p */
     long port_lo, port_hi;           /* -z with a port range; 0 = none */
     sk_addr addr;
-    int tls; /* --tls or any TLS option */
-    sk_tls_client_opts to;
-    const char *pins[PINS_MAX];
+    struct cli_tls_client t; /* --tls and the other TLS options (tls_opts.c) */
 };
-
-/* Long-only options */
-enum { OPT_TLS = 512, OPT_CA, OPT_PIN, OPT_INSECURE, OPT_SNI, OPT_ALPN, OPT_CERT, OPT_KEY };
 
 static void connect_help(FILE *f)
 {
@@ -64,21 +57,12 @@ static void connect_help(FILE *f)
                "  -h, --help     this text\n"
                "\n"
                "TLS (any of these implies --tls; the server's certificate is verified against\n"
-               "the system's trusted CAs and the host name, unless told otherwise):\n"
-               "  --tls          speak TLS 1.2/1.3; at the end of stdin a close_notify is sent,\n"
-               "                 and an end of stream without the server's is an error\n"
-               "  --ca FILE|DIR  trust these CA certificates (PEM) instead of the system's\n"
-               "  --pin sha256:HEX  accept only a server whose public key (SubjectPublicKeyInfo)\n"
-               "                 has this SHA-256 (repeatable); a pin alone trusts a\n"
-               "                 self-signed server, as `serve --tls` prints it\n"
-               "  --insecure     do not check the server's identity at all (warned about)\n"
-               "  --sni NAME     send NAME as the server name and check the certificate for it\n"
-               "                 (needed over a Unix socket, unless --pin or --insecure)\n"
-               "  --alpn LIST    offer these protocols, comma-separated (e.g. h2,http/1.1)\n"
-               "  --cert FILE    client certificate (PEM, with its chain) for mutual TLS\n"
-               "  --key FILE     its private key (default: in the --cert file)\n"
-               "  The handshake must finish within -w seconds (default 10); -v prints the\n"
-               "  TLS version, cipher and ALPN protocol; -z also completes the handshake.\n");
+               "the system's trusted CAs and the host name, unless told otherwise):\n");
+    cli_tls_client_help(f);
+    fprintf(f, "  At the end of stdin a close_notify is sent, and an end of stream without the\n"
+               "  server's is an error. The handshake must finish within -w seconds (default\n"
+               "  10); -v prints the TLS version, cipher and ALPN protocol; -z also completes\n"
+               "  the handshake.\n");
 }
 
 /* "20-25" as a port range, or 0. */
@@ -129,19 +113,14 @@ static void parse(int argc, char **argv, struct connect_cfg *c)
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"timeout", required_argument, NULL, 'w'},
-        {"tls", no_argument, NULL, OPT_TLS},
-        {"ca", required_argument, NULL, OPT_CA},
-        {"pin", required_argument, NULL, OPT_PIN},
-        {"insecure", no_argument, NULL, OPT_INSECURE},
-        {"sni", required_argument, NULL, OPT_SNI},
-        {"alpn", required_argument, NULL, OPT_ALPN},
-        {"cert", required_argument, NULL, OPT_CERT},
-        {"key", required_argument, NULL, OPT_KEY},
+        CLI_TLS_CLIENT_LONGOPTS,
         {0},
     };
     opterr = 0;
     int ch;
     while ((ch = getopt_long(argc, argv, ":w:zvhCs:p:", longs, NULL)) != -1) {
+        if (cli_tls_client_option(&c->t, ch, optarg))
+            continue;
         switch (ch) {
         case O_PROMPT: c->prompt = 1; break;
         case O_RETRY: c->retry = (int)cli_number("--retry", optarg, 0, 1000000); break;
@@ -160,18 +139,6 @@ static void parse(int argc, char **argv, struct connect_cfg *c)
         case 'z': c->zero = 1; break;
         case 'v': c->verbose = 1; break;
         case 'h': connect_help(stdout); exit(0);
-        case OPT_TLS: c->tls = 1; break;
-        case OPT_CA: c->tls = 1, c->to.ca = optarg; break;
-        case OPT_PIN:
-            if (c->to.npins == PINS_MAX)
-                cli_usage("--pin: at most %d pins", PINS_MAX);
-            c->tls = 1, c->pins[c->to.npins++] = optarg;
-            break;
-        case OPT_INSECURE: c->tls = 1, c->to.insecure = 1; break;
-        case OPT_SNI: c->tls = 1, c->to.sni = optarg; break;
-        case OPT_ALPN: c->tls = 1, c->to.alpn = optarg; break;
-        case OPT_CERT: c->tls = 1, c->to.cert = optarg; break;
-        case OPT_KEY: c->tls = 1, c->to.key = optarg; break;
         default: cli_bad_option("connect", ch, argv);
         }
     }
@@ -186,18 +153,9 @@ static void parse(int argc, char **argv, struct connect_cfg *c)
         (c->addr.transport == SK_UNIX || c->addr.transport == SK_UNIXGRAM))
         cli_usage("-s and -p are for TCP and UDP addresses, not %s",
                   sk_transport_name(c->addr.transport));
-    if (c->tls) {
-        if (!sk_transport_is_stream(c->addr.transport))
-            cli_usage("--tls needs a stream address (TLS over datagrams, DTLS, is not supported)");
-        if (c->prompt)
-            cli_usage("--prompt and --tls cannot be used together");
-        if (c->addr.family == AF_UNIX && !c->to.npins && !c->to.sni && !c->to.insecure)
-            cli_usage("--tls over a Unix socket needs --pin sha256:..., --sni NAME or --insecure "
-                      "(there is no host name to check the certificate against)");
-        c->to.pins = c->pins;
-        if (c->addr.family != AF_UNIX)
-            c->to.host = c->addr.host[0] ? c->addr.host : "localhost";
-    }
+    cli_tls_client_finish(&c->t, &c->addr);
+    if (c->t.tls && c->prompt)
+        cli_usage("--prompt and --tls cannot be used together");
 }
 
 /* The TLS session: handshake (verified), then the relay through it. */
@@ -388,10 +346,10 @@ int cli_connect(int argc, char **argv)
         return scan_ports(&c);
     sk_err err;
     sk_tls *tls = NULL; /* made first: a bad file is reported before connecting */
-    if (c.tls) {
-        if (c.to.insecure)
+    if (c.t.tls) {
+        if (c.t.to.insecure)
             cli_warn("warning: --insecure: the server's identity is not checked");
-        if ((tls = sk_tls_client_new(&c.to, &err)) == NULL)
+        if ((tls = sk_tls_client_new(&c.t.to, &err)) == NULL)
             cli_die(&err);
     }
     sk_endpoint peer;
@@ -407,7 +365,7 @@ int cli_connect(int argc, char **argv)
     }
     char name[SK_NAME_MAX];
     sk_sockaddr_format((struct sockaddr *)&peer.sa, peer.len, c.addr.transport, name, sizeof name);
-    if (c.tls) {
+    if (c.t.tls) {
         if (c.verbose)
             cli_warn("connected to %s", name);
         return run_tls(&c, tls, fd, name);

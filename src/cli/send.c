@@ -47,8 +47,10 @@ static void help(void)
            "                         on stdout, or none\n"
            "      --name NAME        the name the only PATH is stored under (needed for -)\n"
            "  -w, --timeout SECONDS  connect timeout and longest wait for an answer\n"
-           "  -q, --quiet            no summary\n",
+           "  -q, --quiet            no summary\n"
+           "\nTLS (any of these implies --tls; the receiver runs `serve recv --tls`):\n",
            USAGE);
+    cli_tls_client_help(stdout);
 }
 
 static void human(char *buf, size_t cap, double v)
@@ -206,8 +208,10 @@ int cli_send(int argc, char **argv)
         {"timeout", required_argument, NULL, 'w'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
+        CLI_TLS_CLIENT_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
+    struct cli_tls_client tc = {0};
     sk_xfer_opts o = {0};
     send_ui u = {0};
     int quiet = 0, timeout_ms = 0;
@@ -245,7 +249,9 @@ int cli_send(int argc, char **argv)
         case 'w': timeout_ms = cli_seconds_ms("-w", optarg); break;
         case 'q': quiet = 1; break;
         case 'h': help(); return 0;
-        default: cli_bad_option("send", ch, argv);
+        default:
+            if (!cli_tls_client_option(&tc, ch, optarg))
+                cli_bad_option("send", ch, argv);
         }
     }
     int words = argc - optind;
@@ -259,6 +265,7 @@ int cli_send(int argc, char **argv)
         addr_words = 2;
     sk_addr a;
     cli_client_address(addr_words, w + words - addr_words, &a, USAGE);
+    cli_tls_client_finish(&tc, &a);
     int npaths = words - addr_words;
     for (int i = 0; i < npaths; i++)
         if (strcmp(w[i], "-") == 0 && o.name == NULL)
@@ -267,17 +274,38 @@ int cli_send(int argc, char **argv)
         cli_usage("--name names one PATH, not %d", npaths);
     sk_err err;
     sk_ignore_sigpipe();
-    int fd = sk_connect(&a, timeout_ms, NULL, &err);
+    sk_tls *tls = NULL; /* made first: a bad file is reported before connecting */
+    if (tc.tls) {
+        if (tc.to.insecure)
+            cli_warn("warning: --insecure: the receiver's identity is not checked");
+        if ((tls = sk_tls_client_new(&tc.to, &err)) == NULL)
+            cli_die(&err);
+    }
+    sk_endpoint peer;
+    int fd = sk_connect(&a, timeout_ms, &peer, &err);
     if (fd < 0)
         cli_die(&err);
+    sk_tls_conn *tconn = NULL;
+    if (tls) {
+        char name[SK_NAME_MAX];
+        sk_sockaddr_format((struct sockaddr *)&peer.sa, peer.len, a.transport, name, sizeof name);
+        if ((tconn = sk_tls_conn_new(tls, fd, 0, name, timeout_ms, &err)) == NULL)
+            cli_die(&err);
+    }
     o.timeout_ms = timeout_ms;
     o.on_file = on_file;
     o.arg = &u;
     u.total = total_size(w, npaths);
     u.t0 = sk_now_ms();
     sk_xfer_stats st;
-    int rc = sk_xfer_send(fd, (const char *const *)w, (size_t)npaths, &o, &st, &err);
-    close(fd);
+    int rc = tconn ? sk_xfer_send_tls(tconn, (const char *const *)w, (size_t)npaths, &o, &st, &err)
+                   : sk_xfer_send(fd, (const char *const *)w, (size_t)npaths, &o, &st, &err);
+    if (tconn) {
+        sk_tls_conn_close(tconn); /* closes fd */
+        sk_tls_free(tls);
+    } else {
+        close(fd);
+    }
     if (u.drawn)
         fprintf(stderr, "\n");
     if (rc < 0)

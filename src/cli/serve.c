@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include "cli.h"
 
 #define MAX_LISTENERS 64
+#define MAX_TLS_PAIRS 16
 
 struct serve_cfg {
     sk_server_opts o;
@@ -32,6 +34,10 @@ struct serve_cfg {
     char **addrs;
     int naddrs;
     sk_access *access; /* --allow/--deny/--allow-file/--deny-file, NULL if none */
+    /* TLS: any of its options implies --tls */
+    int tls;
+    sk_tls_server_opts to;
+    sk_tls_pair pairs[MAX_TLS_PAIRS];
 };
 
 static sk_server *g_server;
@@ -111,7 +117,18 @@ static void serve_help(FILE *f, const sk_service *svc)
             "  -v, --verbose         log each connection on stderr\n"
             "  -q, --quiet           no service output, no messages but errors\n"
             "  -k, --keep-open       stdio: after a client leaves, wait for the next (nc -lk)\n"
-            "  -h, --help            this text (sockit serve SERVICE --help: its options too)\n");
+            "  -h, --help            this text (sockit serve SERVICE --help: its options too)\n"
+            "\nTLS (stream services; any of these implies --tls):\n"
+            "  --tls                 speak TLS 1.2/1.3; without --cert an ephemeral certificate\n"
+            "                        is made and its pin printed on stderr\n"
+            "  --cert FILE           certificate (PEM, leaf then chain); repeatable: the first\n"
+            "                        is the default, others are chosen by the client's SNI\n"
+            "  --key FILE            the private key of the --cert before it (default: in it)\n"
+            "  --client-ca FILE      ask for client certificates, verified against FILE/DIR\n"
+            "  --require-client-cert refuse clients without one (needs --client-ca)\n"
+            "  --alpn LIST           protocols offered, comma-separated (http: http/1.1)\n"
+            "  --tls-handshake-timeout SECS  close a handshake not done by then (default 10)\n"
+            "SIGHUP re-reads the certificates and keys (open connections go on).\n");
     for (const sk_service *const *s = sk_services(); *s; s++) {
         if ((svc && *s != svc) || (*s)->options == NULL || (*s)->options->name == NULL)
             continue;
@@ -289,6 +306,13 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
         O_DENY_FILE,
         O_PER_SOURCE,
         O_RATE,
+        O_TLS,
+        O_CERT,
+        O_KEY,
+        O_CLIENT_CA,
+        O_REQUIRE_CC,
+        O_ALPN,
+        O_HS_TIMEOUT,
         O_SVC = 1024
     };
     static const struct option common[] = {
@@ -308,6 +332,13 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
         {"quiet", no_argument, NULL, 'q'},
         {"keep-open", no_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
+        {"tls", no_argument, NULL, O_TLS},
+        {"cert", required_argument, NULL, O_CERT},
+        {"key", required_argument, NULL, O_KEY},
+        {"client-ca", required_argument, NULL, O_CLIENT_CA},
+        {"require-client-cert", no_argument, NULL, O_REQUIRE_CC},
+        {"alpn", required_argument, NULL, O_ALPN},
+        {"tls-handshake-timeout", required_argument, NULL, O_HS_TIMEOUT},
     };
     struct option longs[sizeof common / sizeof common[0] + MAX_SVC_OPTS + 1];
     size_t ncommon = sizeof common / sizeof common[0];
@@ -353,6 +384,26 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
         case 'q': c->quiet = 1; break;
         case 'k': c->keep_open = 1; break;
         case 'h': help = 1; break;
+        case O_TLS: c->tls = 1; break;
+        case O_CERT:
+            if (c->to.npairs == MAX_TLS_PAIRS)
+                cli_usage("--cert: at most %d certificates", MAX_TLS_PAIRS);
+            c->tls = 1, c->pairs[c->to.npairs++].cert = optarg;
+            break;
+        case O_KEY:
+            if (c->to.npairs == 0 || c->pairs[c->to.npairs - 1].key)
+                cli_usage("--key %s: give it after its --cert FILE", optarg);
+            c->tls = 1, c->pairs[c->to.npairs - 1].key = optarg;
+            break;
+        case O_CLIENT_CA: c->tls = 1, c->to.client_ca = optarg; break;
+        case O_REQUIRE_CC: c->tls = 1, c->to.require_client_cert = 1; break;
+        case O_ALPN: c->tls = 1, c->to.alpn = optarg; break;
+        case O_HS_TIMEOUT:
+            c->tls = 1;
+            c->o.tls_handshake_timeout_ms = cli_seconds_ms("--tls-handshake-timeout", optarg);
+            if (c->o.tls_handshake_timeout_ms == 0)
+                cli_usage("--tls-handshake-timeout: give a time above 0");
+            break;
         default: cli_bad_option("serve", ch, argv);
         }
     }
@@ -412,6 +463,99 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
     }
     free(given);
     given = NULL;
+    if (c->tls && svc == NULL)
+        cli_usage("serve stdio does not speak TLS (use a service, or socat OPENSSL-LISTEN:)");
+    if (c->to.require_client_cert && c->to.client_ca == NULL)
+        cli_usage("--require-client-cert needs --client-ca FILE (the CA client certificates "
+                  "are checked against)");
+    for (int i = 0; c->tls && i < c->naddrs; i++) /* before the context is made */
+        if (sk_addr_parse(&a, c->addrs[i], NULL) == 0 && !sk_transport_is_stream(a.transport))
+            cli_usage("--tls needs stream addresses: %s is a datagram address (DTLS is not "
+                      "supported)",
+                      c->addrs[i]);
+    if (c->tls && c->to.alpn == NULL && strcmp(svc->name, "http") == 0)
+        c->to.alpn = "http/1.1"; /* what a browser or curl needs to hear */
+    c->to.pairs = c->pairs;
+}
+
+/* SIGHUP: re-read the TLS certificates and keys. The handler only writes a
+ * byte (async-signal-safe); a thread of ours does the reload (sk_tls_reload
+ * swaps the context under its lock, so every model's new connections get it;
+ * fork children are forked with the context of the moment; prefork workers
+ * keep the one they started with, replacements get the new one). Open
+ * connections are not touched. */
+static int g_hup_rd = -1, g_hup_wr = -1;
+static int g_quiet;
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    int e = errno;
+    ssize_t r = write(g_hup_wr, "h", 1);
+    (void)r; /* a full pipe already holds a reload */
+    errno = e;
+}
+
+static void *reload_main(void *arg)
+{
+    sk_tls *tls = arg;
+    for (;;) {
+        char junk[64];
+        ssize_t n = read(g_hup_rd, junk, sizeof junk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return NULL;
+        sk_err err;
+        char line[SK_ERR_MAX + 80];
+        if (sk_tls_reload(tls, &err) < 0) {
+            snprintf(line, sizeof line, "SIGHUP: %s (the old certificates stay in use)", err.msg);
+            log_line(NULL, SK_LOG_ERROR, line);
+        } else if (!g_quiet) {
+            log_line(NULL, SK_LOG_INFO, "SIGHUP: TLS certificates and keys reloaded");
+        }
+    }
+}
+
+static void install_reload(sk_tls *tls)
+{
+    int p[2];
+    pthread_t tid;
+    if (pipe2(p, O_CLOEXEC) < 0)
+        cli_fail("pipe: %s", strerror(errno));
+    g_hup_rd = p[0];
+    g_hup_wr = p[1];
+    if (fcntl(g_hup_wr, F_SETFL, O_NONBLOCK) < 0)
+        cli_fail("fcntl: %s", strerror(errno));
+    /* The thread takes no signals: they go to the serving threads, as before. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&tid, NULL, reload_main, tls);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        cli_fail("pthread_create: %s", strerror(rc));
+    pthread_detach(tid);
+    struct sigaction sa = {0};
+    sa.sa_handler = on_hup;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+/* The server's TLS context, before anything is bound: a bad file is reported
+ * first. The ephemeral certificate's pin is printed even with -q (a script
+ * needs it, as it needs the port). */
+static sk_tls *make_tls(struct serve_cfg *c)
+{
+    sk_err err;
+    sk_tls *tls = sk_tls_server_new(&c->to, &err);
+    if (tls == NULL)
+        cli_die(&err);
+    char fp[80];
+    if (sk_tls_is_ephemeral(tls) && sk_tls_fingerprint(tls, fp, sizeof fp) > 0)
+        cli_warn("TLS certificate %s (pin it with connect --pin sha256:...)", fp);
+    return tls;
 }
 
 static void install_signals(void (*handler)(int))
@@ -513,6 +657,9 @@ int cli_serve(int argc, char **argv)
     sk_listener ls[MAX_LISTENERS];
     sk_err err;
     sk_server *s = NULL;
+    g_quiet = c.quiet;
+    if (c.tls)
+        c.o.tls = make_tls(&c);
     if (c.o.service) {
         /* Create the server first: a service/model mismatch is a usage error
          * and should not wait for the addresses to bind. */
@@ -521,6 +668,8 @@ int cli_serve(int argc, char **argv)
             cli_die(&err);
     }
     install_signals(s ? on_stop_signal : on_stdio_signal);
+    if (c.o.tls)
+        install_reload(c.o.tls);
     g_server = s;
     size_t n = open_listeners(&c, ls, MAX_LISTENERS);
     if (s == NULL) {
@@ -543,8 +692,13 @@ int cli_serve(int argc, char **argv)
     /* "sockit: serving /srv/www at http://[::]:8080/": where to point a browser. */
     for (size_t i = 0; i < n && !c.quiet && c.o.service->describe; i++) {
         char line[SK_NAME_MAX + 4200];
-        if (c.o.service->describe(c.config, &ls[i], line, sizeof line) > 0)
-            cli_warn("%s", line);
+        if (c.o.service->describe(c.config, &ls[i], line, sizeof line) > 0) {
+            char *u = c.o.tls ? strstr(line, "http://") : NULL;
+            if (u) /* where to point a browser: the scheme it must use */
+                cli_warn("%.*shttps://%s", (int)(u - line), line, u + strlen("http://"));
+            else
+                cli_warn("%s", line);
+        }
     }
     int rc = sk_server_run(s, &err);
     g_server = NULL;
@@ -552,6 +706,7 @@ int cli_serve(int argc, char **argv)
     sk_service_config_free(c.o.service, c.config);
     sk_access_free(c.access);
     finish_output();
+    /* c.o.tls stays: the reload thread may be using it, and we exit now. */
     if (rc < 0)
         cli_die(&err);
     return 0;

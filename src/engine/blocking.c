@@ -40,15 +40,9 @@ void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer
         close(fd);
         return;
     }
-    sk_tp tp;
-    sk__tp_plain(&tp, fd);
-    sk_conn *c = sk__conn_new(s, &tp, peer, plen, t);
-    if (c == NULL) {
-        sk_server_log(s, SK_LOG_ERROR, "out of memory: connection dropped");
-        close(fd);
+    sk_conn *c = sk__conn_accepted(s, fd, peer, plen, t);
+    if (c == NULL)
         return;
-    }
-    sk__conn_peer_cred(c);
     int wake[2] = {-1, -1};
     if (sk__conn_inbox(c)) {
         if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) < 0) {
@@ -59,7 +53,7 @@ void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer
         c->loop_data = &wake[1];
         s->wake = blocking_wake; /* the same for every connection of this server */
     }
-    sk__conn_open(c);
+    sk__conn_begin(c);
     int64_t grace_deadline = -1;
     int took_last = 0; /* stopping: the request already in the socket was read */
 

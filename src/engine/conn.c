@@ -75,8 +75,11 @@ sk_conn *sk__conn_new(sk_server *s, const sk_tp *tp, const struct sockaddr *peer
 
 void sk__conn_open(sk_conn *c)
 {
-    if (c->srv->o.verbose)
-        sk_server_log(c->srv, SK_LOG_INFO, "connection from %s", sk_conn_peer_name(c));
+    if (c->srv->o.verbose) {
+        char tls[400];
+        sk__conn_tls_describe(c, tls, sizeof tls);
+        sk_server_log(c->srv, SK_LOG_INFO, "connection from %s%s", sk_conn_peer_name(c), tls);
+    }
     if (c->srv->svc->on_open)
         c->srv->svc->on_open(c);
 }
@@ -273,9 +276,12 @@ int sk__conn_close_step(sk_conn *c)
 void sk__conn_free(sk_conn *c)
 {
     sk_server *s = c->srv;
-    if (s->svc->on_close)
+    /* A connection that never finished its TLS handshake never reached the
+     * service (and its failure was logged): no on_close, no "closed" line. */
+    int opened = !(c->flags & SK_C_HANDSHAKE);
+    if (opened && s->svc->on_close)
         s->svc->on_close(c);
-    if (s->o.verbose) {
+    if (opened && s->o.verbose) {
         double secs = (double)(sk_now_ms() - c->started_ms) / 1000.0;
         sk_server_log(s, SK_LOG_INFO, "closed %s: %llu bytes in, %llu bytes out, %.3f s%s",
                       sk_conn_peer_name(c), (unsigned long long)c->bytes_in,

@@ -28,6 +28,12 @@ ssize_t sk__conn_pump_read(sk_conn *c, uint8_t *scratch, size_t cap)
 {
     if (!sk__conn_wants_read(c))
         return SK_TP_AGAIN;
+    if (c->flags & SK_C_HANDSHAKE) {
+        ssize_t h = sk__conn_pump_handshake(c);
+        if (h != 1 || !sk__conn_wants_read(c))
+            return h;
+        /* done: application data may have come with the client's Finished */
+    }
     ssize_t n = sk__tp_read(&c->tp, scratch, cap);
     if (n > 0) {
         c->flags &= (uint16_t)~SK_C_RD_WANTS_W;
@@ -106,15 +112,43 @@ int sk__conn_pump_write(sk_conn *c, size_t budget)
     return sk__conn_wants_write(c);
 }
 
+/* Shut the write side (a TLS close_notify first). An encrypting transport
+ * that cannot send its close_notify now (SK_TP_AGAIN) is asked again when
+ * writable (SK_C_SHUT_AGAIN: policy.c waits for it) during the lingering
+ * wait; only an error ends the connection at once. */
+static int shut_write(sk_conn *c)
+{
+    int r = sk__tp_shutdown(&c->tp);
+    if (r == SK_TP_ERR)
+        return 1;
+    if (r == SK_TP_AGAIN)
+        c->flags |= SK_C_SHUT_AGAIN;
+    else
+        c->flags &= (uint16_t)~SK_C_SHUT_AGAIN;
+    return 0;
+}
+
 int sk__conn_pump_close(sk_conn *c)
 {
-    int step = sk__conn_close_step(c);
-    if (step == 2) {
-        /* An encrypting transport that cannot send its close_notify now
-         * (SK_TP_AGAIN) still gets the lingering wait; only an error ends it. */
-        if (sk__tp_shutdown(&c->tp) == SK_TP_ERR)
+    if (c->flags & SK_C_SHUT_AGAIN) {
+        if (c->flags & SK_C_DEAD)
             return 1;
-        return 0;
+        if (shut_write(c))
+            return 1;
+        if (c->flags & SK_C_SHUT_AGAIN)
+            return 0; /* still waiting for writability */
+    }
+    int step = sk__conn_close_step(c);
+    if (step == 2)
+        return shut_write(c);
+    /* The peer ended its stream first: a plain socket just closes, but an
+     * encrypting transport (it has state: impl) still owes its close_notify,
+     * or the peer sees a truncation and the session is not resumable. */
+    if (step == 1 && c->tp.impl != NULL && !(c->flags & (SK_C_DEAD | SK_C_WSHUT))) {
+        c->flags |= SK_C_WSHUT;
+        if (shut_write(c))
+            return 1;
+        return (c->flags & SK_C_SHUT_AGAIN) ? 0 : 1;
     }
     return step;
 }

@@ -77,6 +77,9 @@ struct sk_server {
 #define SK_C_TIMER 0x40       /* the service timer (timer_at) is set */
 #define SK_C_WR_WANTS_R 0x80  /* the last write waits for readability (TLS) */
 #define SK_C_RD_WANTS_W 0x100 /* the last read waits for writability (TLS) */
+#define SK_C_HANDSHAKE 0x20   /* TLS handshake in progress: on_open not called yet */
+#define SK_C_SHUT_AGAIN 0x400 /* our close_notify waits for writability (TLS) */
+#define SK_TLS_HANDSHAKE_MS 10000
 
 /* Bytes posted to a connection by other connections (SK_SVC_SHARED services),
  * waiting for the connection's own thread to move them to its output. */
@@ -224,6 +227,20 @@ int sk__conn_expired(sk_conn *c, int64_t now, int64_t grace_deadline);
 unsigned sk__conn_interest(const sk_conn *c);
 /* Stopping: 1 if c may go now (no output in flight). */
 int sk__conn_may_stop(sk_conn *c);
+
+/* conn_tls.c: the one place an accepted connection is made, for every model */
+/* Make the connection for fd with its transport (TLS when the server has a
+ * context: SK_C_HANDSHAKE is then set), peer credentials taken. NULL (logged,
+ * fd closed) on failure. */
+sk_conn *sk__conn_accepted(sk_server *s, int fd, const struct sockaddr *peer, socklen_t plen,
+                           sk_transport t);
+/* Start it: on_open for a plain connection, the first handshake step for TLS. */
+void sk__conn_begin(sk_conn *c);
+/* One handshake step (SK_C_HANDSHAKE set): 1 done (on_open called),
+ * SK_TP_AGAIN (c->tp.want), SK_TP_ERR (logged with -v, the connection dead). */
+ssize_t sk__conn_pump_handshake(sk_conn *c);
+/* The TLS part of the -v "connection from" line (" (TLSv1.3 ...)"), "" if plain. */
+void sk__conn_tls_describe(sk_conn *c, char *buf, size_t cap);
 
 /* blocking.c */
 /* Serve one accepted stream connection to the end in this flow of control. */

@@ -230,16 +230,10 @@ static void on_wake(sk_ev_loop *loop, int fd, unsigned fired, void *ud)
 
 static void new_conn(worker *w, const sk_listener *l, int fd, struct sockaddr *peer, socklen_t plen)
 {
-    sk_tp tp;
-    sk__tp_plain(&tp, fd);
-    sk_conn *c = sk__conn_new(w->s, &tp, peer, plen, l->transport);
-    if (c == NULL) {
-        sk_server_log(w->s, SK_LOG_ERROR, "out of memory: connection closed");
-        close(fd);
+    sk_conn *c = sk__conn_accepted(w->s, fd, peer, plen, l->transport);
+    if (c == NULL)
         return;
-    }
     c->loop_data = w;
-    sk__conn_peer_cred(c);
     w->s->wake = ev_wake;
     if (add_conn(w, c) < 0) {
         sk_server_log(w->s, SK_LOG_ERROR, "out of memory: connection closed");
@@ -253,7 +247,7 @@ static void new_conn(worker *w, const sk_listener *l, int fd, struct sockaddr *p
         drop(w, c);
         return;
     }
-    sk__conn_open(c);
+    sk__conn_begin(c);
     settle(w, c);
 }
 

@@ -18,6 +18,8 @@ static int64_t earliest(int64_t a, int64_t b)
 int64_t sk__conn_next_deadline(const sk_conn *c, int64_t now, int64_t grace_deadline)
 {
     int64_t d = grace_deadline;
+    if (c->flags & SK_C_HANDSHAKE)
+        d = earliest(d, c->started_ms + c->srv->o.tls_handshake_timeout_ms);
     if (c->flags & SK_C_TIMER)
         d = earliest(d, sk__conn_timer_deadline(c, now));
     if (c->flags & SK_C_WSHUT)
@@ -30,6 +32,11 @@ int64_t sk__conn_next_deadline(const sk_conn *c, int64_t now, int64_t grace_dead
 int sk__conn_expired(sk_conn *c, int64_t now, int64_t grace_deadline)
 {
     sk_server *s = c->srv;
+    if ((c->flags & SK_C_HANDSHAKE) && now - c->started_ms >= s->o.tls_handshake_timeout_ms) {
+        if (s->o.verbose)
+            sk_server_log(s, SK_LOG_INFO, "TLS handshake timeout: %s", sk_conn_peer_name(c));
+        return SK_EXP_CLOSE;
+    }
     if (c->flags & SK_C_WSHUT) {
         if (now - c->last_io_ms >= SK_LINGER_MS)
             return SK_EXP_CLOSE; /* the peer never sent its FIN: close anyway */
@@ -48,6 +55,10 @@ int sk__conn_expired(sk_conn *c, int64_t now, int64_t grace_deadline)
 unsigned sk__conn_interest(const sk_conn *c)
 {
     unsigned m = 0;
+    if (c->flags & SK_C_HANDSHAKE) /* only the handshake's own wish */
+        return c->tp.want ? c->tp.want : SK_TP_WANT_READ;
+    if (c->flags & SK_C_SHUT_AGAIN)
+        m |= c->tp.want; /* our close_notify waits (see conn_io.c) */
     int r = sk__conn_wants_read(c), w = sk__conn_wants_write(c);
     if (r || (w && (c->flags & SK_C_WR_WANTS_R)))
         m |= SK_TP_WANT_READ;

@@ -83,6 +83,8 @@ sk_server *sk_server_new(const sk_server_opts *o, sk_err *err)
         s->o.grace_ms = SK_GRACE_DEFAULT_MS;
     if (s->o.max_queue == 0)
         s->o.max_queue = SK_MAX_QUEUE_DEFAULT;
+    if (s->o.tls_handshake_timeout_ms <= 0)
+        s->o.tls_handshake_timeout_ms = SK_TLS_HANDSHAKE_MS;
     s->svc = o->service;
     s->model = m;
     s->o.model = m;
@@ -131,6 +133,9 @@ int sk_server_add_listener(sk_server *s, const sk_listener *l, sk_err *err)
         (!stream && !(s->svc->flags & SK_SVC_DGRAM)))
         return sk_err_usage(err, "service %s does not run on %s sockets (%s)", s->svc->name,
                             stream ? "stream" : "datagram", l->name);
+    if (!stream && s->o.tls)
+        return sk_err_usage(err, "TLS is for stream sockets: %s is a datagram address (no DTLS)",
+                            l->name);
     if (s->nls == s->capls) {
         size_t cap = s->capls ? s->capls * 2 : 4;
         sk_listener *n = realloc(s->ls, cap * sizeof *n);

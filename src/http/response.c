@@ -111,10 +111,16 @@ void sk__http_access_log(sk_conn *c, const sk_http_request *req, const struct ou
         if (h)
             log_escaped(ua, sizeof ua, h->value);
     }
+    /* Over TLS, the version and cipher follow as one more quoted field:
+     * "TLSv1.3 TLS_AES_256_GCM_SHA384" (plain connections: nothing). */
+    char tls[96] = "";
+    const char *tv = sk_conn_tls_version(c);
+    if (tv)
+        snprintf(tls, sizeof tls, " \"%s %s\"", tv, sk_conn_tls_cipher(c));
     /* -v: `127.0.0.1 "GET /a.txt HTTP/1.1" 200 1234` on stderr, as the CLI logs. */
     if (verbose)
-        sk_server_log(srv, SK_LOG_INFO, "%s \"%s\" %d %llu", host, reqline, o->status,
-                      (unsigned long long)o->body);
+        sk_server_log(srv, SK_LOG_INFO, "%s \"%s\" %d %llu%s", host, reqline, o->status,
+                      (unsigned long long)o->body, tls);
     if (st->access_log_fd < 0)
         return;
     time_t now = time(NULL);
@@ -124,11 +130,11 @@ void sk__http_access_log(sk_conn *c, const sk_http_request *req, const struct ou
     char line[4096];
     int n = snprintf(line, sizeof line,
                      "%s - %s [%02d/%s/%04d:%02d:%02d:%02d %c%02ld%02ld] \"%s\" %d %llu \"%s\" "
-                     "\"%s\"\n",
+                     "\"%s\"%s\n",
                      host, o->user && o->user[0] ? o->user : "-", tm.tm_mday, mon[tm.tm_mon],
                      tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec, off < 0 ? '-' : '+',
                      labs(off) / 60, labs(off) % 60, reqline, o->status,
-                     (unsigned long long)o->body, ref, ua);
+                     (unsigned long long)o->body, ref, ua, tls);
     /* One write per line (lines from several workers stay whole), queued
      * rather than stalling the server when the log's reader is slow. */
     if (n > 0)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "tls.h"
+#include "xfer_walk.h"
 
 #define HANDSHAKE_DEFAULT_MS 10000
 
@@ -103,4 +104,18 @@ void sk_tls_conn_close(sk_tls_conn *c)
         return;
     sk__tp_close(&c->tp);
     free(c);
+}
+
+int sk_xfer_send_tls(sk_tls_conn *c, const char *const *paths, size_t n, const sk_xfer_opts *o,
+                     sk_xfer_stats *st, sk_err *err)
+{
+    int rc = sk__xfer_send_tp(&c->tp, paths, n, o, st, err);
+    if (rc >= 0) {
+        /* The end of the transfer is the protocol's; the close_notify tells the
+         * receiver's TLS layer that nothing was cut. Bounded: a few tries. */
+        for (int i = 0; i < 50 && sk__tp_shutdown(&c->tp) == SK_TP_AGAIN; i++)
+            sk_wait_fd(c->tp.fd, (c->tp.want & SK_TP_WANT_READ) ? POLLIN : POLLOUT,
+                       sk_now_ms() + 100);
+    }
+    return rc;
 }

@@ -681,3 +681,27 @@ def test_resume_twice():
         assert r.returncode == 0, r
         assert counter.up < size - 6 * CHUNK + CHUNK, counter.up
     assert read(os.path.join(dest, "f")) == data
+
+
+@timeout(60)
+def test_send_over_tls_to_recv_with_tls():
+    """`serve recv --tls` (an ephemeral certificate) and `send --pin`: the
+    file arrives verified; a sender that does not trust the certificate, or
+    speaks plain TCP, stores nothing."""
+    src, dest = tempdir(), shm_dir()
+    data = rand(3 * CHUNK + 123, seed=7)
+    write(os.path.join(src, "t.bin"), data)
+    with recv_server(dest, "--tls") as srv:
+        import re
+        assert srv.wait_stderr("TLS certificate sha256:", 5), srv.stderr_text()
+        pin = re.search(r"sha256:[0-9a-f]{64}", srv.stderr_text()).group(0)
+        r = send(srv.port, "--pin", pin, os.path.join(src, "t.bin"))
+        assert r.returncode == 0, r
+        assert read(os.path.join(dest, "t.bin")) == data
+        assert "all verified by the receiver" in r.err, r.err
+        write(os.path.join(src, "u.bin"), b"untrusted")
+        r = send(srv.port, "--tls", os.path.join(src, "u.bin"))
+        assert r.returncode == 1 and "self-signed certificate" in r.err, r
+        r = send(srv.port, os.path.join(src, "u.bin"))
+        assert r.returncode == 1, r
+        assert not os.path.exists(os.path.join(dest, "u.bin"))

@@ -441,10 +441,14 @@ static ssize_t fake_sendfile(sk_tp *t, int fd, off_t *off, size_t len, unsigned 
     return SK_TP_UNSUPPORTED;
 }
 
+static int fake_shut_result, fake_shuts;
+
 static int fake_shutdown(sk_tp *t)
 {
-    (void)t;
-    return 0;
+    fake_shuts++;
+    if (fake_shut_result == SK_TP_AGAIN)
+        t->want = SK_TP_WANT_WRITE;
+    return fake_shut_result;
 }
 
 static void fake_close(sk_tp *t)
@@ -520,6 +524,65 @@ static void test_file_copied_when_transport_cannot_sendfile(void **state)
     unlink(path);
 }
 
+/* An encrypting transport's close_notify that cannot go now (SK_TP_AGAIN)
+ * is asked again when writable, and one is owed even when the peer ended
+ * its stream first (the plain transport just closes then). */
+static void test_shutdown_retried_and_owed_after_peer_eof(void **state)
+{
+    (void)state;
+    int state_of_transport;
+    sk_tp tp = {.ops = &fake_ops, .fd = -1, .impl = &state_of_transport};
+    sk_conn *c = sk__conn_new(srv, &tp, NULL, 0, SK_TCP);
+    assert_non_null(c);
+    sk__conn_open(c);
+    fake_shuts = 0;
+    fake_shut_result = SK_TP_AGAIN;
+    sk__conn_feed(c, (const uint8_t *)"CLOSE", 5);
+    assert_int_equal(sk__conn_pump_close(c), 0);
+    assert_int_equal(fake_shuts, 1);
+    assert_true(sk__conn_interest(c) & SK_TP_WANT_WRITE); /* waits to send it */
+    fake_shut_result = 0;
+    assert_int_equal(sk__conn_pump_close(c), 0); /* sent: now the lingering wait */
+    assert_int_equal(fake_shuts, 2);
+    assert_int_equal(sk__conn_pump_close(c), 0);
+    assert_int_equal(fake_shuts, 2); /* once sent, never again */
+    sk__conn_destroy(c);
+
+    c = sk__conn_new(srv, &tp, NULL, 0, SK_TCP);
+    assert_non_null(c);
+    sk__conn_open(c);
+    fake_shuts = 0;
+    fake_room = 100;
+    sk__conn_feed_eof(c); /* t_eof: "bye", then close */
+    assert_int_equal(sk__conn_pump_write(c, 1 << 20), 0);
+    assert_int_equal(sk__conn_pump_close(c), 1);
+    assert_int_equal(fake_shuts, 1);
+    sk__conn_destroy(c);
+}
+
+/* A connection in its TLS handshake: its interest is the handshake's, its
+ * deadline the handshake deadline, and the service never hears of it if
+ * the handshake does not finish. */
+static void test_handshake_state(void **state)
+{
+    (void)state;
+    sk_tp tp = {.ops = &fake_ops, .fd = -1};
+    sk_conn *c = sk__conn_new(srv, &tp, NULL, 0, SK_TCP);
+    assert_non_null(c);
+    c->flags |= SK_C_HANDSHAKE;
+    c->tp.want = SK_TP_WANT_WRITE;
+    assert_int_equal(sk__conn_interest(c), SK_TP_WANT_WRITE);
+    c->tp.want = SK_TP_WANT_READ;
+    assert_int_equal(sk__conn_interest(c), SK_TP_WANT_READ);
+    int64_t now = c->started_ms;
+    assert_int_equal(sk__conn_next_deadline(c, now, -1), now + SK_TLS_HANDSHAKE_MS);
+    assert_int_equal(sk__conn_expired(c, now + 10, -1), SK_EXP_NONE);
+    assert_int_equal(sk__conn_expired(c, now + SK_TLS_HANDSHAKE_MS, -1), SK_EXP_CLOSE);
+    sk__conn_destroy(c);
+    assert_int_equal(opened, 0);
+    assert_int_equal(closes, 0); /* no on_close without on_open */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -536,6 +599,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transport_wants_are_honoured, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_copied_when_transport_cannot_sendfile, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown_retried_and_owed_after_peer_eof, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_handshake_state, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
