@@ -15,6 +15,7 @@
 #include "engine.h"
 
 #define OUT_IOV 8
+#define HEAD_SLACK (16u * 1024) /* see the file chunk in sk__conn_pump_write */
 
 static void note_want(sk_conn *c, uint16_t cross_flag, unsigned cross_want)
 {
@@ -83,9 +84,13 @@ int sk__conn_pump_write(sk_conn *c, size_t budget)
              * socket buffer over and over before they are looked at. */
             if (files++ > 0)
                 return 1;
+            /* At most the budget, and at most SK_FILE_CHUNK; but the budget
+             * is not cut by a response head written just before the body
+             * (HEAD_SLACK): a 1 MiB body would otherwise leave a few hundred
+             * bytes for another wakeup, and an interest change each way. */
             size_t len = f.len > SK_FILE_CHUNK ? SK_FILE_CHUNK : (size_t)f.len;
-            if (len > budget)
-                len = budget;
+            if (len > budget + HEAD_SLACK)
+                len = budget + HEAD_SLACK;
             off_t off = f.off;
             n = sk__tp_sendfile(&c->tp, f.fd, &off, len, 0);
             if (n == SK_TP_UNSUPPORTED)
