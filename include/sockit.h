@@ -80,7 +80,23 @@ typedef enum sk_transport {
  * A parsed, not yet resolved, address. The syntax (README "Addresses", sockit(1) ADDRESSES):
  *   PORT | HOST:PORT | [V6]:PORT | tcp://.. udp://.. tcp4:// tcp6:// udp4:// udp6://
  *   unix:PATH | unixgram:PATH | unix:@NAME | unixgram:@NAME
+ *   fd:N | sd:NAME | sd:        (servers only: sockets handed to us, see below)
+ *
+ * Inherited sockets (deploy): `fd:N` is an open listening stream socket or a
+ * datagram socket on descriptor N (inetd's `wait` mode gives it as fd:0);
+ * `sd:NAME` the sockets systemd passed (socket activation) whose
+ * LISTEN_FDNAMES entry is NAME, `sd:` all of them. Parsing these forms looks
+ * at the descriptor: the transport is the socket's own (TCP, UDP, Unix stream
+ * or datagram, from SO_TYPE and SO_DOMAIN), and a descriptor that is not open,
+ * not a socket, or a stream socket that is not listening, is a usage error
+ * naming it. The first sd: parse reads LISTEN_PID (not ours: no sockets were
+ * passed), LISTEN_FDS and LISTEN_FDNAMES, makes the descriptors close-on-exec
+ * and unsets the three variables, so that children do not inherit them.
+ * sk_listen adopts such sockets as they are (no bind, no listen, no socket
+ * option changed but close-on-exec) and never unlinks their files.
  */
+#define SK_INHERIT_FD 1 /* fd:N */
+#define SK_INHERIT_SD 2 /* sd:NAME, sd: (NAME "" = every passed socket) */
 typedef struct sk_addr {
     sk_transport transport;
     int family;                  /* AF_UNSPEC, AF_INET, AF_INET6 (forced), or AF_UNIX */
@@ -89,6 +105,8 @@ typedef struct sk_addr {
     char path[SK_UNIX_PATH_MAX]; /* Unix: file path, or abstract name without '@' */
     size_t path_len;
     int abstract; /* Linux abstract namespace (unix:@NAME) */
+    int inherit;  /* 0, SK_INHERIT_FD (descriptor in fd) or SK_INHERIT_SD (name in host) */
+    int fd;
 } sk_addr;
 
 /*
@@ -172,7 +190,8 @@ typedef struct sk_listener {
     sk_transport transport;
     sk_endpoint local;                  /* what the kernel actually bound (getsockname) */
     char name[SK_NAME_MAX];             /* local formatted, e.g. "tcp://[::]:40123" */
-    char unlink_path[SK_UNIX_PATH_MAX]; /* socket file we created, "" if none */
+    char unlink_path[SK_UNIX_PATH_MAX]; /* socket file we created, "" if none (and for
+                                         * adopted fd:/sd: sockets: never ours to remove) */
     dev_t dev;                          /* identity of that file, so we only remove our own */
     ino_t ino;
 } sk_listener;
@@ -217,6 +236,20 @@ int sk_connect_from(const sk_addr *a, const char *src_host, const char *src_port
 /* accept() with close-on-exec (and O_NONBLOCK when nonblock), retrying EINTR and
  * ECONNABORTED. Returns the fd, or -1 with errno set (EAGAIN, EMFILE, ...). */
 int sk_accept(int lfd, struct sockaddr *peer, socklen_t *peerlen, int nonblock);
+
+/*
+ * Tell the service manager how we are (sd_notify(3), without libsystemd):
+ * send `state`, one or more "KEY=VALUE" lines such as "READY=1", "STOPPING=1",
+ * "RELOADING=1" (MONOTONIC_USEC=now is added, as Type=notify-reload wants) or
+ * "STATUS=serving 3 connections", as one datagram to the Unix socket named by
+ * NOTIFY_SOCKET (a path, or @NAME: abstract). NOTIFY_SOCKET is read on the
+ * first call (or sk_notify_enabled) and unset, so children do not inherit it.
+ * Returns 1 sent, 0 when NOTIFY_SOCKET is not set (nothing to do), -1 with
+ * err (a malformed NOTIFY_SOCKET is a usage error). Thread-safe.
+ */
+int sk_notify(const char *state, sk_err *err);
+/* 1 if NOTIFY_SOCKET was set (sk_notify has somewhere to send), else 0. */
+int sk_notify_enabled(void);
 
 int sk_set_nonblock(int fd, int on); /* 0 or -1 with errno */
 int sk_set_cloexec(int fd);          /* 0 or -1 with errno */
