@@ -903,6 +903,28 @@ int sk_server_add_listener(sk_server *s, const sk_listener *l, sk_err *err);
  * for a malformed address; nothing of this address is left open).
  */
 int sk_server_listen(sk_server *s, const char *address, sk_err *err);
+/*
+ * Serve one connection that is already open (inetd `nowait`, systemd
+ * Accept=yes: the connection is on standard input): fd is a connected stream
+ * socket, which the server takes over (closed when done, also on error). It
+ * is checked against the access list and served to its end in the caller's
+ * flow of control (the blocking driver, whatever the model), honouring the
+ * idle timeout and sk_server_stop. No listener is needed. Returns 0 (also
+ * when the access list refused the peer), or -1 with err: a usage error when
+ * fd is not a connected stream socket.
+ */
+int sk_server_serve_fd(sk_server *s, int fd, sk_err *err);
+/* Connections open now and connections (datagrams) served so far, for an idle
+ * exit (inetd `wait`). `open` counts in models that share memory (thread,
+ * select, poll, epoll, iterative); NULL pointers are skipped. Thread-safe. */
+void sk_server_counts(const sk_server *s, long *open, unsigned long *served);
+/* Replace the access list (SIGHUP re-reading --allow-file): new connections
+ * and datagrams are checked against `a` (NULL: everyone) from now on. Returns
+ * the old list, which the caller still owns; a thread may be checking a
+ * connection against it at this moment, so free it only when no thread
+ * serves (the CLI keeps it until exit). Forked processes (prefork workers,
+ * fork children) keep the list they were forked with. Thread-safe. */
+const sk_access *sk_server_set_access(sk_server *s, const sk_access *a);
 /* The server's i-th listener, in the order added (e.g. to print the port the
  * kernel picked for port 0), or NULL when i is past the last. */
 const sk_listener *sk_server_listener(const sk_server *s, size_t i);
