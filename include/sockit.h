@@ -876,7 +876,13 @@ typedef struct sk_server_opts {
     const sk_access *access;
     int max_per_source; /* connections at once per source (see sk_limits); 0 = no limit */
     double rate;        /* new connections (datagrams) per second per source; 0 = no limit */
-    int burst;          /* the rate's bucket size; 0 = rate (at least 1) */
+    /* With workers on an event model (select, poll, epoll): each loop after
+     * the first opens its own SO_REUSEPORT socket on every TCP/UDP listener's
+     * address (the listeners must have been opened with reuseport), so the
+     * kernel spreads connections between loops instead of all loops waking
+     * on one socket. */
+    int reuseport;
+    int burst; /* the rate's bucket size; 0 = rate (at least 1) */
     const void
         *service_config; /* the service's settings (sk_service_config_new); NULL = defaults */
     /* Service output for the operator ("Here is the message: hi"): one or more

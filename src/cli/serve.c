@@ -398,7 +398,7 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
             c->o.max_per_source = (int)cli_number("--max-per-source", optarg, 1, 1000000);
             break;
         case O_RATE: parse_rate(c, optarg); break;
-        case O_REUSEPORT: c->reuseport = 1; break;
+        case O_REUSEPORT: c->reuseport = c->o.reuseport = 1; break;
         case O_INETD:
         case O_INETD_WAIT:
             if (c->inetd && c->inetd != (ch == O_INETD ? 1 : 2))

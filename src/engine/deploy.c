@@ -4,7 +4,10 @@
  * Accept=yes), the counts an idle exit watches (inetd `wait`), and swapping
  * the access list on SIGHUP.
  */
+#define _GNU_SOURCE /* SOCK_CLOEXEC, SOCK_NONBLOCK */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -76,4 +79,39 @@ const sk_access *sk_server_set_access(sk_server *s, const sk_access *a)
     /* admit.c reads the pointer with an acquire load: a connection is checked
      * against the old list or the new one, never a mix. */
     return __atomic_exchange_n(&s->o.access, a, __ATOMIC_ACQ_REL);
+}
+
+int sk__listener_reuseport_copy(const sk_listener *l, sk_listener *out, sk_err *err)
+{
+    /* Another socket bound to the same address: the kernel spreads new
+     * connections (datagrams) between the sockets by a hash of the peer. */
+    memset(out, 0, sizeof *out);
+    out->fd = -1;
+    int stream = sk_transport_is_stream(l->transport);
+    int fd = socket(l->local.sa.ss_family,
+                    (stream ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return sk_errno(err, errno, "socket %s", l->name);
+    int one = 1, v6only = 0;
+    socklen_t vl = sizeof v6only;
+    if ((stream && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+        (l->local.sa.ss_family == AF_INET6 &&
+         (getsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &vl) < 0 ||
+          setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) < 0)))
+        goto fail;
+    if (l->transport == SK_TCP)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)&l->local.sa, l->local.len) < 0)
+        goto fail;
+    if (stream && listen(fd, SK_BACKLOG_DEFAULT) < 0)
+        goto fail;
+    *out = *l;
+    out->fd = fd;
+    out->unlink_path[0] = '\0';
+    return 0;
+fail:;
+    int e = errno;
+    close(fd);
+    return sk_errno(err, e, "--reuseport: a socket for another loop on %s", l->name);
 }
