@@ -69,9 +69,22 @@ static void sd_read(void)
         /* Not to be inherited by whatever we exec (sd_listen_fds does the same). */
         sk_set_cloexec(SD_LISTEN_FDS_START + i);
     }
-    unsetenv("LISTEN_PID");
-    unsetenv("LISTEN_FDS");
-    unsetenv("LISTEN_FDNAMES");
+    sk__env_scrub("LISTEN_PID");
+    sk__env_scrub("LISTEN_FDS");
+    sk__env_scrub("LISTEN_FDNAMES");
+}
+
+void sk__env_scrub(const char *name)
+{
+    /* unsetenv only drops the pointer: the text stays in the block the kernel
+     * shows as /proc/PID/environ (ours and every forked worker's), where a
+     * program looking for LISTEN_FDS would still find it. Blank it there too. */
+    char *v = getenv(name);
+    unsetenv(name);
+    if (v == NULL)
+        return;
+    char *start = v - strlen(name) - 1;
+    memset(start, 0, strlen(name) + 1 + strlen(v));
 }
 
 int sk__sd_fds(const char *name, int *fds, int cap, sk_err *err)

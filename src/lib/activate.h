@@ -18,4 +18,7 @@ int sk__inherited_type(int fd, const char *word, sk_transport *t, sk_err *err);
 /* sk_listen for an fd:/sd: address: adopt the descriptors as listeners. */
 int sk__listen_inherited(const sk_addr *a, sk_listener *out, size_t cap, size_t *n, sk_err *err);
 
+/* unsetenv(name), and blank its text where /proc/PID/environ shows it. */
+void sk__env_scrub(const char *name);
+
 #endif

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "sockit.h"
+#include "activate.h"
 
 static struct sockaddr_un notify_addr;
 static socklen_t notify_len; /* 0: no NOTIFY_SOCKET */
@@ -44,7 +45,7 @@ static void notify_read(void)
             notify_addr.sun_path[0] = '\0';
         notify_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
     }
-    unsetenv("NOTIFY_SOCKET");
+    sk__env_scrub("NOTIFY_SOCKET"); /* v was copied above */
 }
 
 int sk_notify_enabled(void)

@@ -44,7 +44,8 @@ LISTENING = re.compile(r"^sockit: listening on (\S+)$")
 SERVE_VALUE_OPTS = {"--model", "--workers", "--max-conns", "--idle-timeout",
                     "--root", "--dir", "--grace", "--index", "--auth",
                     "--access-log", "--allow", "--deny", "--allow-file",
-                    "--deny-file", "--max-per-source", "--rate"}
+                    "--deny-file", "--max-per-source", "--rate",
+                    "--idle-exit", "--log"}
 
 
 class Skip(Exception):
