@@ -734,6 +734,11 @@ typedef struct sk_service {
      * config is the settings (NULL: the defaults). Writes at most cap bytes
      * (NUL included) and returns the length, or 0 when there is nothing to say. */
     size_t (*describe)(const void *config, const sk_listener *l, char *buf, size_t cap);
+    /* SIGHUP (sk_server_reload): re-read the files the service read at init
+     * (http: --auth) and swap them in for new requests. Returns 1 if it
+     * re-read something, 0 if there was nothing to re-read, -1 with err (the
+     * old files stay in use). NULL: nothing to re-read. */
+    int (*reload)(sk_server *srv, void *state, sk_err *err);
 } sk_service;
 
 /* Find a built-in service by name (ack, echo, ...), or NULL. */
@@ -931,6 +936,16 @@ void sk_server_counts(const sk_server *s, long *open, unsigned long *served);
  * serves (the CLI keeps it until exit). Forked processes (prefork workers,
  * fork children) keep the list they were forked with. Thread-safe. */
 const sk_access *sk_server_set_access(sk_server *s, const sk_access *a);
+/*
+ * Re-read what the service reads from files (SIGHUP; http: the --auth file),
+ * for the requests that come after. Call it from any one thread while the
+ * server runs (the CLI's SIGHUP thread does). Forked processes keep what
+ * they were forked with. Returns 1 if something was re-read, 0 if the
+ * service has nothing to re-read, -1 with err when a file is bad: then what
+ * was in use stays in use. (The access list is the caller's: see
+ * sk_server_set_access.)
+ */
+int sk_server_reload(sk_server *s, sk_err *err);
 /* The server's i-th listener, in the order added (e.g. to print the port the
  * kernel picked for port 0), or NULL when i is past the last. */
 const sk_listener *sk_server_listener(const sk_server *s, size_t i);

@@ -46,6 +46,7 @@ struct serve_cfg {
         const char *arg;
     } * acc;
     int nacc;
+    int svc_files; /* a file option of a service that re-reads on SIGHUP (http --auth) */
 };
 
 static sk_server *g_server;
@@ -480,9 +481,13 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
         sk_err err;
         if ((c->config = sk_service_config_new(svc, &err)) == NULL)
             cli_die(&err);
-        for (size_t i = 0; i < ngiven; i++)
+        for (size_t i = 0; i < ngiven; i++) {
             if (sk_service_set(svc, c->config, given[i].name, given[i].value, &err) < 0)
                 cli_die(&err);
+            const sk_svc_option *so = sk_service_option(svc, given[i].name);
+            if (svc->reload && so && so->kind == SK_OPT_PATH)
+                c->svc_files = 1; /* deploy: SIGHUP has something to re-read */
+        }
         c->o.service_config = c->config;
     }
     free(given);
@@ -587,9 +592,8 @@ static size_t open_listeners(struct serve_cfg *c, sk_listener *ls, size_t cap)
 static sk_access **g_old_access;
 static size_t g_nold;
 
-static void reload_access(void *arg)
+static void reload_access(struct serve_cfg *c)
 {
-    struct serve_cfg *c = arg;
     if (c->nacc == 0)
         return;
     sk_access *a = sk_access_new();
@@ -619,6 +623,23 @@ static void reload_access(void *arg)
     c->access = a;
     if (c->o.verbose)
         log_line(NULL, SK_LOG_INFO, "SIGHUP: access files re-read");
+}
+
+/* SIGHUP, in the deploy thread: every re-read in one place (the TLS
+ * certificates' reload joins here). */
+static void reload_all(void *arg)
+{
+    struct serve_cfg *c = arg;
+    reload_access(c);
+    sk_err err;
+    int r = sk_server_reload(g_server, &err);
+    if (r < 0) {
+        char line[SK_ERR_MAX + 64];
+        snprintf(line, sizeof line, "SIGHUP: %s (the old file stays in use)", err.msg);
+        log_line(NULL, SK_LOG_ERROR, line);
+    } else if (r > 0 && c->o.verbose) {
+        log_line(NULL, SK_LOG_INFO, "SIGHUP: the service's files re-read");
+    }
 }
 
 int cli_serve(int argc, char **argv)
@@ -658,8 +679,8 @@ int cli_serve(int argc, char **argv)
         return 0;
     }
     /* deploy: SIGHUP re-reads the access files; the thread also tells systemd. */
-    if (s && (c.nacc > 0 || sk_notify_enabled()))
-        cli_deploy_signals(reload_access, &c);
+    if (s && (c.nacc > 0 || c.svc_files || sk_notify_enabled()))
+        cli_deploy_signals(reload_all, &c);
     size_t n = open_listeners(&c, ls, MAX_LISTENERS);
     if (s == NULL) {
         g_stdio_ls = ls;

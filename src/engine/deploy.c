@@ -66,6 +66,13 @@ int sk_server_serve_fd(sk_server *s, int fd, sk_err *err)
     return 0;
 }
 
+int sk_server_reload(sk_server *s, sk_err *err)
+{
+    if (s->svc->reload == NULL)
+        return 0;
+    return s->svc->reload(s, s->svc_state, err);
+}
+
 void sk_server_counts(const sk_server *s, long *open, unsigned long *served)
 {
     if (open)

@@ -459,3 +459,42 @@ def test_sighup_rereads_access_file():
         assert "the old access list stays" in srv.stderr_text()
         assert echo_once(srv.port, src="127.0.0.3") == b"hello\n"
         assert echo_once(srv.port, src="127.0.0.4") == b""
+
+
+@timeout(30)
+def test_sighup_rereads_http_auth():
+    """http --auth: a user added to the file can log in after SIGHUP; a bad
+    file is one error line and the old users stay."""
+    require("curl")
+    from test_http import crypt_hash
+    d = tempdir()
+    with open(os.path.join(d, "a.txt"), "w") as f:
+        f.write("secret\n")
+    pw = os.path.join(tempdir(), "htpasswd")
+    with open(pw, "w") as f:
+        f.write("alice:%s\n" % crypt_hash("apw", "$6$"))
+
+    def status(srv, user, password):
+        r = run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                 "-u", "%s:%s" % (user, password),
+                 "http://127.0.0.1:%d/a.txt" % srv.port])
+        return r.out
+
+    with Server(["-v", "http", "--root", d, "--auth", pw,
+                 "tcp://127.0.0.1:0"]) as srv:
+        assert status(srv, "alice", "apw") == "200"
+        assert status(srv, "bob", "bpw") == "401"
+        with open(pw, "a") as f:
+            f.write("bob:%s\n" % crypt_hash("bpw", "$6$"))
+        os.kill(srv.pid, signal.SIGHUP)
+        srv.wait_stderr("SIGHUP: the service's files re-read")
+        assert status(srv, "bob", "bpw") == "200"
+        os.chmod(pw, 0)
+        if os.access(pw, os.R_OK):  # root reads anything: make it bad instead
+            os.chmod(pw, 0o644)
+            with open(pw, "w") as f:
+                f.write("carol\n")
+        os.kill(srv.pid, signal.SIGHUP)
+        srv.wait_stderr("(the old file stays in use)")
+        assert status(srv, "bob", "bpw") == "200"
+        assert status(srv, "alice", "apw") == "200"
