@@ -21,6 +21,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "../lib/activate.h"
 #include "cli.h"
 #include "deploy.h"
 
@@ -64,6 +65,21 @@ void cli_deploy_early(int argc, char **argv, struct cli_deploy *d)
                 cli_syslog = 1;
             }
             cli_fail("--log %s: %s", log, strerror(e));
+        }
+    }
+    if (inetd && getenv("LISTEN_FDS") != NULL) {
+        /* systemd Accept=yes without StandardInput=socket: the connection is
+         * the one passed socket (descriptor 3); 0, 1 and 2 are not the
+         * client's (the journal, /dev/null), so they stay as they are. */
+        int fd;
+        sk_err err;
+        if (sk__sd_fds("", &fd, 1, &err) == 1) {
+            d->conn_fd = fd;
+            if (logfd >= 0 && dup2(logfd, STDERR_FILENO) < 0)
+                cli_fail("--log %s: %s", log, strerror(errno));
+            if (logfd >= 0)
+                close(logfd);
+            return;
         }
     }
     if (inetd || wait) {

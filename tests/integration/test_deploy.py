@@ -158,6 +158,21 @@ def test_sd_accept_inetd():
     a.stop()
 
 
+@timeout(30)
+def test_sd_accept_without_inetd_protocol():
+    """Accept=yes with the connection passed as LISTEN_FDS (descriptor 3),
+    systemd's default: --inetd takes it from there."""
+    require("systemd-socket-activate")
+    port = reserve_port()
+    a = Activated(["-a", "-l", "127.0.0.1:%d" % port],
+                  ["echo", "--inetd", "-v"])
+    a.wait_listening(port)
+    assert echo_once(port, b"fd3\n") == b"fd3\n"
+    assert poll_until(lambda: "closed tcp://127.0.0.1:" in a.stderr(), 5), \
+        a.stderr()
+    a.stop()
+
+
 def run_with_fd3(args, sock, env_extra, expect_pid=True):
     """sockit ARGS with sock on descriptor 3 and LISTEN_* for that process."""
     env = dict(os.environ, **env_extra)
@@ -411,7 +426,10 @@ def test_reuseport_three_processes():
         assert listening_sockets(port) == 3
         for i in range(200):
             assert echo_once(port, b"m\n") == b"m\n"
-        counts = [s.stdout_text().count("Received 2 bytes") for s in servers]
+        def counts():
+            return [s.stdout_text().count("Received 2 bytes") for s in servers]
+        poll_until(lambda: sum(counts()) == 200, 5)  # the reports' pipes drain
+        counts = counts()
         assert sum(counts) == 200, counts
         assert min(counts) >= 1, counts
     finally:
