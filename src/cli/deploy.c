@@ -52,6 +52,7 @@ void cli_deploy_early(int argc, char **argv, struct cli_deploy *d)
     scan(argc, argv, "--inetd-wait", &wait);
     const char *log = scan(argc, argv, "--log", &logged);
     d->conn_fd = -1;
+    d->log_seen = logged;
     int logfd = -1;
     if (log && strcmp(log, "syslog") == 0) {
         openlog("sockit", LOG_PID, LOG_DAEMON);

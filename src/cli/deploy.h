@@ -5,7 +5,8 @@
 #include "sockit.h"
 
 struct cli_deploy {
-    int conn_fd; /* --inetd/--inetd-wait: the socket from descriptor 0, moved; else -1 */
+    int conn_fd;  /* --inetd/--inetd-wait: the socket from descriptor 0, moved; else -1 */
+    int log_seen; /* --log was there (and was acted on) */
 };
 
 /* Before option parsing: with --inetd/--inetd-wait move the socket off 0/1/2

@@ -407,7 +407,10 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
             c->inetd = ch == O_INETD ? 1 : 2;
             break;
         case O_IDLE_EXIT: c->idle_exit_ms = cli_seconds_ms("--idle-exit", optarg); break;
-        case O_LOG: break; /* done before parsing (cli_deploy_early) */
+        case O_LOG: /* done before parsing (cli_deploy_early) */
+            if (!c->d.log_seen)
+                cli_usage("spell out --log in full (it must be seen before anything else)");
+            break;
         case 'v': c->o.verbose = 1; break;
         case 'q': c->quiet = 1; break;
         case 'k': c->keep_open = 1; break;
@@ -433,6 +436,9 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
     if (c->inetd && optind < argc)
         cli_usage("%s takes no ADDRESS (the socket is on standard input): \"%s\"",
                   c->inetd == 1 ? "--inetd" : "--inetd-wait", argv[optind]);
+    if (c->inetd && c->d.conn_fd < 0) /* an abbreviation the early scan did not see */
+        cli_usage("spell out %s in full (it must be seen before anything else)",
+                  c->inetd == 1 ? "--inetd" : "--inetd-wait");
     if (c->idle_exit_ms && c->inetd != 2)
         cli_usage("--idle-exit is for --inetd-wait");
     if (c->inetd == 2) { /* adopt the socket from descriptor 0 as a listener */

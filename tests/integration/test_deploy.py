@@ -390,6 +390,8 @@ def test_inetd_errors_stay_off_the_socket():
     r = run([SOCKIT, "serve", "echo", "--inetd", "--log", log, "8080"])
     assert r.returncode == 2 and r.stderr == b"", r  # stderr may be the client
     assert "--inetd takes no ADDRESS" in open(log).read()
+    r = run([SOCKIT, "serve", "echo", "--inetd-w"])
+    assert r.returncode == 2 and "spell out --inetd-wait in full" in r.err, r
     r = run([SOCKIT, "serve", "echo", "--idle-exit", "3", "8080"])
     assert r.returncode == 2 and "--idle-exit is for --inetd-wait" in r.err, r
     # A pipe on standard input is no connection: said in the log, exit 2.
