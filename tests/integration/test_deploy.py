@@ -101,6 +101,25 @@ def test_sd_one_socket():
 
 
 @timeout(30)
+def test_sd_unix_socket_never_unlinked():
+    """A Unix socket from systemd is served, and its file stays at stop."""
+    require("systemd-socket-activate")
+    path = os.path.join(tempdir(), "s.sock")
+    a = Activated(["-l", path], ["-v", "echo", "sd:"])
+    assert poll_until(lambda: os.path.exists(path), 10), a.stderr()
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(10)
+    c.connect(path)
+    c.sendall(b"unix\n")
+    c.shutdown(socket.SHUT_WR)
+    assert recv_all(c) == b"unix\n"
+    c.close()
+    assert "listening on unix:" + path in a.stderr(), a.stderr()
+    assert a.stop() == 0, a.stderr()
+    assert os.path.exists(path)
+
+
+@timeout(30)
 def test_sd_named_sockets():
     """--fdname a:b: sd:b serves the second socket only; sd:nosuch names
     the names there are."""
@@ -456,13 +475,12 @@ def test_workers_reuseport_one_socket_per_loop():
 
 # -- SIGHUP ---------------------------------------------------------------
 
-@timeout(30)
-def test_sighup_rereads_access_file():
+def check_sighup_access(model):
     d = tempdir()
     allow = os.path.join(d, "allow")
     with open(allow, "w") as f:
         f.write("127.0.0.2\n")
-    with Server(["-v", "--allow-file", allow, "echo",
+    with Server(["-v", "--model", model, "--allow-file", allow, "echo",
                  "tcp://127.0.0.1:0"]) as srv:
         assert echo_once(srv.port, src="127.0.0.2") == b"hello\n"
         assert echo_once(srv.port, src="127.0.0.3") == b""
@@ -479,6 +497,16 @@ def test_sighup_rereads_access_file():
         assert "the old access list stays" in srv.stderr_text()
         assert echo_once(srv.port, src="127.0.0.3") == b"hello\n"
         assert echo_once(srv.port, src="127.0.0.4") == b""
+
+
+@timeout(30)
+def test_sighup_rereads_access_file():
+    check_sighup_access("epoll")
+
+
+@timeout(30)
+def test_sighup_rereads_access_file_fork():
+    check_sighup_access("fork")  # the parent accepts and checks
 
 
 @timeout(30)
