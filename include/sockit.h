@@ -885,7 +885,8 @@ typedef struct sk_server_opts {
      * the first opens its own SO_REUSEPORT socket on every TCP/UDP listener's
      * address (the listeners must have been opened with reuseport), so the
      * kernel spreads connections between loops instead of all loops waking
-     * on one socket. */
+     * on one socket. A listener without SO_REUSEPORT (an adopted sd: socket
+     * systemd opened without ReusePort=yes) stays shared. */
     int reuseport;
     int burst; /* the rate's bucket size; 0 = rate (at least 1) */
     const void

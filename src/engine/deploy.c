@@ -92,7 +92,11 @@ int sk__listener_reuseport_copy(const sk_listener *l, sk_listener *out, sk_err *
 {
     /* Another socket bound to the same address: the kernel spreads new
      * connections (datagrams) between the sockets by a hash of the peer. */
-    memset(out, 0, sizeof *out);
+    *out = *l;
+    int on = 0;
+    socklen_t ol = sizeof on;
+    if (getsockopt(l->fd, SOL_SOCKET, SO_REUSEPORT, &on, &ol) < 0 || !on)
+        return 1; /* not a SO_REUSEPORT socket (systemd's without ReusePort=yes): shared */
     out->fd = -1;
     int stream = sk_transport_is_stream(l->transport);
     int fd = socket(l->local.sa.ss_family,

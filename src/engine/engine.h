@@ -239,7 +239,8 @@ void sk__dgram_batch_free(sk_dgram_batch *b);
 int sk__serve_datagrams(sk_server *s, const sk_listener *l, int max, sk_dgram_batch *b);
 
 /* deploy.c: a second socket bound to l's address with SO_REUSEPORT (the
- * --workers N --reuseport loops each have their own). TCP and UDP. 0 or -1. */
+ * --workers N --reuseport loops each have their own). TCP and UDP. Returns 0,
+ * 1 when l itself has no SO_REUSEPORT (out = l: the loop shares it), or -1. */
 int sk__listener_reuseport_copy(const sk_listener *l, sk_listener *out, sk_err *err);
 
 /* acceptor.c */
