@@ -947,6 +947,10 @@ const sk_access *sk_server_set_access(sk_server *s, const sk_access *a);
  * sk_server_set_access.)
  */
 int sk_server_reload(sk_server *s, sk_err *err);
+/* Forget the server's Unix socket files: at stop they are not removed (a new
+ * process took the listeners over: SIGUSR2). Call it from the thread that
+ * stops the server, before sk_server_stop. */
+void sk_server_disown_listeners(sk_server *s);
 /* The server's i-th listener, in the order added (e.g. to print the port the
  * kernel picked for port 0), or NULL when i is past the last. */
 const sk_listener *sk_server_listener(const sk_server *s, size_t i);

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -112,6 +114,7 @@ static int g_pipe_rd = -1, g_pipe_wr = -1;
 static void (*g_reload)(void *);
 static void *g_reload_arg;
 static atomic_int g_stop_said;
+static int g_handover_fd = -1; /* SIGUSR2, the new process: where to say "serving" */
 
 static void say(const char *state)
 {
@@ -139,6 +142,17 @@ static void on_hup(int sig)
     errno = e;
 }
 
+static void upgrade(void);
+
+static void on_usr2(int sig)
+{
+    (void)sig;
+    int e = errno;
+    ssize_t r = write(g_pipe_wr, "u", 1);
+    (void)r;
+    errno = e;
+}
+
 static void *deploy_main(void *arg)
 {
     (void)arg;
@@ -152,6 +166,10 @@ static void *deploy_main(void *arg)
         if (ch == 's') {
             if (atomic_exchange(&g_stop_said, 1) == 0)
                 say("STOPPING=1");
+            continue;
+        }
+        if (ch == 'u') {
+            upgrade();
             continue;
         }
         /* Type=notify-reload: RELOADING=1 (with MONOTONIC_USEC), the work, READY=1. */
@@ -195,6 +213,12 @@ void cli_deploy_signals(void (*reload)(void *), void *arg)
 void cli_deploy_ready(void)
 {
     say("READY=1");
+    if (g_handover_fd >= 0) { /* SIGUSR2: tell the old process we serve */
+        ssize_t r = write(g_handover_fd, "R", 1);
+        (void)r; /* the old process gone: nothing to tell */
+        close(g_handover_fd);
+        g_handover_fd = -1;
+    }
 }
 
 void cli_deploy_stopped(void)
@@ -262,4 +286,149 @@ void cli_deploy_migrate_note(void)
                  "listener that closes are lost (sysctl -w net.ipv4.tcp_migrate_req=1 hands "
                  "them to the others)");
     fclose(f);
+}
+
+/* ------------------------------------------------------------------------ */
+/* SIGUSR2: binary upgrade, as nginx does it. We start the program again
+ * (argv[0], possibly a new binary) with the same arguments and hand it our
+ * listening sockets over a Unix socket (SCM_RIGHTS); once it says it serves,
+ * we stop accepting and drain with --grace. The sockets are the same ones, so
+ * a connection queued in the kernel meanwhile is served by one or the other. */
+static char **g_main_argv;
+static sk_server *g_up_srv;
+static char g_handover_words[SK_SD_MAX][24];
+static char *g_handover_addrs[SK_SD_MAX];
+
+#define HANDOVER_ENV "SOCKIT_HANDOVER_FD"
+
+static void upgrade(void)
+{
+    extern char **environ;
+    sk_server *s = g_up_srv;
+    int fds[SK_SD_MAX];
+    int n = 0;
+    for (const sk_listener *l; n < SK_SD_MAX && (l = sk_server_listener(s, (size_t)n)) != NULL;)
+        fds[n++] = l->fd;
+    int sv[2];
+    if (n == 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        cli_warn("SIGUSR2: %s: still serving", n ? strerror(errno) : "no listeners");
+        return;
+    }
+    /* Everything the child needs is built before fork: after it, only
+     * async-signal-safe calls until exec. */
+    size_t nenv = 0;
+    while (environ[nenv])
+        nenv++;
+    char **envp = calloc(nenv + 2, sizeof *envp);
+    char var[48];
+    snprintf(var, sizeof var, "%s=%d", HANDOVER_ENV, sv[1]);
+    if (envp == NULL) {
+        close(sv[0]);
+        close(sv[1]);
+        cli_warn("SIGUSR2: out of memory: still serving");
+        return;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < nenv; i++)
+        if (strncmp(environ[i], HANDOVER_ENV "=", sizeof HANDOVER_ENV) != 0)
+            envp[k++] = environ[i];
+    envp[k++] = var;
+    pid_t pid = fork();
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        pthread_sigmask(SIG_SETMASK, &none, NULL);
+        fcntl(sv[1], F_SETFD, 0);
+        environ = envp;
+        execvp(g_main_argv[0], g_main_argv);
+        _exit(127);
+    }
+    free(envp);
+    close(sv[1]);
+    if (pid < 0) {
+        cli_warn("SIGUSR2: fork: %s: still serving", strerror(errno));
+        close(sv[0]);
+        return;
+    }
+    char byte = 'L';
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * SK_SD_MAX)];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr m = {.msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = u.buf,
+                       .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n)};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+    memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)n);
+    ssize_t r;
+    do
+        r = sendmsg(sv[0], &m, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    /* Wait (bounded) for the new process to serve: then it is its turn. */
+    struct pollfd p = {.fd = sv[0], .events = POLLIN};
+    int ready = 0;
+    if (r == 1 && poll(&p, 1, 10000) == 1 && read(sv[0], &byte, 1) == 1 && byte == 'R')
+        ready = 1;
+    close(sv[0]);
+    if (!ready) {
+        waitpid(pid, NULL, WNOHANG); /* it exited (the socket closed): no zombie */
+        cli_warn("SIGUSR2: the new process %ld did not start serving: still serving", (long)pid);
+        return;
+    }
+    cli_warn("SIGUSR2: process %ld serves now; stopping (busy connections get --grace)", (long)pid);
+    sk_server_disown_listeners(s); /* its Unix socket files are the new process's now */
+    sk_server_stop(s);
+}
+
+void cli_deploy_upgrade_init(char **main_argv, sk_server *s)
+{
+    g_main_argv = main_argv;
+    g_up_srv = s;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_usr2;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR2, &sa, NULL);
+}
+
+int cli_deploy_handover(char ***addrs, int *naddrs)
+{
+    const char *v = getenv(HANDOVER_ENV);
+    if (v == NULL)
+        return 0;
+    int hfd = atoi(v);
+    sk__env_scrub(HANDOVER_ENV);
+    char byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * SK_SD_MAX)];
+        struct cmsghdr align;
+    } u;
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+    ssize_t r;
+    do
+        r = recvmsg(hfd, &m, MSG_CMSG_CLOEXEC);
+    while (r < 0 && errno == EINTR);
+    struct cmsghdr *cm = r == 1 ? CMSG_FIRSTHDR(&m) : NULL;
+    if (cm == NULL || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+        cli_fail("%s: no listening sockets came from the old process", HANDOVER_ENV);
+    int n = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    int fds[SK_SD_MAX];
+    memcpy(fds, CMSG_DATA(cm), sizeof(int) * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        snprintf(g_handover_words[i], sizeof g_handover_words[i], "fd:%d", fds[i]);
+        g_handover_addrs[i] = g_handover_words[i];
+    }
+    fcntl(hfd, F_SETFD, FD_CLOEXEC);
+    g_handover_fd = hfd;
+    *addrs = g_handover_addrs;
+    *naddrs = n;
+    return 1;
 }

@@ -20,6 +20,11 @@ void cli_deploy_signals(void (*reload)(void *), void *arg);
 void cli_deploy_stopping(void);
 void cli_deploy_ready(void);   /* READY=1, once every listener is open */
 void cli_deploy_stopped(void); /* STOPPING=1 if not said yet */
+/* SIGUSR2: start main_argv again and hand it s's listeners (binary upgrade). */
+void cli_deploy_upgrade_init(char **main_argv, sk_server *s);
+/* In the new process: the listeners from the old one, as fd:N words in
+ * *addrs. Returns 1 if there was a handover, 0 if not. */
+int cli_deploy_handover(char ***addrs, int *naddrs);
 /* --idle-exit: stop s after ms with no connection open and none served. */
 void cli_deploy_idle_exit(sk_server *s, int ms, int verbose);
 /* --reuseport -v: say when net.ipv4.tcp_migrate_req is 0. */

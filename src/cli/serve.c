@@ -149,7 +149,9 @@ static void serve_help(FILE *f, const sk_service *svc)
                "\"sockit: listening on ADDRESS\" (also with -v).\n"
                "ADDRESS may also be a socket handed over: fd:N (descriptor N), sd:NAME or sd:\n"
                "(systemd socket activation). With NOTIFY_SOCKET set, READY=1, RELOADING=1 and\n"
-               "STOPPING=1 are sent (Type=notify). SIGHUP re-reads --allow-file/--deny-file.\n");
+               "STOPPING=1 are sent (Type=notify). SIGHUP re-reads --allow-file/--deny-file\n"
+               "and http's --auth; SIGUSR2 starts the program again (a new binary, same\n"
+               "arguments), hands it the listening sockets, then stops (--grace).\n");
 }
 
 /* deploy: under inetd, stdout is the client's: reports go to the log (fd 2). */
@@ -685,8 +687,14 @@ int cli_serve(int argc, char **argv)
         return 0;
     }
     /* deploy: SIGHUP re-reads the access files; the thread also tells systemd. */
-    if (s && (c.nacc > 0 || c.svc_files || sk_notify_enabled()))
-        cli_deploy_signals(reload_all, &c);
+    if (s) {
+        cli_deploy_signals(c.nacc > 0 || c.svc_files || sk_notify_enabled() ? reload_all : NULL,
+                           &c);
+        if (c.inetd == 0)
+            cli_deploy_upgrade_init(argv - 1, s); /* SIGUSR2: main's argv */
+    }
+    if (c.inetd == 0 && s)
+        cli_deploy_handover(&c.addrs, &c.naddrs); /* SIGUSR2: the old process's sockets */
     size_t n = open_listeners(&c, ls, MAX_LISTENERS);
     if (s == NULL) {
         g_stdio_ls = ls;

@@ -81,6 +81,12 @@ void sk_server_counts(const sk_server *s, long *open, unsigned long *served)
         *served = atomic_load(&((sk_server *)s)->served);
 }
 
+void sk_server_disown_listeners(sk_server *s)
+{
+    for (size_t i = 0; i < s->nls; i++)
+        s->ls[i].unlink_path[0] = '\0';
+}
+
 const sk_access *sk_server_set_access(sk_server *s, const sk_access *a)
 {
     /* admit.c reads the pointer with an acquire load: a connection is checked
