@@ -92,7 +92,23 @@ typedef enum sk_transport {
  * A parsed, not yet resolved, address. The syntax (README "Addresses", sockit(1) ADDRESSES):
  *   PORT | HOST:PORT | [V6]:PORT | tcp://.. udp://.. tcp4:// tcp6:// udp4:// udp6://
  *   unix:PATH | unixgram:PATH | unix:@NAME | unixgram:@NAME
+ *   fd:N | sd:NAME | sd:        (servers only: sockets handed to us, see below)
+ *
+ * Inherited sockets (deploy): `fd:N` is an open listening stream socket or a
+ * datagram socket on descriptor N (inetd's `wait` mode gives it as fd:0);
+ * `sd:NAME` the sockets systemd passed (socket activation) whose
+ * LISTEN_FDNAMES entry is NAME, `sd:` all of them. Parsing these forms looks
+ * at the descriptor: the transport is the socket's own (TCP, UDP, Unix stream
+ * or datagram, from SO_TYPE and SO_DOMAIN), and a descriptor that is not open,
+ * not a socket, or a stream socket that is not listening, is a usage error
+ * naming it. The first sd: parse reads LISTEN_PID (not ours: no sockets were
+ * passed), LISTEN_FDS and LISTEN_FDNAMES, makes the descriptors close-on-exec
+ * and unsets the three variables, so that children do not inherit them.
+ * sk_listen adopts such sockets as they are (no bind, no listen, no socket
+ * option changed but close-on-exec) and never unlinks their files.
  */
+#define SK_INHERIT_FD 1 /* fd:N */
+#define SK_INHERIT_SD 2 /* sd:NAME, sd: (NAME "" = every passed socket) */
 typedef struct sk_addr {
     sk_transport transport;
     int family;                  /* AF_UNSPEC, AF_INET, AF_INET6 (forced), or AF_UNIX */
@@ -101,6 +117,8 @@ typedef struct sk_addr {
     char path[SK_UNIX_PATH_MAX]; /* Unix: file path, or abstract name without '@' */
     size_t path_len;
     int abstract; /* Linux abstract namespace (unix:@NAME) */
+    int inherit;  /* 0, SK_INHERIT_FD (descriptor in fd) or SK_INHERIT_SD (name in host) */
+    int fd;
 } sk_addr;
 
 /*
@@ -184,7 +202,8 @@ typedef struct sk_listener {
     sk_transport transport;
     sk_endpoint local;                  /* what the kernel actually bound (getsockname) */
     char name[SK_NAME_MAX];             /* local formatted, e.g. "tcp://[::]:40123" */
-    char unlink_path[SK_UNIX_PATH_MAX]; /* socket file we created, "" if none */
+    char unlink_path[SK_UNIX_PATH_MAX]; /* socket file we created, "" if none (and for
+                                         * adopted fd:/sd: sockets: never ours to remove) */
     dev_t dev;                          /* identity of that file, so we only remove our own */
     ino_t ino;
 } sk_listener;
@@ -229,6 +248,20 @@ int sk_connect_from(const sk_addr *a, const char *src_host, const char *src_port
 /* accept() with close-on-exec (and O_NONBLOCK when nonblock), retrying EINTR and
  * ECONNABORTED. Returns the fd, or -1 with errno set (EAGAIN, EMFILE, ...). */
 int sk_accept(int lfd, struct sockaddr *peer, socklen_t *peerlen, int nonblock);
+
+/*
+ * Tell the service manager how we are (sd_notify(3), without libsystemd):
+ * send `state`, one or more "KEY=VALUE" lines such as "READY=1", "STOPPING=1",
+ * "RELOADING=1" (MONOTONIC_USEC=now is added, as Type=notify-reload wants) or
+ * "STATUS=serving 3 connections", as one datagram to the Unix socket named by
+ * NOTIFY_SOCKET (a path, or @NAME: abstract). NOTIFY_SOCKET is read on the
+ * first call (or sk_notify_enabled) and unset, so children do not inherit it.
+ * Returns 1 sent, 0 when NOTIFY_SOCKET is not set (nothing to do), -1 with
+ * err (a malformed NOTIFY_SOCKET is a usage error). Thread-safe.
+ */
+int sk_notify(const char *state, sk_err *err);
+/* 1 if NOTIFY_SOCKET was set (sk_notify has somewhere to send), else 0. */
+int sk_notify_enabled(void);
 
 int sk_set_nonblock(int fd, int on); /* 0 or -1 with errno */
 int sk_set_cloexec(int fd);          /* 0 or -1 with errno */
@@ -713,6 +746,11 @@ typedef struct sk_service {
      * config is the settings (NULL: the defaults). Writes at most cap bytes
      * (NUL included) and returns the length, or 0 when there is nothing to say. */
     size_t (*describe)(const void *config, const sk_listener *l, char *buf, size_t cap);
+    /* SIGHUP (sk_server_reload): re-read the files the service read at init
+     * (http: --auth) and swap them in for new requests. Returns 1 if it
+     * re-read something, 0 if there was nothing to re-read, -1 with err (the
+     * old files stay in use). NULL: nothing to re-read. */
+    int (*reload)(sk_server *srv, void *state, sk_err *err);
 } sk_service;
 
 /* Find a built-in service by name (ack, echo, ...), or NULL. */
@@ -867,7 +905,14 @@ typedef struct sk_server_opts {
     const sk_access *access;
     int max_per_source; /* connections at once per source (see sk_limits); 0 = no limit */
     double rate;        /* new connections (datagrams) per second per source; 0 = no limit */
-    int burst;          /* the rate's bucket size; 0 = rate (at least 1) */
+    /* With workers on an event model (select, poll, epoll): each loop after
+     * the first opens its own SO_REUSEPORT socket on every TCP/UDP listener's
+     * address (the listeners must have been opened with reuseport), so the
+     * kernel spreads connections between loops instead of all loops waking
+     * on one socket. A listener without SO_REUSEPORT (an adopted sd: socket
+     * systemd opened without ReusePort=yes) stays shared. */
+    int reuseport;
+    int burst; /* the rate's bucket size; 0 = rate (at least 1) */
     const void
         *service_config; /* the service's settings (sk_service_config_new); NULL = defaults */
     /* Service output for the operator ("Here is the message: hi"): one or more
@@ -900,6 +945,42 @@ int sk_server_add_listener(sk_server *s, const sk_listener *l, sk_err *err);
  * for a malformed address; nothing of this address is left open).
  */
 int sk_server_listen(sk_server *s, const char *address, sk_err *err);
+/*
+ * Serve one connection that is already open (inetd `nowait`, systemd
+ * Accept=yes: the connection is on standard input): fd is a connected stream
+ * socket, which the server takes over (closed when done, also on error). It
+ * is checked against the access list and served to its end in the caller's
+ * flow of control (the blocking driver, whatever the model), honouring the
+ * idle timeout and sk_server_stop. No listener is needed. Returns 0 (also
+ * when the access list refused the peer), or -1 with err: a usage error when
+ * fd is not a connected stream socket.
+ */
+int sk_server_serve_fd(sk_server *s, int fd, sk_err *err);
+/* Connections open now and connections (datagrams) served so far, for an idle
+ * exit (inetd `wait`). `open` counts in models that share memory (thread,
+ * select, poll, epoll, iterative); NULL pointers are skipped. Thread-safe. */
+void sk_server_counts(const sk_server *s, long *open, unsigned long *served);
+/* Replace the access list (SIGHUP re-reading --allow-file): new connections
+ * and datagrams are checked against `a` (NULL: everyone) from now on. Returns
+ * the old list, which the caller still owns; a thread may be checking a
+ * connection against it at this moment, so free it only when no thread
+ * serves (the CLI keeps it until exit). Forked processes (prefork workers,
+ * fork children) keep the list they were forked with. Thread-safe. */
+const sk_access *sk_server_set_access(sk_server *s, const sk_access *a);
+/*
+ * Re-read what the service reads from files (SIGHUP; http: the --auth file),
+ * for the requests that come after. Call it from any one thread while the
+ * server runs (the CLI's SIGHUP thread does). Forked processes keep what
+ * they were forked with. Returns 1 if something was re-read, 0 if the
+ * service has nothing to re-read, -1 with err when a file is bad: then what
+ * was in use stays in use. (The access list is the caller's: see
+ * sk_server_set_access.)
+ */
+int sk_server_reload(sk_server *s, sk_err *err);
+/* Forget the server's Unix socket files: at stop they are not removed (a new
+ * process took the listeners over: SIGUSR2). Call it from the thread that
+ * stops the server, before sk_server_stop. */
+void sk_server_disown_listeners(sk_server *s);
 /* The server's i-th listener, in the order added (e.g. to print the port the
  * kernel picked for port 0), or NULL when i is past the last. */
 const sk_listener *sk_server_listener(const sk_server *s, size_t i);

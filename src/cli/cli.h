@@ -9,6 +9,8 @@
 
 #define EXIT_USAGE 2
 
+extern int cli_syslog; /* messages go to syslog(3) instead of stderr (serve --log syslog) */
+
 /* "sockit: ..." on stderr, then exit 2 (usage) or 1 (runtime failure). */
 _Noreturn void cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -17,10 +17,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "../lib/outq.h"
 #include "cli.h"
+#include "deploy.h"
 
 #define MAX_LISTENERS 64
 #define MAX_TLS_PAIRS 16
@@ -38,6 +40,19 @@ struct serve_cfg {
     int tls;
     sk_tls_server_opts to;
     sk_tls_pair pairs[MAX_TLS_PAIRS];
+    /* deploy: --inetd (1) / --inetd-wait (2), --idle-exit, --log, --reuseport */
+    int inetd;
+    int idle_exit_ms;
+    int reuseport;
+    struct cli_deploy d;
+    char wait_addr[32]; /* --inetd-wait: "fd:N", the socket from descriptor 0 */
+    char *wait_addrs[1];
+    struct access_arg { /* the access options in order, replayed on SIGHUP */
+        int allow, file;
+        const char *arg;
+    } * acc;
+    int nacc;
+    int svc_files; /* a file option of a service that re-reads on SIGHUP (http --auth) */
 };
 
 static sk_server *g_server;
@@ -51,6 +66,7 @@ static void on_stop_signal(int sig)
 {
     (void)sig;
     static volatile sig_atomic_t seen;
+    cli_deploy_stopping(); /* deploy: STOPPING=1 to the service manager */
     if (seen++ == 0)
         sk_server_stop(g_server);
     else
@@ -114,6 +130,16 @@ static void serve_help(FILE *f, const sk_service *svc)
             "                        per /64); only that source is refused\n"
             "  --rate R/s[,burst=B]  at most R new connections (datagrams) per second per\n"
             "                        source, B at once (default B = R)\n"
+            "  --reuseport           SO_REUSEPORT: several sockit processes share the port,\n"
+            "                        and with --workers N each loop has its own socket\n"
+            "  --inetd               no ADDRESS: serve the one connection on standard input\n"
+            "                        and exit (inetd nowait, systemd Accept=yes)\n"
+            "  --inetd-wait          no ADDRESS: standard input is a listening or datagram\n"
+            "                        socket; serve it until idle (inetd wait)\n"
+            "  --idle-exit SECS      --inetd-wait: exit when idle this long (default 10)\n"
+            "  --log FILE|syslog     messages (and reports, with --inetd*) go to FILE or\n"
+            "                        syslog; with --inetd* the default is nowhere: only the\n"
+            "                        service's bytes reach descriptors 0, 1 and 2\n"
             "  -v, --verbose         log each connection on stderr\n"
             "  -q, --quiet           no service output, no messages but errors\n"
             "  -k, --keep-open       stdio: after a client leaves, wait for the next (nc -lk)\n"
@@ -137,8 +163,16 @@ static void serve_help(FILE *f, const sk_service *svc)
             option_help(f, o->name, o->arg, o->help);
     }
     fprintf(f, "\nWith port 0 the kernel picks a port; the address bound is printed on stderr as\n"
-               "\"sockit: listening on ADDRESS\" (also with -v).\n");
+               "\"sockit: listening on ADDRESS\" (also with -v).\n"
+               "ADDRESS may also be a socket handed over: fd:N (descriptor N), sd:NAME or sd:\n"
+               "(systemd socket activation). With NOTIFY_SOCKET set, READY=1, RELOADING=1 and\n"
+               "STOPPING=1 are sent (Type=notify). SIGHUP re-reads --allow-file/--deny-file\n"
+               "and http's --auth; SIGUSR2 starts the program again (a new binary, same\n"
+               "arguments), hands it the listening sockets, then stops (--grace).\n");
 }
+
+/* deploy: under inetd, stdout is the client's: reports go to the log (fd 2). */
+static int g_report_fd = STDOUT_FILENO;
 
 /* Service output: one write per report keeps lines from forked workers whole;
  * the queue keeps a reader that stalls (`| less`, Ctrl-S) from stalling us. */
@@ -151,7 +185,7 @@ static void report_line(void *arg, const char *line, size_t len)
         return;
     memcpy(buf, line, len);
     buf[len] = '\n';
-    if (sk__outq_write(STDOUT_FILENO, buf, len + 1) < 0 && errno == EPIPE)
+    if (sk__outq_write(g_report_fd, buf, len + 1) < 0 && errno == EPIPE)
         sk_server_stop(g_server); /* nobody reads our output any more */
     if (buf != small)
         free(buf);
@@ -160,7 +194,10 @@ static void report_line(void *arg, const char *line, size_t len)
 static void log_line(void *arg, int level, const char *line)
 {
     (void)arg;
-    (void)level;
+    if (cli_syslog) { /* deploy: --log syslog */
+        syslog(level == SK_LOG_ERROR ? LOG_ERR : LOG_INFO, "%s", line);
+        return;
+    }
     char buf[640];
     int n = snprintf(buf, sizeof buf, "sockit: %s\n", line);
     if (n > 0)
@@ -263,6 +300,11 @@ static void access_option(struct serve_cfg *c, int allow, int file, const char *
     if (c->access == NULL && (c->access = sk_access_new()) == NULL)
         cli_fail("out of memory");
     c->o.access = c->access;
+    struct access_arg *na = realloc(c->acc, (size_t)(c->nacc + 1) * sizeof *na);
+    if (na == NULL)
+        cli_fail("out of memory");
+    c->acc = na;
+    c->acc[c->nacc++] = (struct access_arg){allow, file, arg};
     int rc = file ? sk_access_add_file(c->access, allow, arg, &err)
                   : sk_access_add(c->access, allow, arg, &err);
     if (rc < 0) {
@@ -313,6 +355,11 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
         O_REQUIRE_CC,
         O_ALPN,
         O_HS_TIMEOUT,
+        O_REUSEPORT,
+        O_INETD,
+        O_INETD_WAIT,
+        O_IDLE_EXIT,
+        O_LOG,
         O_SVC = 1024
     };
     static const struct option common[] = {
@@ -328,6 +375,11 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
         {"deny-file", required_argument, NULL, O_DENY_FILE},
         {"max-per-source", required_argument, NULL, O_PER_SOURCE},
         {"rate", required_argument, NULL, O_RATE},
+        {"reuseport", no_argument, NULL, O_REUSEPORT},
+        {"inetd", no_argument, NULL, O_INETD},
+        {"inetd-wait", no_argument, NULL, O_INETD_WAIT},
+        {"idle-exit", required_argument, NULL, O_IDLE_EXIT},
+        {"log", required_argument, NULL, O_LOG},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"keep-open", no_argument, NULL, 'k'},
@@ -380,6 +432,18 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
             c->o.max_per_source = (int)cli_number("--max-per-source", optarg, 1, 1000000);
             break;
         case O_RATE: parse_rate(c, optarg); break;
+        case O_REUSEPORT: c->reuseport = c->o.reuseport = 1; break;
+        case O_INETD:
+        case O_INETD_WAIT:
+            if (c->inetd && c->inetd != (ch == O_INETD ? 1 : 2))
+                cli_usage("--inetd and --inetd-wait contradict each other");
+            c->inetd = ch == O_INETD ? 1 : 2;
+            break;
+        case O_IDLE_EXIT: c->idle_exit_ms = cli_seconds_ms("--idle-exit", optarg); break;
+        case O_LOG: /* done before parsing (cli_deploy_early) */
+            if (!c->d.log_seen)
+                cli_usage("spell out --log in full (it must be seen before anything else)");
+            break;
         case 'v': c->o.verbose = 1; break;
         case 'q': c->quiet = 1; break;
         case 'k': c->keep_open = 1; break;
@@ -422,10 +486,27 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
         cli_usage("\"%s\" is an address; the service comes first: sockit serve SERVICE "
                   "ADDRESS (services: %s)",
                   c->service, service_names());
-    if (optind >= argc)
-        cli_usage("serve %s: missing ADDRESS (e.g. 8080, udp://:7, unix:/tmp/s)", c->service);
-    c->addrs = argv + optind;
-    c->naddrs = argc - optind;
+    if (c->inetd && optind < argc)
+        cli_usage("%s takes no ADDRESS (the socket is on standard input): \"%s\"",
+                  c->inetd == 1 ? "--inetd" : "--inetd-wait", argv[optind]);
+    if (c->inetd && c->d.conn_fd < 0) /* an abbreviation the early scan did not see */
+        cli_usage("spell out %s in full (it must be seen before anything else)",
+                  c->inetd == 1 ? "--inetd" : "--inetd-wait");
+    if (c->idle_exit_ms && c->inetd != 2)
+        cli_usage("--idle-exit is for --inetd-wait");
+    if (c->inetd == 2) { /* adopt the socket from descriptor 0 as a listener */
+        if (c->idle_exit_ms == 0)
+            c->idle_exit_ms = 10000;
+        snprintf(c->wait_addr, sizeof c->wait_addr, "fd:%d", c->d.conn_fd);
+        c->wait_addrs[0] = c->wait_addr;
+        c->addrs = c->wait_addrs;
+        c->naddrs = 1;
+    } else if (c->inetd == 0) {
+        if (optind >= argc)
+            cli_usage("serve %s: missing ADDRESS (e.g. 8080, udp://:7, unix:/tmp/s)", c->service);
+        c->addrs = argv + optind;
+        c->naddrs = argc - optind;
+    }
     if (c->naddrs > MAX_LISTENERS)
         cli_usage("serve: too many addresses (at most %d)", MAX_LISTENERS);
     if (model) {
@@ -441,6 +522,9 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
     if (strcmp(c->service, "stdio") == 0 && (c->o.max_per_source || c->o.rate > 0))
         cli_usage("--max-per-source and --rate are not for the stdio service (it serves one "
                   "client at a time); --allow and --deny are");
+    if (c->inetd && strcmp(c->service, "stdio") == 0)
+        cli_usage("--inetd and --inetd-wait are not for the stdio service (the connection is "
+                  "already on standard input and output)");
     if (c->keep_open && strcmp(c->service, "stdio") != 0)
         cli_usage("-k/--keep-open is an option of the stdio service, not of %s", c->service);
     const sk_service *svc = strcmp(c->service, "stdio") != 0 ? sk_service_find(c->service) : NULL;
@@ -456,9 +540,13 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
         sk_err err;
         if ((c->config = sk_service_config_new(svc, &err)) == NULL)
             cli_die(&err);
-        for (size_t i = 0; i < ngiven; i++)
+        for (size_t i = 0; i < ngiven; i++) {
             if (sk_service_set(svc, c->config, given[i].name, given[i].value, &err) < 0)
                 cli_die(&err);
+            const sk_svc_option *so = sk_service_option(svc, given[i].name);
+            if (svc->reload && so && so->kind == SK_OPT_PATH)
+                c->svc_files = 1; /* deploy: SIGHUP has something to re-read */
+        }
         c->o.service_config = c->config;
     }
     free(given);
@@ -478,70 +566,7 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
     c->to.pairs = c->pairs;
 }
 
-/* SIGHUP: re-read the TLS certificates and keys. The handler only writes a
- * byte (async-signal-safe); a thread of ours does the reload (sk_tls_reload
- * swaps the context under its lock, so every model's new connections get it;
- * fork children are forked with the context of the moment; prefork workers
- * keep the one they started with, replacements get the new one). Open
- * connections are not touched. */
-static int g_hup_rd = -1, g_hup_wr = -1;
 static int g_quiet;
-
-static void on_hup(int sig)
-{
-    (void)sig;
-    int e = errno;
-    ssize_t r = write(g_hup_wr, "h", 1);
-    (void)r; /* a full pipe already holds a reload */
-    errno = e;
-}
-
-static void *reload_main(void *arg)
-{
-    sk_tls *tls = arg;
-    for (;;) {
-        char junk[64];
-        ssize_t n = read(g_hup_rd, junk, sizeof junk);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return NULL;
-        sk_err err;
-        char line[SK_ERR_MAX + 80];
-        if (sk_tls_reload(tls, &err) < 0) {
-            snprintf(line, sizeof line, "SIGHUP: %s (the old certificates stay in use)", err.msg);
-            log_line(NULL, SK_LOG_ERROR, line);
-        } else if (!g_quiet) {
-            log_line(NULL, SK_LOG_INFO, "SIGHUP: TLS certificates and keys reloaded");
-        }
-    }
-}
-
-static void install_reload(sk_tls *tls)
-{
-    int p[2];
-    pthread_t tid;
-    if (pipe2(p, O_CLOEXEC) < 0)
-        cli_fail("pipe: %s", strerror(errno));
-    g_hup_rd = p[0];
-    g_hup_wr = p[1];
-    if (fcntl(g_hup_wr, F_SETFL, O_NONBLOCK) < 0)
-        cli_fail("fcntl: %s", strerror(errno));
-    /* The thread takes no signals: they go to the serving threads, as before. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    int rc = pthread_create(&tid, NULL, reload_main, tls);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0)
-        cli_fail("pthread_create: %s", strerror(rc));
-    pthread_detach(tid);
-    struct sigaction sa = {0};
-    sa.sa_handler = on_hup;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGHUP, &sa, NULL);
-}
 
 /* The server's TLS context, before anything is bound: a bad file is reported
  * first. The ephemeral certificate's pin is printed even with -q (a script
@@ -627,9 +652,12 @@ static size_t open_listeners(struct serve_cfg *c, sk_listener *ls, size_t cap)
             cli_usage("service %s does not run on %s sockets (%s)", svc->name,
                       stream ? "stream" : "datagram", c->addrs[i]);
     }
+    sk_listen_opts lo = {.reuseport = c->reuseport}; /* deploy: --reuseport */
+    if (c->reuseport && c->o.verbose)
+        cli_deploy_migrate_note();
     for (int i = 0; i < c->naddrs; i++) {
         size_t n = 0;
-        if (sk_listen(&addrs[i], NULL, ls + total, cap - total, &n, &err) < 0) {
+        if (sk_listen(&addrs[i], &lo, ls + total, cap - total, &n, &err) < 0) {
             const char *twice = err.code == EADDRINUSE ? same_port(&addrs[i], ls, total) : NULL;
             for (size_t j = 0; j < total; j++)
                 sk_listener_close(&ls[j]);
@@ -646,10 +674,84 @@ static size_t open_listeners(struct serve_cfg *c, sk_listener *ls, size_t cap)
     return total;
 }
 
+/* deploy: SIGHUP rebuilds the access list from the same options and swaps it
+ * in; a bad file is one line and the old list stays. The old lists are kept
+ * until exit (a thread may be checking a connection against one right now):
+ * one list per reload, the honest simple choice. */
+static sk_access **g_old_access;
+static size_t g_nold;
+
+static void reload_access(struct serve_cfg *c)
+{
+    if (c->nacc == 0)
+        return;
+    sk_access *a = sk_access_new();
+    if (a == NULL) {
+        cli_warn("SIGHUP: out of memory (the old access list stays)");
+        return;
+    }
+    sk_err err;
+    for (int i = 0; i < c->nacc; i++) {
+        const struct access_arg *x = &c->acc[i];
+        int rc = x->file ? sk_access_add_file(a, x->allow, x->arg, &err)
+                         : sk_access_add(a, x->allow, x->arg, &err);
+        if (rc < 0) {
+            log_line(NULL, SK_LOG_ERROR, "SIGHUP: the old access list stays:");
+            log_line(NULL, SK_LOG_ERROR, err.msg);
+            sk_access_free(a);
+            return;
+        }
+    }
+    sk_access **o = realloc(g_old_access, (g_nold + 1) * sizeof *o);
+    if (o == NULL) {
+        sk_access_free(a);
+        return;
+    }
+    g_old_access = o;
+    g_old_access[g_nold++] = (sk_access *)sk_server_set_access(g_server, a);
+    c->access = a;
+    if (c->o.verbose)
+        log_line(NULL, SK_LOG_INFO, "SIGHUP: access files re-read");
+}
+
+/* SIGHUP, in the deploy thread: every re-read in one place (the TLS
+ * certificates' reload joins here). */
+static void reload_all(void *arg)
+{
+    struct serve_cfg *c = arg;
+    reload_access(c);
+    sk_err err;
+    /* TLS: sk_tls_reload swaps the context under its lock, so every model's
+     * new connections get it; fork children are forked with the context of
+     * the moment; prefork workers keep the one they started with (their
+     * replacements get the new one). Open connections are not touched. */
+    if (c->o.tls) {
+        char line[SK_ERR_MAX + 80];
+        if (sk_tls_reload(c->o.tls, &err) < 0) {
+            snprintf(line, sizeof line, "SIGHUP: %s (the old certificates stay in use)", err.msg);
+            log_line(NULL, SK_LOG_ERROR, line);
+        } else if (!g_quiet) {
+            log_line(NULL, SK_LOG_INFO, "SIGHUP: TLS certificates and keys reloaded");
+        }
+    }
+    int r = sk_server_reload(g_server, &err);
+    if (r < 0) {
+        char line[SK_ERR_MAX + 64];
+        snprintf(line, sizeof line, "SIGHUP: %s (the old file stays in use)", err.msg);
+        log_line(NULL, SK_LOG_ERROR, line);
+    } else if (r > 0 && c->o.verbose) {
+        log_line(NULL, SK_LOG_INFO, "SIGHUP: the service's files re-read");
+    }
+}
+
 int cli_serve(int argc, char **argv)
 {
     struct serve_cfg c = {0};
+    cli_deploy_early(argc, argv, &c.d); /* deploy: before any message */
+    sk_notify_enabled();                /* read and unset NOTIFY_SOCKET before any child */
     parse(argc, argv, &c);
+    if (c.inetd)
+        g_report_fd = STDERR_FILENO;
     c.o.report = c.quiet ? NULL : report_line;
     c.o.log = log_line;
     sk__outq_set_notify(output_notice);
@@ -668,9 +770,29 @@ int cli_serve(int argc, char **argv)
             cli_die(&err);
     }
     install_signals(s ? on_stop_signal : on_stdio_signal);
-    if (c.o.tls)
-        install_reload(c.o.tls);
     g_server = s;
+    if (s && c.inetd == 1) { /* deploy: the one connection on standard input */
+        int rc = sk_server_serve_fd(s, c.d.conn_fd, &err);
+        g_server = NULL;
+        sk_server_free(s);
+        sk_service_config_free(c.o.service, c.config);
+        sk_access_free(c.access);
+        free(c.acc);
+        finish_output();
+        if (rc < 0)
+            cli_die(&err);
+        return 0;
+    }
+    /* SIGHUP re-reads the access files, the service's files and the TLS
+     * certificates (reload_all, in the deploy thread), which also tells systemd. */
+    if (s) {
+        cli_deploy_signals(
+            c.nacc > 0 || c.svc_files || c.o.tls || sk_notify_enabled() ? reload_all : NULL, &c);
+        if (c.inetd == 0)
+            cli_deploy_upgrade_init(argv - 1, s); /* SIGUSR2: main's argv */
+    }
+    if (c.inetd == 0 && s)
+        cli_deploy_handover(&c.addrs, &c.naddrs); /* SIGUSR2: the old process's sockets */
     size_t n = open_listeners(&c, ls, MAX_LISTENERS);
     if (s == NULL) {
         g_stdio_ls = ls;
@@ -700,11 +822,19 @@ int cli_serve(int argc, char **argv)
                 cli_warn("%s", line);
         }
     }
+    if (c.inetd == 2)
+        cli_deploy_idle_exit(s, c.idle_exit_ms, c.o.verbose);
+    cli_deploy_ready(); /* every listener is open: READY=1 (NOTIFY_SOCKET) */
     int rc = sk_server_run(s, &err);
+    cli_deploy_stopped();
     g_server = NULL;
     sk_server_free(s);
     sk_service_config_free(c.o.service, c.config);
     sk_access_free(c.access);
+    for (size_t i = 0; i < g_nold; i++)
+        sk_access_free(g_old_access[i]);
+    free(g_old_access);
+    free(c.acc);
     finish_output();
     /* c.o.tls stays: the reload thread may be using it, and we exit now. */
     if (rc < 0)

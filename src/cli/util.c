@@ -7,13 +7,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 
 #include "cli.h"
+
+int cli_syslog; /* serve --log syslog: messages go to syslog(3), not stderr */
 
 static void vmsg(const char *fmt, va_list ap)
 {
     char line[1024];
     vsnprintf(line, sizeof line, fmt, ap);
+    if (cli_syslog) {
+        syslog(LOG_NOTICE, "%s", line);
+        return;
+    }
     fprintf(stderr, "sockit: %s\n", line);
     fflush(stderr);
 }
@@ -46,7 +53,10 @@ void cli_warn(const char *fmt, ...)
 
 void cli_die(const sk_err *err)
 {
-    fprintf(stderr, "sockit: %s\n", err->msg);
+    if (cli_syslog)
+        syslog(LOG_ERR, "%s", err->msg);
+    else
+        fprintf(stderr, "sockit: %s\n", err->msg);
     exit(err->usage ? EXIT_USAGE : 1);
 }
 

@@ -66,7 +66,9 @@ static void log_refusal(sk_server *s, int why, const struct sockaddr *peer, sock
 
 int sk__admit(sk_server *s, const struct sockaddr *peer, socklen_t len, sk_transport t)
 {
-    if (s->o.access == NULL && s->limits == NULL)
+    /* An acquire load: SIGHUP may swap the list (sk_server_set_access, deploy.c). */
+    const sk_access *access = __atomic_load_n(&s->o.access, __ATOMIC_ACQUIRE);
+    if (access == NULL && s->limits == NULL)
         return 1;
     struct sockaddr_un unix_peer;
     if (t == SK_UNIX || t == SK_UNIXGRAM) {
@@ -78,7 +80,7 @@ int sk__admit(sk_server *s, const struct sockaddr *peer, socklen_t len, sk_trans
             len = sizeof(sa_family_t);
         }
     }
-    if (s->o.access && !sk_access_check(s->o.access, peer, len)) {
+    if (access && !sk_access_check(access, peer, len)) {
         log_refusal(s, WHY_ACCESS, peer, len, t);
         return 0;
     }

@@ -255,6 +255,11 @@ void sk__dgram_batch_free(sk_dgram_batch *b);
  * `max`). Returns how many were handled. */
 int sk__serve_datagrams(sk_server *s, const sk_listener *l, int max, sk_dgram_batch *b);
 
+/* deploy.c: a second socket bound to l's address with SO_REUSEPORT (the
+ * --workers N --reuseport loops each have their own). TCP and UDP. Returns 0,
+ * 1 when l itself has no SO_REUSEPORT (out = l: the loop shares it), or -1. */
+int sk__listener_reuseport_copy(const sk_listener *l, sk_listener *out, sk_err *err);
+
 /* acceptor.c */
 /* Wait for a listener to be ready (or the stop pipe, or extra_fd). Returns the
  * listener index, -1 on stop, -2 on timeout or extra_fd readiness. */

@@ -48,7 +48,8 @@ typedef struct worker {
     sk_server *s;
     atomic_int *stopped; /* workers that have begun stopping, shared by all */
     int nworkers;
-    lwatch *lw; /* one per listener */
+    lwatch *lw;       /* one per listener */
+    sk_listener *own; /* deploy (--reuseport): this loop's own sockets, NULL if shared */
     const sk_ev_backend *be;
     sk_ev_loop *loop;
     pthread_t tid;
@@ -291,7 +292,7 @@ static void set_accepting(worker *w, int on)
     if (on && w->s->o.once && atomic_load(&w->s->served) > 0)
         return;
     for (size_t i = 0; i < w->s->nls; i++)
-        sk_ev_watch(w->loop, w->s->ls[i].fd, on ? SK_EV_READ : 0, on_listener, &w->lw[i]);
+        sk_ev_watch(w->loop, w->lw[i].l->fd, on ? SK_EV_READ : 0, on_listener, &w->lw[i]);
     w->accepting = on;
 }
 
@@ -311,6 +312,11 @@ static void begin_stop(worker *w)
     if (w->stopping)
         return;
     set_accepting(w, 0);
+    for (size_t i = 0; w->own && i < w->s->nls; i++) { /* deploy: this loop's own sockets */
+        if (w->own[i].fd != w->s->ls[i].fd)
+            close(w->own[i].fd);
+        w->own[i] = w->s->ls[i];
+    }
     w->stopping = 1;
     sk_ev_watch(w->loop, w->s->stop_rd, 0, NULL, NULL);
     /* (select cannot watch a descriptor past 1024: then the grace period
@@ -412,6 +418,10 @@ static void worker_free(worker *w)
     sk__timers_free(&w->timers);
     free(w->pending);
     free(w->lw);
+    for (size_t i = 0; w->own && i < w->s->nls; i++) /* deploy: --reuseport */
+        if (w->own[i].fd >= 0 && w->own[i].fd != w->s->ls[i].fd)
+            close(w->own[i].fd);
+    free(w->own);
     if (w->wake_rd >= 0)
         close(w->wake_rd);
     if (w->wake_wr >= 0)
@@ -419,7 +429,28 @@ static void worker_free(worker *w)
     pthread_mutex_destroy(&w->mu);
 }
 
-static int worker_init(worker *w, sk_server *s, const sk_ev_backend *be, sk_err *err)
+/* deploy: --workers N --reuseport: loops after the first get their own
+ * sockets on the TCP/UDP addresses (Unix sockets stay shared). */
+static int own_listeners(worker *w, sk_err *err)
+{
+    sk_server *s = w->s;
+    w->own = calloc(s->nls, sizeof *w->own);
+    if (w->own == NULL)
+        return sk_errno(err, ENOMEM, "listeners");
+    for (size_t i = 0; i < s->nls; i++)
+        w->own[i] = s->ls[i];
+    for (size_t i = 0; i < s->nls; i++) {
+        if ((s->ls[i].transport == SK_TCP || s->ls[i].transport == SK_UDP) &&
+            sk__listener_reuseport_copy(&s->ls[i], &w->own[i], err) < 0) {
+            w->own[i] = s->ls[i];
+            return -1;
+        }
+        w->lw[i].l = &w->own[i];
+    }
+    return 0;
+}
+
+static int worker_init(worker *w, sk_server *s, const sk_ev_backend *be, int index, sk_err *err)
 {
     memset(w, 0, sizeof *w);
     w->s = s;
@@ -442,6 +473,8 @@ static int worker_init(worker *w, sk_server *s, const sk_ev_backend *be, sk_err 
         return sk_errno(err, errno, "%s: watch", be->name);
     for (size_t i = 0; i < s->nls; i++)
         w->lw[i] = (lwatch){.w = w, .l = &s->ls[i]};
+    if (index > 0 && s->o.reuseport && own_listeners(w, err) < 0)
+        return -1;
     set_accepting(w, 1);
     return 0;
 }
@@ -456,7 +489,7 @@ static int event_run(sk_server *s, const sk_ev_backend *be, sk_err *err)
     atomic_int stopped;
     atomic_init(&stopped, 0);
     for (; started < n; started++) {
-        if (worker_init(&ws[started], s, be, err) < 0) {
+        if (worker_init(&ws[started], s, be, started, err) < 0) {
             rc = -1;
             worker_free(&ws[started]);
             break;

@@ -109,7 +109,11 @@ struct http_state {
     sk_http_root root;
     const char *index;
     char no_index_note[512]; /* the 403 page's sentence for a directory without index */
-    sk_http_auth *auth;
+    sk_http_auth *auth;      /* swapped by http_reload: read with an acquire load */
+    /* Replaced --auth lists: a thread may still be checking a request against
+     * one, so they are freed with the state (one per SIGHUP). */
+    sk_http_auth **old_auth;
+    size_t nold_auth;
 };
 
 /* Per connection (sk_conn_data). */

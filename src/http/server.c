@@ -175,7 +175,8 @@ static void respond(sk_conn *c, const sk_http_request *req, struct outcome *o)
     static _Thread_local char user[256];
     user[0] = '\0';
     o->user = user;
-    if (st->auth && !sk__http_auth_check(st->auth, req->authorization, user, sizeof user)) {
+    const sk_http_auth *auth = __atomic_load_n(&st->auth, __ATOMIC_ACQUIRE); /* SIGHUP */
+    if (auth && !sk__http_auth_check(auth, req->authorization, user, sizeof user)) {
         sk__http_simple_response(c, req, 401,
                                  "WWW-Authenticate: Basic realm=\"sockit\", charset=\"UTF-8\"\r\n",
                                  NULL, o);
@@ -426,7 +427,30 @@ static void http_fini(void *state)
         close(st->access_log_fd);
     sk__http_cache_free(st->cache);
     sk__http_auth_free(st->auth);
+    for (size_t i = 0; i < st->nold_auth; i++)
+        sk__http_auth_free(st->old_auth[i]);
+    free(st->old_auth);
     free(st);
+}
+
+/* SIGHUP: the --auth file again. A bad file leaves the old one in use. */
+static int http_reload(sk_server *srv, void *state, sk_err *err)
+{
+    (void)srv;
+    struct http_state *st = state;
+    if (st->cfg.auth_file == NULL)
+        return 0;
+    sk_http_auth *a = sk__http_auth_load(st->cfg.auth_file, err);
+    if (a == NULL)
+        return -1;
+    sk_http_auth **o = realloc(st->old_auth, (st->nold_auth + 1) * sizeof *o);
+    if (o == NULL) {
+        sk__http_auth_free(a);
+        return sk_errno(err, ENOMEM, "--auth %s", st->cfg.auth_file);
+    }
+    st->old_auth = o;
+    st->old_auth[st->nold_auth++] = __atomic_exchange_n(&st->auth, a, __ATOMIC_ACQ_REL);
+    return 1;
 }
 
 const sk_service sk__svc_http = {
@@ -443,6 +467,7 @@ const sk_service sk__svc_http = {
     .on_timeout = http_timeout,
     .on_close = http_close,
     .options = sk__http_options,
+    .reload = http_reload,
     .config_size = sizeof(sk_http_config),
     .configure = sk__http_configure,
     .idle_timeout_ms = 60000, /* a client that stops reading a response */

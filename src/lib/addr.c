@@ -9,10 +9,12 @@
 #include <ctype.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "sockit.h"
+#include "activate.h"
 
 struct scheme {
     const char *name;
@@ -171,6 +173,33 @@ static int parse_unix(sk_addr *a, const char *text, const char *rest, sk_err *er
     return 0;
 }
 
+/* fd:N, sd:NAME, sd: - sockets handed to us (activate.c). */
+static int parse_inherited(sk_addr *a, const char *text, sk_err *err)
+{
+    if (text[0] == 'f') {
+        const char *p = text + 3;
+        if (!all_digits(p) || strlen(p) > 6)
+            return BAD("bad address \"%s\": expected fd:N, N a descriptor number", text);
+        a->inherit = SK_INHERIT_FD;
+        a->fd = atoi(p);
+        return sk__inherited_type(a->fd, text, &a->transport, err);
+    }
+    const char *name = text + 3;
+    if (strlen(name) >= sizeof a->host)
+        return BAD("bad address \"%s\": socket name too long", text);
+    for (const char *p = name; *p; p++)
+        if (*p == ':')
+            return BAD("bad address \"%s\": a socket name has no ':'", text);
+    a->inherit = SK_INHERIT_SD;
+    snprintf(a->host, sizeof a->host, "%s", name);
+    int fds[SK_SD_MAX];
+    int n = sk__sd_fds(name, fds, SK_SD_MAX, err);
+    if (n < 0)
+        return -1;
+    /* The address's transport is the first socket's; each listener has its own. */
+    return sk__inherited_type(fds[0], text, &a->transport, err);
+}
+
 int sk_addr_parse(sk_addr *a, const char *text, sk_err *err)
 {
     memset(a, 0, sizeof *a);
@@ -182,6 +211,8 @@ int sk_addr_parse(sk_addr *a, const char *text, sk_err *err)
         if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
             return BAD("bad address \"%s\": contains white space or control characters", text);
 
+    if (strncmp(text, "fd:", 3) == 0 || strncmp(text, "sd:", 3) == 0)
+        return parse_inherited(a, text, err);
     if (strncmp(text, "unix:", 5) == 0) {
         a->transport = SK_UNIX;
         return parse_unix(a, text, text + 5, err);
@@ -234,6 +265,14 @@ int sk_addr_parse_host_port(sk_addr *a, const char *host, const char *port, sk_e
 
 char *sk_addr_format(const sk_addr *a, char *buf, size_t cap)
 {
+    if (a->inherit == SK_INHERIT_FD) {
+        snprintf(buf, cap, "fd:%d", a->fd);
+        return buf;
+    }
+    if (a->inherit == SK_INHERIT_SD) {
+        snprintf(buf, cap, "sd:%s", a->host);
+        return buf;
+    }
     if (a->transport == SK_UNIX || a->transport == SK_UNIXGRAM) {
         snprintf(buf, cap, "%s:%s%s", sk_transport_name(a->transport), a->abstract ? "@" : "",
                  a->path);

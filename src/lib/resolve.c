@@ -43,6 +43,11 @@ int sk_resolve(const sk_addr *a, int flags, sk_endpoint *out, size_t cap, size_t
 {
     char name[SK_NAME_MAX + SK_HOST_MAX];
     *n = 0;
+    if (a->inherit) {
+        char w[SK_HOST_MAX + 8];
+        return sk_err_usage(err, "%s is a socket handed to a server, not an address to connect to",
+                            sk_addr_format(a, w, sizeof w));
+    }
     if (a->transport == SK_UNIX || a->transport == SK_UNIXGRAM)
         return resolve_unix(a, out, cap, n);
 

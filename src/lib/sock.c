@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "sockit.h"
+#include "activate.h"
 
 int sk_set_nonblock(int fd, int on)
 {
@@ -286,8 +287,10 @@ int sk_listen(const sk_addr *a, const sk_listen_opts *o, sk_listener *out, size_
     sk_endpoint eps[SK_RESOLVE_MAX];
     size_t neps = 0;
     *n = 0;
-    if (sk_resolve(a, SK_PASSIVE, eps, SK_RESOLVE_MAX, &neps, err) < 0)
+    if (!a->inherit && sk_resolve(a, SK_PASSIVE, eps, SK_RESOLVE_MAX, &neps, err) < 0)
         return -1;
+    if (a->inherit) /* fd:N, sd:NAME: adopted, not bound (activate.c) */
+        return sk__listen_inherited(a, out, cap, n, err);
     uint16_t chosen_port = 0;
     int dual_stack = 0;
     for (size_t i = 0; i < neps; i++) {

@@ -45,7 +45,8 @@ SERVE_VALUE_OPTS = {"--model", "--workers", "--max-conns", "--idle-timeout",
                     "--root", "--dir", "--grace", "--index", "--auth",
                     "--access-log", "--allow", "--deny", "--allow-file",
                     "--deny-file", "--max-per-source", "--rate", "--cert", "--key",
-                    "--client-ca", "--alpn", "--tls-handshake-timeout"}
+                    "--client-ca", "--alpn", "--tls-handshake-timeout",
+                    "--idle-exit", "--log"}
 
 
 class Skip(Exception):

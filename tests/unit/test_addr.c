@@ -8,7 +8,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "sockit.h"
@@ -375,23 +377,64 @@ static void test_transports(void **state)
     assert_string_equal(sk_transport_name((sk_transport)0), "?");
 }
 
+/* fd:N: the transport is the socket's own; what is not a listening or
+ * datagram socket is a usage error naming the descriptor. */
+static void test_inherited_fd(void **state)
+{
+    (void)state;
+    sk_addr a;
+    sk_err err;
+    char buf[64];
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    int l = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    assert_true(u >= 0 && l >= 0);
+    assert_int_equal(bind(l, (struct sockaddr *)&sun, sizeof(sa_family_t)), 0); /* autobind */
+    assert_int_equal(listen(l, 1), 0);
+    snprintf(buf, sizeof buf, "fd:%d", u);
+    assert_int_equal(sk_addr_parse(&a, buf, &err), 0);
+    assert_int_equal(a.transport, SK_UDP);
+    assert_int_equal(a.inherit, SK_INHERIT_FD);
+    assert_int_equal(a.fd, u);
+    char out[64];
+    assert_string_equal(sk_addr_format(&a, out, sizeof out), buf);
+    snprintf(buf, sizeof buf, "fd:%d", l);
+    assert_int_equal(sk_addr_parse(&a, buf, &err), 0);
+    assert_int_equal(a.transport, SK_UNIX);
+    /* A stream socket that is not listening. */
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    snprintf(buf, sizeof buf, "fd:%d", c);
+    assert_int_equal(sk_addr_parse(&a, buf, &err), -1);
+    assert_int_equal(err.usage, 1);
+    assert_non_null(strstr(err.msg, "is a stream socket that is not listening"));
+    close(c);
+    close(u);
+    close(l);
+    assert_int_equal(sk_addr_parse(&a, "fd:x", &err), -1);
+    assert_string_equal(err.msg, "bad address \"fd:x\": expected fd:N, N a descriptor number");
+    assert_int_equal(sk_addr_parse(&a, "fd:", &err), -1);
+    assert_int_equal(sk_addr_parse(&a, "fd:9999", &err), -1);
+    assert_string_equal(err.msg, "fd:9999: descriptor 9999 is not open");
+    assert_int_equal(sk_addr_parse(&a, "sd:a:b", &err), -1);
+    assert_int_equal(err.usage, 1);
+    /* No LISTEN_FDS in a unit test's environment. */
+    unsetenv("LISTEN_FDS");
+    assert_int_equal(sk_addr_parse(&a, "sd:web", &err), -1);
+    assert_string_equal(err.msg,
+                        "bad address \"sd:web\": no sockets were passed (LISTEN_FDS is not set)");
+}
+
 int main(void)
 {
     alarm(20);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_port_only),
-        cmocka_unit_test(test_host_port_forms),
-        cmocka_unit_test(test_schemes),
-        cmocka_unit_test(test_unix_forms),
-        cmocka_unit_test(test_unix_path_limits),
-        cmocka_unit_test(test_malformed_table),
-        cmocka_unit_test(test_malformed_exact_message),
-        cmocka_unit_test(test_host_length_limit),
-        cmocka_unit_test(test_parse_host_port),
-        cmocka_unit_test(test_format_canonical),
-        cmocka_unit_test(test_format_round_trip),
-        cmocka_unit_test(test_format_truncates),
-        cmocka_unit_test(test_transports),
+        cmocka_unit_test(test_port_only),         cmocka_unit_test(test_inherited_fd),
+        cmocka_unit_test(test_host_port_forms),   cmocka_unit_test(test_schemes),
+        cmocka_unit_test(test_unix_forms),        cmocka_unit_test(test_unix_path_limits),
+        cmocka_unit_test(test_malformed_table),   cmocka_unit_test(test_malformed_exact_message),
+        cmocka_unit_test(test_host_length_limit), cmocka_unit_test(test_parse_host_port),
+        cmocka_unit_test(test_format_canonical),  cmocka_unit_test(test_format_round_trip),
+        cmocka_unit_test(test_format_truncates),  cmocka_unit_test(test_transports),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,434 @@
+/*
+ * deploy.c - serve under inetd and systemd: --inetd, --inetd-wait,
+ * --idle-exit, --log, and the SIGHUP / sd_notify thread.
+ *
+ * inetd (and xinetd, and systemd with Accept=yes) put the socket on
+ * descriptors 0, 1 and 2. In those modes nothing but the service's own bytes
+ * may reach the client, so before anything else (option errors included) the
+ * socket is moved to a descriptor of its own, 0 and 1 become /dev/null and 2
+ * becomes the --log file (/dev/null, or syslog, otherwise).
+ */
+#define _GNU_SOURCE /* pipe2 */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "../lib/activate.h"
+#include "cli.h"
+#include "deploy.h"
+
+/* The value of option `name` in argv (--name VALUE or --name=VALUE), or NULL;
+ * *seen set if the option appears at all. Stops at "--". */
+static const char *scan(int argc, char **argv, const char *name, int *seen)
+{
+    size_t len = strlen(name);
+    const char *v = NULL;
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strncmp(argv[i], name, len) != 0)
+            continue;
+        if (argv[i][len] == '\0') {
+            *seen = 1;
+            v = i + 1 < argc ? argv[i + 1] : NULL;
+        } else if (argv[i][len] == '=') {
+            *seen = 1;
+            v = argv[i] + len + 1;
+        }
+    }
+    return v;
+}
+
+void cli_deploy_early(int argc, char **argv, struct cli_deploy *d)
+{
+    int inetd = 0, wait = 0, logged = 0;
+    scan(argc, argv, "--inetd", &inetd);
+    scan(argc, argv, "--inetd-wait", &wait);
+    const char *log = scan(argc, argv, "--log", &logged);
+    d->conn_fd = -1;
+    d->log_seen = logged;
+    int logfd = -1;
+    if (log && strcmp(log, "syslog") == 0) {
+        openlog("sockit", LOG_PID, LOG_DAEMON);
+        cli_syslog = 1;
+    } else if (log) {
+        logfd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (logfd < 0) {
+            int e = errno;
+            if (inetd || wait) { /* stderr is the client: say it in syslog */
+                openlog("sockit", LOG_PID, LOG_DAEMON);
+                cli_syslog = 1;
+            }
+            cli_fail("--log %s: %s", log, strerror(e));
+        }
+    }
+    if (inetd && getenv("LISTEN_FDS") != NULL) {
+        /* systemd Accept=yes without StandardInput=socket: the connection is
+         * the one passed socket (descriptor 3); 0, 1 and 2 are not the
+         * client's (the journal, /dev/null), so they stay as they are. */
+        int fd;
+        sk_err err;
+        if (sk__sd_fds("", &fd, 1, &err) == 1) {
+            d->conn_fd = fd;
+            if (logfd >= 0 && dup2(logfd, STDERR_FILENO) < 0)
+                cli_fail("--log %s: %s", log, strerror(errno));
+            if (logfd >= 0)
+                close(logfd);
+            return;
+        }
+    }
+    if (inetd || wait) {
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        d->conn_fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
+        if (null < 0 || d->conn_fd < 0) {
+            openlog("sockit", LOG_PID, LOG_DAEMON);
+            cli_syslog = 1;
+            cli_fail("%s: %s", null < 0 ? "/dev/null" : "descriptor 0", strerror(errno));
+        }
+        if (dup2(null, STDIN_FILENO) < 0 || dup2(null, STDOUT_FILENO) < 0 ||
+            dup2(logfd >= 0 ? logfd : null, STDERR_FILENO) < 0) {
+            openlog("sockit", LOG_PID, LOG_DAEMON);
+            cli_syslog = 1;
+            cli_fail("dup2: %s", strerror(errno));
+        }
+        close(null);
+    } else if (logfd >= 0 && dup2(logfd, STDERR_FILENO) < 0) {
+        cli_fail("--log %s: %s", log, strerror(errno));
+    }
+    if (logfd >= 0)
+        close(logfd);
+}
+
+/* ------------------------------------------------------------------------ */
+/* SIGHUP and the stop signals write a byte here (async-signal-safe); our own
+ * thread does the rest: re-read files, tell the service manager. */
+static int g_pipe_rd = -1, g_pipe_wr = -1;
+static void (*g_reload)(void *);
+static void *g_reload_arg;
+static atomic_int g_stop_said;
+static int g_handover_fd = -1; /* SIGUSR2, the new process: where to say "serving" */
+
+static void say(const char *state)
+{
+    sk_err err;
+    if (sk_notify(state, &err) < 0)
+        cli_warn("%s", err.msg);
+}
+
+void cli_deploy_stopping(void)
+{
+    if (g_pipe_wr < 0)
+        return;
+    int e = errno;
+    ssize_t r = write(g_pipe_wr, "s", 1);
+    (void)r; /* a full pipe already holds one */
+    errno = e;
+}
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    int e = errno;
+    ssize_t r = write(g_pipe_wr, "h", 1);
+    (void)r;
+    errno = e;
+}
+
+static void upgrade(void);
+
+static void on_usr2(int sig)
+{
+    (void)sig;
+    int e = errno;
+    ssize_t r = write(g_pipe_wr, "u", 1);
+    (void)r;
+    errno = e;
+}
+
+static void *deploy_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        char ch;
+        ssize_t n = read(g_pipe_rd, &ch, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return NULL;
+        if (ch == 's') {
+            if (atomic_exchange(&g_stop_said, 1) == 0)
+                say("STOPPING=1");
+            continue;
+        }
+        if (ch == 'u') {
+            upgrade();
+            continue;
+        }
+        /* Type=notify-reload: RELOADING=1 (with MONOTONIC_USEC), the work, READY=1. */
+        say("RELOADING=1");
+        if (g_reload)
+            g_reload(g_reload_arg);
+        say("READY=1");
+    }
+}
+
+void cli_deploy_signals(void (*reload)(void *), void *arg)
+{
+    int p[2];
+    pthread_t tid;
+    g_reload = reload;
+    g_reload_arg = arg;
+    if (pipe2(p, O_CLOEXEC) < 0)
+        cli_fail("pipe: %s", strerror(errno));
+    g_pipe_rd = p[0];
+    g_pipe_wr = p[1];
+    if (fcntl(g_pipe_wr, F_SETFL, O_NONBLOCK) < 0)
+        cli_fail("fcntl: %s", strerror(errno));
+    /* The thread takes no signals: they go to the serving threads, as before. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&tid, NULL, deploy_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        cli_fail("pthread_create: %s", strerror(rc));
+    pthread_detach(tid);
+    if (reload) {
+        struct sigaction sa = {0};
+        sa.sa_handler = on_hup;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESTART;
+        sigaction(SIGHUP, &sa, NULL);
+    }
+}
+
+void cli_deploy_ready(void)
+{
+    say("READY=1");
+    if (g_handover_fd >= 0) { /* SIGUSR2: tell the old process we serve */
+        ssize_t r = write(g_handover_fd, "R", 1);
+        (void)r; /* the old process gone: nothing to tell */
+        close(g_handover_fd);
+        g_handover_fd = -1;
+    }
+}
+
+void cli_deploy_stopped(void)
+{
+    if (atomic_exchange(&g_stop_said, 1) == 0)
+        say("STOPPING=1");
+}
+
+/* ------------------------------------------------------------------------ */
+struct idle_arg {
+    sk_server *s;
+    int ms;
+    int verbose;
+};
+
+/* --inetd-wait: stop once nothing happened for --idle-exit (inetd then
+ * watches the socket again and starts us at the next client). */
+static void *idle_main(void *arg)
+{
+    struct idle_arg *ia = arg;
+    unsigned long last = 0;
+    long open = 0;
+    sk_server_counts(ia->s, &open, &last);
+    int64_t since = sk_now_ms();
+    for (;;) {
+        poll(NULL, 0, ia->ms < 1000 ? ia->ms / 4 + 1 : 250);
+        unsigned long served = 0;
+        sk_server_counts(ia->s, &open, &served);
+        int64_t now = sk_now_ms();
+        if (open > 0 || served != last) {
+            last = served;
+            since = now;
+        } else if (now - since >= ia->ms) {
+            if (ia->verbose)
+                cli_warn("idle for %d ms: exiting (--idle-exit)", ia->ms);
+            sk_server_stop(ia->s);
+            return NULL;
+        }
+    }
+}
+
+void cli_deploy_idle_exit(sk_server *s, int ms, int verbose)
+{
+    static struct idle_arg ia;
+    ia = (struct idle_arg){s, ms, verbose};
+    pthread_t tid;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&tid, NULL, idle_main, &ia);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        cli_fail("pthread_create: %s", strerror(rc));
+    pthread_detach(tid);
+}
+
+void cli_deploy_migrate_note(void)
+{
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_migrate_req", "re");
+    if (f == NULL)
+        return; /* not Linux, or too old a kernel: nothing to say */
+    int v = -1;
+    if (fscanf(f, "%d", &v) == 1 && v == 0)
+        cli_warn("--reuseport: net.ipv4.tcp_migrate_req is 0, so connections queued on a "
+                 "listener that closes are lost (sysctl -w net.ipv4.tcp_migrate_req=1 hands "
+                 "them to the others)");
+    fclose(f);
+}
+
+/* ------------------------------------------------------------------------ */
+/* SIGUSR2: binary upgrade, as nginx does it. We start the program again
+ * (argv[0], possibly a new binary) with the same arguments and hand it our
+ * listening sockets over a Unix socket (SCM_RIGHTS); once it says it serves,
+ * we stop accepting and drain with --grace. The sockets are the same ones, so
+ * a connection queued in the kernel meanwhile is served by one or the other. */
+static char **g_main_argv;
+static sk_server *g_up_srv;
+static char g_handover_words[SK_SD_MAX][24];
+static char *g_handover_addrs[SK_SD_MAX];
+
+#define HANDOVER_ENV "SOCKIT_HANDOVER_FD"
+
+static void upgrade(void)
+{
+    extern char **environ;
+    sk_server *s = g_up_srv;
+    int fds[SK_SD_MAX];
+    int n = 0;
+    for (const sk_listener *l; n < SK_SD_MAX && (l = sk_server_listener(s, (size_t)n)) != NULL;)
+        fds[n++] = l->fd;
+    int sv[2];
+    if (n == 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        cli_warn("SIGUSR2: %s: still serving", n ? strerror(errno) : "no listeners");
+        return;
+    }
+    /* Everything the child needs is built before fork: after it, only
+     * async-signal-safe calls until exec. */
+    size_t nenv = 0;
+    while (environ[nenv])
+        nenv++;
+    char **envp = calloc(nenv + 2, sizeof *envp);
+    char var[48];
+    snprintf(var, sizeof var, "%s=%d", HANDOVER_ENV, sv[1]);
+    if (envp == NULL) {
+        close(sv[0]);
+        close(sv[1]);
+        cli_warn("SIGUSR2: out of memory: still serving");
+        return;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < nenv; i++)
+        if (strncmp(environ[i], HANDOVER_ENV "=", sizeof HANDOVER_ENV) != 0)
+            envp[k++] = environ[i];
+    envp[k++] = var;
+    pid_t pid = fork();
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        pthread_sigmask(SIG_SETMASK, &none, NULL);
+        fcntl(sv[1], F_SETFD, 0);
+        environ = envp;
+        execvp(g_main_argv[0], g_main_argv);
+        _exit(127);
+    }
+    free(envp);
+    close(sv[1]);
+    if (pid < 0) {
+        cli_warn("SIGUSR2: fork: %s: still serving", strerror(errno));
+        close(sv[0]);
+        return;
+    }
+    char byte = 'L';
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * SK_SD_MAX)];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr m = {.msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = u.buf,
+                       .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n)};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+    memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)n);
+    ssize_t r;
+    do
+        r = sendmsg(sv[0], &m, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    /* Wait (bounded) for the new process to serve: then it is its turn. */
+    struct pollfd p = {.fd = sv[0], .events = POLLIN};
+    int ready = 0;
+    if (r == 1 && poll(&p, 1, 10000) == 1 && read(sv[0], &byte, 1) == 1 && byte == 'R')
+        ready = 1;
+    close(sv[0]);
+    if (!ready) {
+        waitpid(pid, NULL, WNOHANG); /* it exited (the socket closed): no zombie */
+        cli_warn("SIGUSR2: the new process %ld did not start serving: still serving", (long)pid);
+        return;
+    }
+    cli_warn("SIGUSR2: process %ld serves now; stopping (busy connections get --grace)", (long)pid);
+    sk_server_disown_listeners(s); /* its Unix socket files are the new process's now */
+    sk_server_stop(s);
+}
+
+void cli_deploy_upgrade_init(char **main_argv, sk_server *s)
+{
+    g_main_argv = main_argv;
+    g_up_srv = s;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_usr2;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR2, &sa, NULL);
+}
+
+int cli_deploy_handover(char ***addrs, int *naddrs)
+{
+    const char *v = getenv(HANDOVER_ENV);
+    if (v == NULL)
+        return 0;
+    int hfd = atoi(v);
+    sk__env_scrub(HANDOVER_ENV);
+    char byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * SK_SD_MAX)];
+        struct cmsghdr align;
+    } u;
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+    ssize_t r;
+    do
+        r = recvmsg(hfd, &m, MSG_CMSG_CLOEXEC);
+    while (r < 0 && errno == EINTR);
+    struct cmsghdr *cm = r == 1 ? CMSG_FIRSTHDR(&m) : NULL;
+    if (cm == NULL || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+        cli_fail("%s: no listening sockets came from the old process", HANDOVER_ENV);
+    int n = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    int fds[SK_SD_MAX];
+    memcpy(fds, CMSG_DATA(cm), sizeof(int) * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        snprintf(g_handover_words[i], sizeof g_handover_words[i], "fd:%d", fds[i]);
+        g_handover_addrs[i] = g_handover_words[i];
+    }
+    fcntl(hfd, F_SETFD, FD_CLOEXEC);
+    g_handover_fd = hfd;
+    *addrs = g_handover_addrs;
+    *naddrs = n;
+    return 1;
+}

@@ -1,0 +1,134 @@
+/*
+ * deploy.c - what running under inetd and systemd needs from the engine:
+ * serving one connection that is already open (inetd `nowait`, systemd
+ * Accept=yes), the counts an idle exit watches (inetd `wait`), and swapping
+ * the access list on SIGHUP.
+ */
+#define _GNU_SOURCE /* SOCK_CLOEXEC, SOCK_NONBLOCK */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+int sk_server_serve_fd(sk_server *s, int fd, sk_err *err)
+{
+    int type = 0;
+    socklen_t tl = sizeof type;
+    struct sockaddr_storage self, peer;
+    socklen_t sl = sizeof self, pl = sizeof peer;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0) {
+        int e = errno;
+        close(fd);
+        if (e == ENOTSOCK || e == EBADF)
+            return sk_err_usage(err, "descriptor %d is %s", fd,
+                                e == EBADF ? "not open" : "not a socket (inetd mode)");
+        return sk_errno(err, e, "getsockopt SO_TYPE");
+    }
+    if (type != SOCK_STREAM) {
+        close(fd);
+        return sk_err_usage(err,
+                            "descriptor %d is a datagram socket, not a connection (a "
+                            "datagram service under inetd is `wait`: --inetd-wait)",
+                            fd);
+    }
+    if (getsockname(fd, (struct sockaddr *)&self, &sl) < 0 ||
+        getpeername(fd, (struct sockaddr *)&peer, &pl) < 0) {
+        int e = errno;
+        close(fd);
+        if (e == ENOTCONN)
+            return sk_err_usage(err,
+                                "descriptor %d is a stream socket that is not connected "
+                                "(a listening socket is --inetd-wait or fd:%d)",
+                                fd, fd);
+        return sk_errno(err, e, "getpeername");
+    }
+    sk_transport t = self.ss_family == AF_UNIX ? SK_UNIX : SK_TCP;
+    if (!(s->svc->flags & SK_SVC_STREAM)) {
+        close(fd);
+        return sk_err_usage(err, "service %s does not run on stream sockets", s->svc->name);
+    }
+    if (sk_set_cloexec(fd) < 0) {
+        int e = errno;
+        close(fd);
+        return sk_errno(err, e, "fcntl");
+    }
+    if (!sk__admit(s, (struct sockaddr *)&peer, pl, t)) {
+        close(fd); /* refused: logged by admit (with -v), as at accept */
+        return 0;
+    }
+    s->own_listeners = 1;
+    sk__serve_stream_blocking(s, fd, (struct sockaddr *)&peer, pl, t);
+    sk__count_served(s);
+    return 0;
+}
+
+int sk_server_reload(sk_server *s, sk_err *err)
+{
+    if (s->svc->reload == NULL)
+        return 0;
+    return s->svc->reload(s, s->svc_state, err);
+}
+
+void sk_server_counts(const sk_server *s, long *open, unsigned long *served)
+{
+    if (open)
+        *open = atomic_load(&((sk_server *)s)->nconns);
+    if (served)
+        *served = atomic_load(&((sk_server *)s)->served);
+}
+
+void sk_server_disown_listeners(sk_server *s)
+{
+    for (size_t i = 0; i < s->nls; i++)
+        s->ls[i].unlink_path[0] = '\0';
+}
+
+const sk_access *sk_server_set_access(sk_server *s, const sk_access *a)
+{
+    /* admit.c reads the pointer with an acquire load: a connection is checked
+     * against the old list or the new one, never a mix. */
+    return __atomic_exchange_n(&s->o.access, a, __ATOMIC_ACQ_REL);
+}
+
+int sk__listener_reuseport_copy(const sk_listener *l, sk_listener *out, sk_err *err)
+{
+    /* Another socket bound to the same address: the kernel spreads new
+     * connections (datagrams) between the sockets by a hash of the peer. */
+    *out = *l;
+    int on = 0;
+    socklen_t ol = sizeof on;
+    if (getsockopt(l->fd, SOL_SOCKET, SO_REUSEPORT, &on, &ol) < 0 || !on)
+        return 1; /* not a SO_REUSEPORT socket (systemd's without ReusePort=yes): shared */
+    out->fd = -1;
+    int stream = sk_transport_is_stream(l->transport);
+    int fd = socket(l->local.sa.ss_family,
+                    (stream ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return sk_errno(err, errno, "socket %s", l->name);
+    int one = 1, v6only = 0;
+    socklen_t vl = sizeof v6only;
+    if ((stream && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+        (l->local.sa.ss_family == AF_INET6 &&
+         (getsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &vl) < 0 ||
+          setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) < 0)))
+        goto fail;
+    if (l->transport == SK_TCP)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)&l->local.sa, l->local.len) < 0)
+        goto fail;
+    if (stream && listen(fd, SK_BACKLOG_DEFAULT) < 0)
+        goto fail;
+    *out = *l;
+    out->fd = fd;
+    out->unlink_path[0] = '\0';
+    return 0;
+fail:;
+    int e = errno;
+    close(fd);
+    return sk_errno(err, e, "--reuseport: a socket for another loop on %s", l->name);
+}
