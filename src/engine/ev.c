@@ -9,22 +9,22 @@
 
 struct watch {
     unsigned mask;
-    sk_ev_cb *cb;
+    sk__ev_cb *cb;
     void *ud;
 };
 
-struct sk_ev_loop {
-    const sk_ev_backend *be;
+struct sk__ev_loop {
+    const sk__ev_backend *be;
     void *st;
     struct watch *w; /* indexed by fd */
     int nw;
     int batch; /* events in the dispatch under way */
-    sk_ev_fired fired[SK_EV_BATCH];
+    sk__ev_fired fired[SK_EV_BATCH];
 };
 
-sk_ev_loop *sk_ev_new(const sk_ev_backend *be)
+sk__ev_loop *sk__ev_new(const sk__ev_backend *be)
 {
-    sk_ev_loop *l = calloc(1, sizeof *l);
+    sk__ev_loop *l = calloc(1, sizeof *l);
     if (l == NULL)
         return NULL;
     l->be = be;
@@ -36,7 +36,7 @@ sk_ev_loop *sk_ev_new(const sk_ev_backend *be)
     return l;
 }
 
-void sk_ev_free(sk_ev_loop *l)
+void sk__ev_free(sk__ev_loop *l)
 {
     if (l == NULL)
         return;
@@ -45,7 +45,7 @@ void sk_ev_free(sk_ev_loop *l)
     free(l);
 }
 
-static int grow(sk_ev_loop *l, int fd)
+static int grow(sk__ev_loop *l, int fd)
 {
     if (fd < l->nw)
         return 0;
@@ -61,7 +61,7 @@ static int grow(sk_ev_loop *l, int fd)
     return 0;
 }
 
-int sk_ev_watch(sk_ev_loop *l, int fd, unsigned mask, sk_ev_cb *cb, void *ud)
+int sk__ev_watch(sk__ev_loop *l, int fd, unsigned mask, sk__ev_cb *cb, void *ud)
 {
     if (fd < 0 || (l->be->fd_limit && fd >= l->be->fd_limit)) {
         errno = EMFILE;
@@ -78,7 +78,7 @@ int sk_ev_watch(sk_ev_loop *l, int fd, unsigned mask, sk_ev_cb *cb, void *ud)
     return 0;
 }
 
-void sk_ev_forget(sk_ev_loop *l, int fd)
+void sk__ev_forget(sk__ev_loop *l, int fd)
 {
     if (fd < 0 || fd >= l->nw || l->w[fd].mask == 0)
         return;
@@ -89,12 +89,12 @@ void sk_ev_forget(sk_ev_loop *l, int fd)
     l->w[fd] = (struct watch){0};
 }
 
-unsigned sk_ev_mask(const sk_ev_loop *l, int fd)
+unsigned sk__ev_mask(const sk__ev_loop *l, int fd)
 {
     return fd >= 0 && fd < l->nw ? l->w[fd].mask : 0;
 }
 
-int sk_ev_run_once(sk_ev_loop *l, int timeout_ms)
+int sk__ev_run_once(sk__ev_loop *l, int timeout_ms)
 {
     int n = l->be->wait(l->st, l->fired, SK_EV_BATCH, timeout_ms);
     l->batch = n > 0 ? n : 0;
@@ -115,12 +115,12 @@ int sk_ev_run_once(sk_ev_loop *l, int timeout_ms)
     return n;
 }
 
-int sk_ev_batch(const sk_ev_loop *l)
+int sk__ev_batch(const sk__ev_loop *l)
 {
     return l->batch;
 }
 
-const char *sk_ev_backend_name(const sk_ev_loop *l)
+const char *sk__ev_backend_name(const sk__ev_loop *l)
 {
     return l->be->name;
 }

@@ -52,7 +52,7 @@ static int epoll_update(void *st, int fd, unsigned old_mask, unsigned new_mask)
     return -1;
 }
 
-static int epoll_wait_events(void *st, sk_ev_fired *fired, int max, int timeout_ms)
+static int epoll_wait_events(void *st, sk__ev_fired *fired, int max, int timeout_ms)
 {
     struct epoll_state *s = st;
     if (max > EPOLL_BATCH)
@@ -80,7 +80,7 @@ static void epoll_forget(void *st, int fd, unsigned old_mask)
     (void)old_mask; /* close() takes it out of the interest list */
 }
 
-const sk_ev_backend sk__ev_epoll = {
+const sk__ev_backend sk__ev_epoll = {
     .name = "epoll",
     .fd_limit = 0,
     .create = epoll_create_state,

@@ -74,7 +74,7 @@ static int poll_update(void *st, int fd, unsigned old_mask, unsigned new_mask)
     return 0;
 }
 
-static int poll_wait(void *st, sk_ev_fired *fired, int max, int timeout_ms)
+static int poll_wait(void *st, sk__ev_fired *fired, int max, int timeout_ms)
 {
     struct poll_state *s = st;
     int r = poll(s->p, (nfds_t)s->n, timeout_ms);
@@ -98,7 +98,7 @@ static int poll_wait(void *st, sk_ev_fired *fired, int max, int timeout_ms)
     return k;
 }
 
-const sk_ev_backend sk__ev_poll = {
+const sk__ev_backend sk__ev_poll = {
     .name = "poll",
     .fd_limit = 0,
     .create = poll_create,

@@ -55,7 +55,7 @@ static int select_update(void *st, int fd, unsigned old_mask, unsigned new_mask)
     return 0;
 }
 
-static int select_wait(void *st, sk_ev_fired *fired, int max, int timeout_ms)
+static int select_wait(void *st, sk__ev_fired *fired, int max, int timeout_ms)
 {
     struct select_state *s = st;
     s->rd_out = s->rd;
@@ -85,7 +85,7 @@ static int select_wait(void *st, sk_ev_fired *fired, int max, int timeout_ms)
     return k;
 }
 
-const sk_ev_backend sk__ev_select = {
+const sk__ev_backend sk__ev_select = {
     .name = "select",
     .fd_limit = FD_SETSIZE,
     .create = select_create,

@@ -50,8 +50,8 @@ typedef struct worker {
     int nworkers;
     lwatch *lw;       /* one per listener */
     sk_listener *own; /* deploy (--reuseport): this loop's own sockets, NULL if shared */
-    const sk_ev_backend *be;
-    sk_ev_loop *loop;
+    const sk__ev_backend *be;
+    sk__ev_loop *loop;
     pthread_t tid;
     uint8_t *scratch;     /* one read's worth, shared by all connections of this loop */
     sk_dgram_batch *dbuf; /* datagrams in, replies out */
@@ -113,7 +113,7 @@ static void drop(worker *w, sk_conn *c)
     sk__timer_cancel(&w->timers, &c->timer);
     if (c->flags & SK_C_AGAIN)
         unlist(w->again, &w->nagain, c);
-    sk_ev_forget(w->loop, c->tp.fd); /* sk__conn_destroy closes it right after */
+    sk__ev_forget(w->loop, c->tp.fd); /* sk__conn_destroy closes it right after */
     size_t i = (size_t)c->loop_index;
     w->conns[i] = w->conns[--w->nconns];
     w->conns[i]->loop_index = (int)i;
@@ -129,7 +129,7 @@ static void drop(worker *w, sk_conn *c)
         set_accepting(w, 1);
 }
 
-static void on_conn(sk_ev_loop *loop, int fd, unsigned fired, void *ud)
+static void on_conn(sk__ev_loop *loop, int fd, unsigned fired, void *ud)
 {
     (void)loop;
     (void)fd;
@@ -157,7 +157,7 @@ static int arm(worker *w, sk_conn *c)
 
 static size_t write_share(const worker *w)
 {
-    int n = sk_ev_batch(w->loop);
+    int n = sk__ev_batch(w->loop);
     size_t share = n > 0 ? PASS_BUDGET / (unsigned)n : SHARE_MAX;
     return share < SHARE_MIN ? SHARE_MIN : share > SHARE_MAX ? SHARE_MAX : share;
 }
@@ -176,8 +176,8 @@ static void settle(worker *w, sk_conn *c)
         mask |= SK_EV_READ;
     if (want & SK_TP_WANT_WRITE)
         mask |= SK_EV_WRITE;
-    if (mask != sk_ev_mask(w->loop, c->tp.fd) &&
-        sk_ev_watch(w->loop, c->tp.fd, mask, on_conn, c) < 0) {
+    if (mask != sk__ev_mask(w->loop, c->tp.fd) &&
+        sk__ev_watch(w->loop, c->tp.fd, mask, on_conn, c) < 0) {
         c->flags |= SK_C_DEAD;
         drop(w, c);
         return;
@@ -210,7 +210,7 @@ static void ev_wake(sk_conn *c)
     }
 }
 
-static void on_wake(sk_ev_loop *loop, int fd, unsigned fired, void *ud)
+static void on_wake(sk__ev_loop *loop, int fd, unsigned fired, void *ud)
 {
     (void)loop;
     (void)fired;
@@ -241,7 +241,7 @@ static void new_conn(worker *w, const sk_listener *l, int fd, struct sockaddr *p
         sk__conn_destroy(c);
         return;
     }
-    if (sk_ev_watch(w->loop, fd, SK_EV_READ, on_conn, c) < 0) {
+    if (sk__ev_watch(w->loop, fd, SK_EV_READ, on_conn, c) < 0) {
         sk_server_log(w->s, SK_LOG_ERROR, "%s cannot watch descriptor %d: connection closed",
                       w->be->name, fd);
         c->flags |= SK_C_DEAD;
@@ -252,7 +252,7 @@ static void new_conn(worker *w, const sk_listener *l, int fd, struct sockaddr *p
     settle(w, c);
 }
 
-static void on_listener(sk_ev_loop *loop, int fd, unsigned fired, void *ud)
+static void on_listener(sk__ev_loop *loop, int fd, unsigned fired, void *ud)
 {
     (void)loop;
     (void)fd;
@@ -292,17 +292,17 @@ static void set_accepting(worker *w, int on)
     if (on && w->s->o.once && atomic_load(&w->s->served) > 0)
         return;
     for (size_t i = 0; i < w->s->nls; i++)
-        sk_ev_watch(w->loop, w->lw[i].l->fd, on ? SK_EV_READ : 0, on_listener, &w->lw[i]);
+        sk__ev_watch(w->loop, w->lw[i].l->fd, on ? SK_EV_READ : 0, on_listener, &w->lw[i]);
     w->accepting = on;
 }
 
 /* Stop now: every connection goes, busy or not. */
-static void on_now(sk_ev_loop *loop, int fd, unsigned fired, void *ud)
+static void on_now(sk__ev_loop *loop, int fd, unsigned fired, void *ud)
 {
     (void)loop;
     (void)fired;
     worker *w = ud;
-    sk_ev_watch(w->loop, fd, 0, NULL, NULL);
+    sk__ev_watch(w->loop, fd, 0, NULL, NULL);
     while (w->nconns > 0)
         drop(w, w->conns[w->nconns - 1]);
 }
@@ -318,10 +318,10 @@ static void begin_stop(worker *w)
         w->own[i] = w->s->ls[i];
     }
     w->stopping = 1;
-    sk_ev_watch(w->loop, w->s->stop_rd, 0, NULL, NULL);
+    sk__ev_watch(w->loop, w->s->stop_rd, 0, NULL, NULL);
     /* (select cannot watch a descriptor past 1024: then the grace period
      * alone bounds the stop, as before there was a stop-now.) */
-    sk_ev_watch(w->loop, w->s->now_rd, SK_EV_READ, on_now, w);
+    sk__ev_watch(w->loop, w->s->now_rd, SK_EV_READ, on_now, w);
     w->now = sk_now_ms();
     w->grace_deadline = w->now + w->s->o.grace_ms;
     /* Take a request already in the socket (it makes its connection busy);
@@ -344,7 +344,7 @@ static void begin_stop(worker *w)
     }
 }
 
-static void on_stop(sk_ev_loop *loop, int fd, unsigned fired, void *ud)
+static void on_stop(sk__ev_loop *loop, int fd, unsigned fired, void *ud)
 {
     (void)loop;
     (void)fd;
@@ -391,7 +391,7 @@ static void *worker_main(void *arg)
         int retry = !w->accepting && !w->stopping && w->s->o.max_conns > 0;
         if (retry && (timeout < 0 || timeout > ACCEPT_RETRY_MS))
             timeout = ACCEPT_RETRY_MS;
-        if (sk_ev_run_once(w->loop, timeout) < 0) {
+        if (sk__ev_run_once(w->loop, timeout) < 0) {
             sk_errno(&w->err, errno, "%s", w->be->name);
             w->failed = 1;
             break;
@@ -410,7 +410,7 @@ static void *worker_main(void *arg)
 
 static void worker_free(worker *w)
 {
-    sk_ev_free(w->loop);
+    sk__ev_free(w->loop);
     free(w->scratch);
     sk__dgram_batch_free(w->dbuf);
     free(w->conns);
@@ -450,14 +450,14 @@ static int own_listeners(worker *w, sk_err *err)
     return 0;
 }
 
-static int worker_init(worker *w, sk_server *s, const sk_ev_backend *be, int index, sk_err *err)
+static int worker_init(worker *w, sk_server *s, const sk__ev_backend *be, int index, sk_err *err)
 {
     memset(w, 0, sizeof *w);
     w->s = s;
     w->be = be;
     w->wake_rd = w->wake_wr = -1;
     pthread_mutex_init(&w->mu, NULL);
-    w->loop = sk_ev_new(be);
+    w->loop = sk__ev_new(be);
     w->scratch = malloc(SK_LOOP_READ_CHUNK);
     w->dbuf = sk__dgram_batch_new();
     w->lw = calloc(s->nls, sizeof *w->lw);
@@ -468,8 +468,8 @@ static int worker_init(worker *w, sk_server *s, const sk_ev_backend *be, int ind
         return sk_errno(err, errno, "pipe");
     w->wake_rd = p[0];
     w->wake_wr = p[1];
-    if (sk_ev_watch(w->loop, w->wake_rd, SK_EV_READ, on_wake, w) < 0 ||
-        sk_ev_watch(w->loop, s->stop_rd, SK_EV_READ, on_stop, w) < 0)
+    if (sk__ev_watch(w->loop, w->wake_rd, SK_EV_READ, on_wake, w) < 0 ||
+        sk__ev_watch(w->loop, s->stop_rd, SK_EV_READ, on_stop, w) < 0)
         return sk_errno(err, errno, "%s: watch", be->name);
     for (size_t i = 0; i < s->nls; i++)
         w->lw[i] = (lwatch){.w = w, .l = &s->ls[i]};
@@ -479,7 +479,7 @@ static int worker_init(worker *w, sk_server *s, const sk_ev_backend *be, int ind
     return 0;
 }
 
-static int event_run(sk_server *s, const sk_ev_backend *be, sk_err *err)
+static int event_run(sk_server *s, const sk__ev_backend *be, sk_err *err)
 {
     int n = s->o.workers > 0 ? s->o.workers : 1;
     worker *ws = calloc((size_t)n, sizeof *ws);

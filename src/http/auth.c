@@ -25,13 +25,13 @@ struct user {
     char *hash;
 };
 
-struct sk_http_auth {
+struct sk__http_auth {
     struct user *users;
     size_t n;
     char dummy[CRYPT_OUTPUT_SIZE]; /* a hash of the most common kind in the file */
 };
 
-void sk__http_auth_free(sk_http_auth *a)
+void sk__http_auth_free(sk__http_auth *a)
 {
     if (a == NULL)
         return;
@@ -43,14 +43,14 @@ void sk__http_auth_free(sk_http_auth *a)
     free(a);
 }
 
-sk_http_auth *sk__http_auth_load(const char *path, sk_err *err)
+sk__http_auth *sk__http_auth_load(const char *path, sk_err *err)
 {
     FILE *f = fopen(path, "re");
     if (f == NULL) {
         sk_errno(err, errno, "--auth %s", path);
         return NULL;
     }
-    sk_http_auth *a = calloc(1, sizeof *a);
+    sk__http_auth *a = calloc(1, sizeof *a);
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
@@ -175,7 +175,7 @@ static int same_secret(const char *a, const char *b)
     return diff == 0;
 }
 
-int sk__http_auth_check(const sk_http_auth *a, sk_http_slice value, char *user, size_t cap)
+int sk__http_auth_check(const sk__http_auth *a, sk__http_slice value, char *user, size_t cap)
 {
     struct crypt_data cd; /* ~32 KiB: on the stack, so nothing outlives the call */
     char cred[CRED_MAX];

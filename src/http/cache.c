@@ -25,9 +25,9 @@
 #define CACHE_BUCKETS 1024
 #define CACHE_MAX_ENTRIES 4096
 
-struct sk_http_cache {
+struct sk__http_cache {
     pthread_mutex_t mu;
-    sk_http_file *buckets[CACHE_BUCKETS];
+    sk__http_file *buckets[CACHE_BUCKETS];
     size_t n;
 };
 
@@ -39,9 +39,9 @@ static size_t hash(const char *p, size_t n)
     return h % CACHE_BUCKETS;
 }
 
-sk_http_cache *sk__http_cache_new(void)
+sk__http_cache *sk__http_cache_new(void)
 {
-    sk_http_cache *c = calloc(1, sizeof *c);
+    sk__http_cache *c = calloc(1, sizeof *c);
     if (c != NULL)
         pthread_mutex_init(&c->mu, NULL);
     return c;
@@ -49,7 +49,7 @@ sk_http_cache *sk__http_cache_new(void)
 
 void sk__http_file_release(void *arg)
 {
-    sk_http_file *f = arg;
+    sk__http_file *f = arg;
     if (atomic_fetch_sub(&f->refs, 1) == 1) {
         if (f->map)
             munmap((void *)f->map, (size_t)f->st.st_size);
@@ -58,14 +58,14 @@ void sk__http_file_release(void *arg)
     }
 }
 
-void sk__http_cache_free(sk_http_cache *c)
+void sk__http_cache_free(sk__http_cache *c)
 {
     if (c == NULL)
         return;
     for (size_t i = 0; i < CACHE_BUCKETS; i++) {
-        sk_http_file *f = c->buckets[i];
+        sk__http_file *f = c->buckets[i];
         while (f) {
-            sk_http_file *next = f->next;
+            sk__http_file *next = f->next;
             sk__http_file_release(f);
             f = next;
         }
@@ -74,14 +74,14 @@ void sk__http_cache_free(sk_http_cache *c)
     free(c);
 }
 
-sk_http_file *sk__http_cache_get(sk_http_cache *c, const char *path, size_t n)
+sk__http_file *sk__http_cache_get(sk__http_cache *c, const char *path, size_t n)
 {
     if (c == NULL || n >= sizeof c->buckets[0]->path)
         return NULL;
     int64_t now = sk_now_ms();
     size_t b = hash(path, n);
     pthread_mutex_lock(&c->mu);
-    sk_http_file *f = c->buckets[b];
+    sk__http_file *f = c->buckets[b];
     while (f && !(f->pathlen == n && memcmp(f->path, path, n) == 0))
         f = f->next;
     if (f && now - f->opened_ms < SK_HTTP_CACHE_TTL_MS)
@@ -92,14 +92,14 @@ sk_http_file *sk__http_cache_get(sk_http_cache *c, const char *path, size_t n)
     return f;
 }
 
-static void put_locked(sk_http_cache *c, sk_http_file *f)
+static void put_locked(sk__http_cache *c, sk__http_file *f)
 {
     size_t b = hash(f->path, f->pathlen);
-    sk_http_file **pp = &c->buckets[b];
+    sk__http_file **pp = &c->buckets[b];
     while (*pp && !((*pp)->pathlen == f->pathlen && memcmp((*pp)->path, f->path, f->pathlen) == 0))
         pp = &(*pp)->next;
     if (*pp) { /* replace the old entry; it goes when its last response is sent */
-        sk_http_file *old = *pp;
+        sk__http_file *old = *pp;
         *pp = old->next;
         c->n--;
         sk__http_file_release(old);
@@ -112,10 +112,10 @@ static void put_locked(sk_http_cache *c, sk_http_file *f)
     c->n++;
 }
 
-sk_http_file *sk__http_file_new(sk_http_cache *c, const char *path, size_t n, int fd,
-                                const struct stat *st, const char *name)
+sk__http_file *sk__http_file_new(sk__http_cache *c, const char *path, size_t n, int fd,
+                                 const struct stat *st, const char *name)
 {
-    sk_http_file *f = calloc(1, sizeof *f);
+    sk__http_file *f = calloc(1, sizeof *f);
     if (f == NULL) {
         close(fd);
         return NULL;

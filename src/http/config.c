@@ -1,7 +1,7 @@
 /*
  * config.c - the http service's command-line options (as the generic
  * sk_svc_option table the CLI and library users read), how their values land
- * in sk_http_config, and the line that tells the operator what is served where.
+ * in sk__http_config, and the line that tells the operator what is served where.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -21,7 +21,7 @@ const sk_svc_option sk__http_options[] = {
 
 int sk__http_configure(void *config, const char *option, const char *value, sk_err *err)
 {
-    sk_http_config *c = config;
+    sk__http_config *c = config;
     if (strcmp(option, "root") == 0)
         c->root = value;
     else if (strcmp(option, "index") == 0)
@@ -39,7 +39,7 @@ int sk__http_configure(void *config, const char *option, const char *value, sk_e
 
 size_t sk__http_describe(const void *config, const sk_listener *l, char *buf, size_t cap)
 {
-    const sk_http_config *c = config;
+    const sk__http_config *c = config;
     const char *root = c && c->root ? c->root : ".";
     char real[PATH_MAX];
     const char *dir = realpath(root, real) ? real : root; /* as python3 -m http.server: absolute */

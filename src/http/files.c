@@ -115,7 +115,7 @@ static int open_walk(int root_fd, const char *rel)
     }
 }
 
-int sk__http_root_open(sk_http_root *r, const char *dir)
+int sk__http_root_open(sk__http_root *r, const char *dir)
 {
     r->real[0] = r->abs[0] = '\0';
     r->fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -140,7 +140,7 @@ int sk__http_root_open(sk_http_root *r, const char *dir)
 
 /* The root-relative rest of an absolute link target that lies inside the
  * root (under its real path or its configured one), or NULL. */
-static const char *inside_root(const sk_http_root *r, const char *target)
+static const char *inside_root(const sk__http_root *r, const char *target)
 {
     const char *roots[2] = {r->real, r->abs};
     for (size_t i = 0; i < 2; i++) {
@@ -168,7 +168,7 @@ static const char *inside_root(const sk_http_root *r, const char *target)
  * The result is only a name: the caller opens it refusing every link, so a
  * link swapped in after this walk cannot lead anywhere.
  */
-static int resolve_inside(const sk_http_root *r, const char *rel, char *out, size_t cap)
+static int resolve_inside(const sk__http_root *r, const char *rel, char *out, size_t cap)
 {
     char todo[PATH_MAX], link[PATH_MAX], next[PATH_MAX];
     size_t olen = 0, pos = 0, rlen = strlen(rel);
@@ -269,7 +269,7 @@ static int open_no_links(int root_fd, const char *rel)
     return open_walk(root_fd, rel);
 }
 
-int sk__http_open_beneath(const sk_http_root *r, const char *rel)
+int sk__http_open_beneath(const sk__http_root *r, const char *rel)
 {
 #if defined(__linux__) && defined(SYS_openat2)
     /* The kernel resolves the path and refuses any step outside the root,
@@ -340,7 +340,7 @@ static int add_escaped_url(sk_buf *b, const char *s)
 /* Would a request for rel be served? Opens it the way a request does (links
  * inside the root followed, anything leading out refused) and keeps regular
  * files and directories that can be opened; fills size and mtime. */
-static int servable(const sk_http_root *r, const char *rel, int *isdir, struct entry *e)
+static int servable(const sk__http_root *r, const char *rel, int *isdir, struct entry *e)
 {
     int fd = sk__http_open_beneath(r, rel);
     if (fd < 0)
@@ -357,7 +357,7 @@ static int servable(const sk_http_root *r, const char *rel, int *isdir, struct e
 }
 
 /* Read the directory's entries that would be served. Returns the count, or -1. */
-static long read_entries(const sk_http_root *r, const char *url, struct entry **out)
+static long read_entries(const sk__http_root *r, const char *url, struct entry **out)
 {
     int fd = sk__http_open_beneath(r, url + 1);
     DIR *d = fd < 0 ? NULL : fdopendir(fd);
@@ -426,7 +426,7 @@ static int add_details(sk_buf *b, const struct entry *e, int isdir)
     return n > 0 ? sk_buf_append(b, line, (size_t)n) : -1;
 }
 
-int sk__http_listing(const sk_http_root *r, const char *url, sk_buf *b)
+int sk__http_listing(const sk__http_root *r, const char *url, sk_buf *b)
 {
     struct entry *v = NULL;
     long n = read_entries(r, url, &v);

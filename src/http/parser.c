@@ -38,13 +38,13 @@ static unsigned char lower(unsigned char c)
     return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
 }
 
-int sk__http_slice_eq(sk_http_slice s, const char *lit)
+int sk__http_slice_eq(sk__http_slice s, const char *lit)
 {
     size_t n = strlen(lit);
     return s.n == n && (n == 0 || memcmp(s.p, lit, n) == 0);
 }
 
-int sk__http_slice_ieq(sk_http_slice s, const char *lit)
+int sk__http_slice_ieq(sk__http_slice s, const char *lit)
 {
     size_t n = strlen(lit);
     if (s.n != n)
@@ -55,7 +55,7 @@ int sk__http_slice_ieq(sk_http_slice s, const char *lit)
     return 1;
 }
 
-const sk_http_header *sk__http_find_header(const sk_http_request *req, const char *name)
+const sk__http_header *sk__http_find_header(const sk__http_request *req, const char *name)
 {
     for (size_t i = 0; i < req->nheaders; i++)
         if (sk__http_slice_ieq(req->headers[i].name, name))
@@ -63,9 +63,9 @@ const sk_http_header *sk__http_find_header(const sk_http_request *req, const cha
     return NULL;
 }
 
-static sk_http_slice slice(const unsigned char *p, size_t n)
+static sk__http_slice slice(const unsigned char *p, size_t n)
 {
-    sk_http_slice s = {(const char *)p, n};
+    sk__http_slice s = {(const char *)p, n};
     return s;
 }
 
@@ -114,7 +114,7 @@ static int empty_line(const unsigned char *b, size_t len, size_t i)
 }
 
 /* Split an origin-form path ("/p?q") into path and query. */
-static void split_query(sk_http_request *r, const unsigned char *p, size_t n)
+static void split_query(sk__http_request *r, const unsigned char *p, size_t n)
 {
     const unsigned char *q = memchr(p, '?', n);
     if (q == NULL) {
@@ -133,7 +133,7 @@ static int prefix_ieq(const unsigned char *p, size_t n, const char *lit)
 }
 
 /* Interpret the request-target t[0..n) (already known to be visible ASCII). */
-static int parse_target(sk_http_request *r, const unsigned char *t, size_t n)
+static int parse_target(sk__http_request *r, const unsigned char *t, size_t n)
 {
     static const char root[] = "/";
     size_t skip;
@@ -172,7 +172,7 @@ static int parse_target(sk_http_request *r, const unsigned char *t, size_t n)
 }
 
 /* Parse the complete request line b[s..eol). */
-static int parse_request_line(sk_http_request *r, const unsigned char *b, size_t s, size_t eol)
+static int parse_request_line(sk__http_request *r, const unsigned char *b, size_t s, size_t eol)
 {
     size_t i = s;
     while (i < eol && is_tchar(b[i]))
@@ -198,7 +198,7 @@ static int parse_request_line(sk_http_request *r, const unsigned char *b, size_t
 }
 
 /* Parse the complete field line b[s..eol) into h. */
-static int parse_field_line(sk_http_header *h, const unsigned char *b, size_t s, size_t eol)
+static int parse_field_line(sk__http_header *h, const unsigned char *b, size_t s, size_t eol)
 {
     size_t i = s;
     while (i < eol && is_tchar(b[i]))
@@ -221,7 +221,7 @@ static int parse_field_line(sk_http_header *h, const unsigned char *b, size_t s,
 
 /* Call fn on each element of the comma list v (elements trimmed of OWS, maybe
  * empty). Stops at and returns the first nonzero result of fn. */
-static int each_element(sk_http_slice v, int (*fn)(sk_http_slice, void *), void *arg)
+static int each_element(sk__http_slice v, int (*fn)(sk__http_slice, void *), void *arg)
 {
     size_t i = 0;
     for (;;) {
@@ -248,7 +248,7 @@ typedef struct te_state {
     int last_chunked;
 } te_state;
 
-static int te_element(sk_http_slice e, void *arg)
+static int te_element(sk__http_slice e, void *arg)
 {
     te_state *st = arg;
     if (e.n == 0)
@@ -265,7 +265,7 @@ typedef struct conn_state {
     int close, keep_alive;
 } conn_state;
 
-static int conn_element(sk_http_slice e, void *arg)
+static int conn_element(sk__http_slice e, void *arg)
 {
     conn_state *st = arg;
     if (sk__http_slice_ieq(e, "close"))
@@ -275,7 +275,7 @@ static int conn_element(sk_http_slice e, void *arg)
     return 0;
 }
 
-static int parse_content_length(sk_http_slice v, uint64_t *out)
+static int parse_content_length(sk__http_slice v, uint64_t *out)
 {
     uint64_t x = 0;
     if (v.n == 0)
@@ -291,7 +291,7 @@ static int parse_content_length(sk_http_slice v, uint64_t *out)
 }
 
 /* Store v in *dst, refusing a second occurrence of the field. */
-static int once(sk_http_slice *dst, sk_http_slice v)
+static int once(sk__http_slice *dst, sk__http_slice v)
 {
     if (dst->p != NULL)
         return E400;
@@ -300,14 +300,14 @@ static int once(sk_http_slice *dst, sk_http_slice v)
 }
 
 /* Interpret the field lines of a complete head. */
-static int interpret(sk_http_request *r, int absolute_form)
+static int interpret(sk__http_request *r, int absolute_form)
 {
     te_state te = {0, 0, 0};
     conn_state conn = {0, 0};
     int has_te = 0, rc = 0;
     size_t hosts = 0;
     for (size_t i = 0; i < r->nheaders && rc == 0; i++) {
-        sk_http_slice n = r->headers[i].name, v = r->headers[i].value;
+        sk__http_slice n = r->headers[i].name, v = r->headers[i].value;
         if (sk__http_slice_ieq(n, "content-length")) {
             if (r->has_content_length)
                 return E400;
@@ -360,8 +360,8 @@ static size_t clamp(size_t v, size_t def)
     return v > SK_HTTP_LIMIT_MAX ? SK_HTTP_LIMIT_MAX : v;
 }
 
-int sk__http_parse_request(const char *buf, size_t len, sk_http_request *req,
-                           const sk_http_limits *lim)
+int sk__http_parse_request(const char *buf, size_t len, sk__http_request *req,
+                           const sk__http_limits *lim)
 {
     const unsigned char *b = (const unsigned char *)buf;
     size_t max_line = clamp(lim ? lim->max_line : 0, SK_HTTP_MAX_LINE_DEFAULT);
@@ -370,7 +370,7 @@ int sk__http_parse_request(const char *buf, size_t len, sk_http_request *req,
     if (max_h > req->nheaders)
         max_h = req->nheaders;
 
-    sk_http_request r;
+    sk__http_request r;
     memset(&r, 0, sizeof r);
     r.headers = req->headers;
 

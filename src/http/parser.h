@@ -18,15 +18,15 @@
  * NUL-terminated. All functions are reentrant and thread-safe.
  * ====================================================================== */
 
-typedef struct sk_http_slice {
+typedef struct sk__http_slice {
     const char *p; /* NULL (with n == 0) when the item is absent */
     size_t n;
-} sk_http_slice;
+} sk__http_slice;
 
-typedef struct sk_http_header {
-    sk_http_slice name;  /* a token, as sent (compare with sk__http_slice_ieq) */
-    sk_http_slice value; /* leading and trailing SP/HTAB removed; may be empty */
-} sk_http_header;
+typedef struct sk__http_header {
+    sk__http_slice name;  /* a token, as sent (compare with sk__http_slice_ieq) */
+    sk__http_slice value; /* leading and trailing SP/HTAB removed; may be empty */
+} sk__http_header;
 
 #define SK_HTTP_MAX_LINE_DEFAULT 8192           /* request line, without CRLF */
 #define SK_HTTP_MAX_HEADERS_BYTES_DEFAULT 16384 /* field lines + final CRLF */
@@ -35,35 +35,35 @@ typedef struct sk_http_header {
 /* Limits of one request head. A field left 0 takes its default. max_line and
  * max_headers_bytes are clamped to SK_HTTP_LIMIT_MAX so that the byte count
  * always fits the int return value. */
-typedef struct sk_http_limits {
+typedef struct sk__http_limits {
     size_t max_line;          /* longest request line (without CRLF): longer -> 414 */
     size_t max_headers_bytes; /* longest header section, final CRLF included: -> 431 */
     size_t max_headers;       /* most field lines (also bounded by the array): -> 431 */
-} sk_http_limits;
+} sk__http_limits;
 
 #define SK_HTTP_LIMIT_MAX ((size_t)1 << 28)
 
-typedef struct sk_http_request {
-    sk_http_slice
+typedef struct sk__http_request {
+    sk__http_slice
         method; /* a token, case-sensitive ("GET"); unknown methods are the caller's 501 */
-    sk_http_slice target; /* the request-target exactly as sent */
-    sk_http_slice path;   /* the path of the target, still percent-encoded; "*" for
+    sk__http_slice target; /* the request-target exactly as sent */
+    sk__http_slice path;   /* the path of the target, still percent-encoded; "*" for
                              OPTIONS *; "/" (a static string) for "http://host" */
-    sk_http_slice query;  /* after '?', without it; p == NULL when there is no '?' */
-    int minor;            /* 0 for HTTP/1.0, 1 for HTTP/1.1 (and HTTP/1.2-1.9, RFC 9110 2.5) */
+    sk__http_slice query;  /* after '?', without it; p == NULL when there is no '?' */
+    int minor;             /* 0 for HTTP/1.0, 1 for HTTP/1.1 (and HTTP/1.2-1.9, RFC 9110 2.5) */
     /* In: the caller's array and its capacity. Out: the field lines, in order. */
-    sk_http_header *headers;
+    sk__http_header *headers;
     size_t nheaders;
     /* Interpreted from the field lines: */
     int keep_alive; /* 1.1: unless "Connection: close"; 1.0: only with keep-alive (close wins) */
     int has_content_length;
     uint64_t content_length;
-    int chunked;        /* Transfer-Encoding is exactly "chunked" (then no Content-Length) */
-    sk_http_slice host; /* the authority of an absolute-form target, else the Host field;
+    int chunked;         /* Transfer-Encoding is exactly "chunked" (then no Content-Length) */
+    sk__http_slice host; /* the authority of an absolute-form target, else the Host field;
                            p == NULL for an HTTP/1.0 request without Host; may be empty */
     /* The value of each of these fields, p == NULL when absent: */
-    sk_http_slice if_modified_since, if_none_match, range, if_range, authorization;
-} sk_http_request;
+    sk__http_slice if_modified_since, if_none_match, range, if_range, authorization;
+} sk__http_request;
 
 /*
  * Parse the head of one HTTP/1.x request (request line and field lines, up to
@@ -124,16 +124,16 @@ typedef struct sk_http_request {
  *    each appear at most once. Connection is a comma list; "close" and "keep-alive" are
  *    recognized case-insensitively, other tokens are ignored.
  */
-int sk__http_parse_request(const char *buf, size_t len, sk_http_request *req,
-                           const sk_http_limits *lim);
+int sk__http_parse_request(const char *buf, size_t len, sk__http_request *req,
+                           const sk__http_limits *lim);
 
 /* 1 if s equals the NUL-terminated lit exactly (case-sensitive), else 0. */
-int sk__http_slice_eq(sk_http_slice s, const char *lit);
+int sk__http_slice_eq(sk__http_slice s, const char *lit);
 /* 1 if s equals lit ignoring ASCII case (no locale), else 0. */
-int sk__http_slice_ieq(sk_http_slice s, const char *lit);
+int sk__http_slice_ieq(sk__http_slice s, const char *lit);
 
 /* The first field line of req named name (case-insensitive), or NULL. */
-const sk_http_header *sk__http_find_header(const sk_http_request *req, const char *name);
+const sk__http_header *sk__http_find_header(const sk__http_request *req, const char *name);
 
 /*
  * Percent-decode in[0..n) into out: "%XX" (hex digits of either case) becomes

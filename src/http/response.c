@@ -68,7 +68,7 @@ static const char *http_now(void)
 
 /* ---- the access log (Combined Log Format) ---- */
 
-static size_t log_escaped(char *out, size_t cap, sk_http_slice s)
+static size_t log_escaped(char *out, size_t cap, sk__http_slice s)
 {
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
@@ -87,7 +87,7 @@ static size_t log_escaped(char *out, size_t cap, sk_http_slice s)
     return o;
 }
 
-void sk__http_access_log(sk_conn *c, const sk_http_request *req, const struct outcome *o)
+void sk__http_access_log(sk_conn *c, const sk__http_request *req, const struct outcome *o)
 {
     const struct http_state *st = sk_conn_state(c);
     sk_server *srv = sk_conn_server(c);
@@ -104,7 +104,7 @@ void sk__http_access_log(sk_conn *c, const sk_http_request *req, const struct ou
         log_escaped(m, sizeof m, req->method);
         log_escaped(t, sizeof t, req->target);
         snprintf(reqline, sizeof reqline, "%s %s HTTP/1.%d", m, t, req->minor);
-        const sk_http_header *h = sk__http_find_header(req, "Referer");
+        const sk__http_header *h = sk__http_find_header(req, "Referer");
         if (h)
             log_escaped(ref, sizeof ref, h->value);
         h = sk__http_find_header(req, "User-Agent");
@@ -146,7 +146,7 @@ void sk__http_access_log(sk_conn *c, const sk_http_request *req, const struct ou
 
 /* Start a response head in buf (at least 256 bytes): status line, Server,
  * Date, Connection. Returns its length. */
-static int head_start(char *buf, size_t cap, int status, const sk_http_request *req, int closing)
+static int head_start(char *buf, size_t cap, int status, const sk__http_request *req, int closing)
 {
     (void)cap;
     char *p = buf;
@@ -168,8 +168,8 @@ static int head_start(char *buf, size_t cap, int status, const sk_http_request *
     return (int)(p - buf);
 }
 
-void sk__http_simple_response(sk_conn *c, const sk_http_request *req, int status, const char *extra,
-                              const char *note, struct outcome *o)
+void sk__http_simple_response(sk_conn *c, const sk__http_request *req, int status,
+                              const char *extra, const char *note, struct outcome *o)
 {
     struct http_conn *h = sk_conn_data(c);
     char body[1024];
@@ -210,7 +210,7 @@ void sk__http_simple_response(sk_conn *c, const sk_http_request *req, int status
     o->status = status;
 }
 
-static int etag_matches(sk_http_slice list, const char *etag)
+static int etag_matches(sk__http_slice list, const char *etag)
 {
     size_t elen = strlen(etag);
     const char *p = list.p, *end = list.p + list.n;
@@ -235,7 +235,7 @@ static int etag_matches(sk_http_slice list, const char *etag)
 
 /* If-None-Match (which wins when present, RFC 9110 13.2.2) or If-Modified-Since:
  * 1 if the client's copy is current (answer 304). */
-static int not_modified(const sk_http_request *req, const sk_http_file *f)
+static int not_modified(const sk__http_request *req, const sk__http_file *f)
 {
     int64_t since;
     if (req->if_none_match.p)
@@ -251,9 +251,9 @@ static int not_modified(const sk_http_request *req, const sk_http_file *f)
  * strong validator (at least a second older than Date). Otherwise the whole
  * file is sent, so that a client resuming a download never splices two
  * versions. */
-static int if_range_holds(const sk_http_request *req, const sk_http_file *f)
+static int if_range_holds(const sk__http_request *req, const sk__http_file *f)
 {
-    sk_http_slice v = req->if_range;
+    sk__http_slice v = req->if_range;
     int64_t t;
     if (v.p == NULL)
         return 1;
@@ -264,8 +264,8 @@ static int if_range_holds(const sk_http_request *req, const sk_http_file *f)
 }
 
 /* The status line and fields of a 200 or 206 for f. Returns the length. */
-static size_t file_head(char *head, int status, const sk_http_request *req, int closing,
-                        const sk_http_file *f, uint64_t first, uint64_t last, uint64_t len)
+static size_t file_head(char *head, int status, const sk__http_request *req, int closing,
+                        const sk__http_file *f, uint64_t first, uint64_t last, uint64_t len)
 {
     size_t n = (size_t)head_start(head, 256, status, req, closing);
     memcpy(head + n, f->fixed, f->fixed_len);
@@ -288,7 +288,8 @@ static size_t file_head(char *head, int status, const sk_http_request *req, int 
 
 /* Conditional checks, then the range, then the head, then the body. The head
  * is assembled from pieces computed once per file. */
-void sk__http_serve_file(sk_conn *c, const sk_http_request *req, sk_http_file *f, struct outcome *o)
+void sk__http_serve_file(sk_conn *c, const sk__http_request *req, sk__http_file *f,
+                         struct outcome *o)
 {
     struct http_conn *h = sk_conn_data(c);
     uint64_t size = (uint64_t)f->st.st_size;
@@ -338,7 +339,7 @@ void sk__http_serve_file(sk_conn *c, const sk_http_request *req, sk_http_file *f
                                    .arg = f});
 }
 
-void sk__http_serve_listing(sk_conn *c, const sk_http_request *req, const char *url,
+void sk__http_serve_listing(sk_conn *c, const sk__http_request *req, const char *url,
                             struct outcome *o)
 {
     struct http_conn *h = sk_conn_data(c);

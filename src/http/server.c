@@ -50,7 +50,7 @@ static int append_url_path(sk_buf *b, const char *p, size_t n)
     return 0;
 }
 
-static int is_known_method(sk_http_slice m)
+static int is_known_method(sk__http_slice m)
 {
     static const char *const known[] = {"POST",  "PUT",     "DELETE", "OPTIONS",
                                         "PATCH", "CONNECT", "TRACE"};
@@ -76,7 +76,7 @@ static int open_status(int e)
 }
 
 /* The method, and a body we will not read: 0 to go on, or -1 when answered. */
-static int check_method(sk_conn *c, const sk_http_request *req, struct outcome *o)
+static int check_method(sk_conn *c, const sk__http_request *req, struct outcome *o)
 {
     struct http_conn *h = sk_conn_data(c);
     if (!sk__http_slice_eq(req->method, "GET") && !sk__http_slice_eq(req->method, "HEAD")) {
@@ -105,7 +105,7 @@ static int check_method(sk_conn *c, const sk_http_request *req, struct outcome *
 
 /* The request-target as a decoded, normalized path in path[0..*plen) (with
  * room for HTTP_PATH_MAX + 1 bytes). 0, or -1 when answered (414, 400). */
-static int resolve_target(sk_conn *c, const sk_http_request *req, char *path, size_t *plen,
+static int resolve_target(sk_conn *c, const sk__http_request *req, char *path, size_t *plen,
                           struct outcome *o)
 {
     if (req->path.n > HTTP_PATH_MAX) {
@@ -123,7 +123,7 @@ static int resolve_target(sk_conn *c, const sk_http_request *req, char *path, si
 /* /dir -> /dir/, so that relative links inside it resolve. Built from the
  * normalized path, re-encoded: "//host" was collapsed to "/host", so the
  * Location can never name another site. */
-static void redirect_to_dir(sk_conn *c, const sk_http_request *req, const char *path, size_t plen,
+static void redirect_to_dir(sk_conn *c, const sk__http_request *req, const char *path, size_t plen,
                             struct outcome *o)
 {
     sk_buf loc = {0};
@@ -138,7 +138,7 @@ static void redirect_to_dir(sk_conn *c, const sk_http_request *req, const char *
 }
 
 /* A directory (path ends in '/'): its index file, else its listing, else 403. */
-static void serve_dir(sk_conn *c, const sk_http_request *req, const char *path, size_t plen,
+static void serve_dir(sk_conn *c, const sk__http_request *req, const char *path, size_t plen,
                       struct outcome *o)
 {
     struct http_state *st = sk_conn_state(c);
@@ -147,7 +147,7 @@ static void serve_dir(sk_conn *c, const sk_http_request *req, const char *path, 
     int ifd = sk__http_open_beneath(&st->root, rel);
     struct stat isb;
     if (ifd >= 0 && fstat(ifd, &isb) == 0 && S_ISREG(isb.st_mode)) {
-        sk_http_file *f = sk__http_file_new(st->cache, path, plen, ifd, &isb, st->index);
+        sk__http_file *f = sk__http_file_new(st->cache, path, plen, ifd, &isb, st->index);
         if (f == NULL)
             sk__http_simple_response(c, req, 500, NULL, NULL, o);
         else
@@ -163,7 +163,7 @@ static void serve_dir(sk_conn *c, const sk_http_request *req, const char *path, 
     sk__http_simple_response(c, req, 403, NULL, st->no_index_note, o);
 }
 
-static void respond(sk_conn *c, const sk_http_request *req, struct outcome *o)
+static void respond(sk_conn *c, const sk__http_request *req, struct outcome *o)
 {
     struct http_state *st = sk_conn_state(c);
     struct http_conn *h = sk_conn_data(c);
@@ -175,7 +175,7 @@ static void respond(sk_conn *c, const sk_http_request *req, struct outcome *o)
     static _Thread_local char user[256];
     user[0] = '\0';
     o->user = user;
-    const sk_http_auth *auth = __atomic_load_n(&st->auth, __ATOMIC_ACQUIRE); /* SIGHUP */
+    const sk__http_auth *auth = __atomic_load_n(&st->auth, __ATOMIC_ACQUIRE); /* SIGHUP */
     if (auth && !sk__http_auth_check(auth, req->authorization, user, sizeof user)) {
         sk__http_simple_response(c, req, 401,
                                  "WWW-Authenticate: Basic realm=\"sockit\", charset=\"UTF-8\"\r\n",
@@ -186,7 +186,7 @@ static void respond(sk_conn *c, const sk_http_request *req, struct outcome *o)
     size_t plen;
     if (resolve_target(c, req, path, &plen, o) < 0)
         return;
-    sk_http_file *f = sk__http_cache_get(st->cache, path, plen);
+    sk__http_file *f = sk__http_cache_get(st->cache, path, plen);
     if (f != NULL) {
         sk__http_serve_file(c, req, f, o);
         return;
@@ -245,8 +245,8 @@ static void process(sk_conn *c)
             sk_conn_want_drain(c, 1); /* on_drain brings us back */
             return;
         }
-        sk_http_header hdrs[SK_HTTP_MAX_HEADERS_DEFAULT];
-        sk_http_request req = {.headers = hdrs, .nheaders = SK_HTTP_MAX_HEADERS_DEFAULT};
+        sk__http_header hdrs[SK_HTTP_MAX_HEADERS_DEFAULT];
+        sk__http_request req = {.headers = hdrs, .nheaders = SK_HTTP_MAX_HEADERS_DEFAULT};
         int r = sk__http_parse_request((const char *)sk_buf_head(&h->in), h->in.len, &req, NULL);
         struct outcome o = {0};
         if (r == 0) {
@@ -382,7 +382,7 @@ static void make_no_index_note(struct http_state *st)
 
 static int http_init(sk_server *s, void **state, sk_err *err)
 {
-    const sk_http_config *cfg = sk_server_options(s)->service_config;
+    const sk__http_config *cfg = sk_server_options(s)->service_config;
     struct http_state *st = calloc(1, sizeof *st);
     if (st == NULL)
         return sk_errno(err, ENOMEM, "http");
@@ -440,10 +440,10 @@ static int http_reload(sk_server *srv, void *state, sk_err *err)
     struct http_state *st = state;
     if (st->cfg.auth_file == NULL)
         return 0;
-    sk_http_auth *a = sk__http_auth_load(st->cfg.auth_file, err);
+    sk__http_auth *a = sk__http_auth_load(st->cfg.auth_file, err);
     if (a == NULL)
         return -1;
-    sk_http_auth **o = realloc(st->old_auth, (st->nold_auth + 1) * sizeof *o);
+    sk__http_auth **o = realloc(st->old_auth, (st->nold_auth + 1) * sizeof *o);
     if (o == NULL) {
         sk__http_auth_free(a);
         return sk_errno(err, ENOMEM, "--auth %s", st->cfg.auth_file);
@@ -468,7 +468,7 @@ const sk_service sk__svc_http = {
     .on_close = http_close,
     .options = sk__http_options,
     .reload = http_reload,
-    .config_size = sizeof(sk_http_config),
+    .config_size = sizeof(sk__http_config),
     .configure = sk__http_configure,
     .idle_timeout_ms = 60000, /* a client that stops reading a response */
     .describe = sk__http_describe,

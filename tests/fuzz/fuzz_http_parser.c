@@ -26,7 +26,7 @@ static int is_tchar(unsigned char c)
            (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
-static void check_inside(const char *buf, size_t len, sk_http_slice s)
+static void check_inside(const char *buf, size_t len, sk__http_slice s)
 {
     if (s.p == NULL) {
         CHECK(s.n == 0);
@@ -37,8 +37,8 @@ static void check_inside(const char *buf, size_t len, sk_http_slice s)
     CHECK(s.p >= buf && s.n <= len && s.p <= buf + len - s.n);
 }
 
-static int parse(const char *buf, size_t len, const sk_http_limits *lim, size_t cap,
-                 sk_http_request *q, sk_http_header *hdrs)
+static int parse(const char *buf, size_t len, const sk__http_limits *lim, size_t cap,
+                 sk__http_request *q, sk__http_header *hdrs)
 {
     memset(q, 0, sizeof *q);
     q->headers = hdrs;
@@ -50,7 +50,7 @@ static int parse(const char *buf, size_t len, const sk_http_limits *lim, size_t 
     return rc;
 }
 
-static void check_request(const char *buf, size_t len, int rc, const sk_http_request *q, size_t cap)
+static void check_request(const char *buf, size_t len, int rc, const sk__http_request *q, size_t cap)
 {
     CHECK((size_t)rc <= len && rc >= 14); /* "A / HTTP/1.0\n\n" is the shortest */
     /* The head ends with a line terminator (CRLF or a bare LF), then an empty line. */
@@ -85,7 +85,7 @@ static void check_request(const char *buf, size_t len, int rc, const sk_http_req
     check_inside(buf, rl, q->if_range);
     check_inside(buf, rl, q->authorization);
     for (size_t i = 0; i < q->nheaders; i++) {
-        sk_http_slice n = q->headers[i].name, v = q->headers[i].value;
+        sk__http_slice n = q->headers[i].name, v = q->headers[i].value;
         check_inside(buf, rl, n);
         check_inside(buf, rl, v);
         CHECK(n.n > 0);
@@ -104,10 +104,10 @@ static void check_request(const char *buf, size_t len, int rc, const sk_http_req
 /* The result for a prefix of k bytes, given R for the whole input: a complete
  * head stays complete at the same length, an error is 0 or the same error, and
  * an incomplete input has incomplete prefixes. */
-static void check_prefix(const uint8_t *data, size_t k, int whole, const sk_http_limits *lim,
-                         size_t cap, sk_http_header *hdrs)
+static void check_prefix(const uint8_t *data, size_t k, int whole, const sk__http_limits *lim,
+                         size_t cap, sk__http_header *hdrs)
 {
-    sk_http_request q;
+    sk__http_request q;
     char *b = malloc(k ? k : 1); /* exact size: ASan sees any read past k */
     CHECK(b != NULL);
     memcpy(b, data, k);
@@ -119,10 +119,10 @@ static void check_prefix(const uint8_t *data, size_t k, int whole, const sk_http
     free(b);
 }
 
-static void fuzz_parser(const uint8_t *data, size_t size, const sk_http_limits *lim, size_t cap)
+static void fuzz_parser(const uint8_t *data, size_t size, const sk__http_limits *lim, size_t cap)
 {
-    sk_http_header hdrs[64];
-    sk_http_request q;
+    sk__http_header hdrs[64];
+    sk__http_request q;
     const char *buf = (const char *)data;
     int rc = parse(buf, size, lim, cap, &q, hdrs);
     if (rc > 0)
@@ -235,8 +235,8 @@ static void fuzz_dates(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const sk_http_limits small = {48, 128, 4};
-    static const sk_http_limits tiny = {20, 24, 1};
+    static const sk__http_limits small = {48, 128, 4};
+    static const sk__http_limits tiny = {20, 24, 1};
     fuzz_parser(data, size, NULL, 64);
     fuzz_parser(data, size, &small, 8);
     fuzz_parser(data, size, &tiny, 2);

@@ -21,16 +21,16 @@
 #define HOST "Host: a\r\n"
 
 /* Small limits for the rows that test them. */
-static const sk_http_limits small = {.max_line = 32, .max_headers_bytes = 64, .max_headers = 3};
+static const sk__http_limits small = {.max_line = 32, .max_headers_bytes = 64, .max_headers = 3};
 
 typedef struct row {
     const char *name;
     const char *raw;
     size_t rawlen;
-    int want;                  /* OK, NEED or -status */
-    size_t consumed;           /* OK: bytes taken, 0 = all of raw */
-    const sk_http_limits *lim; /* NULL: defaults */
-    size_t cap;                /* header array capacity, 0 = CAP */
+    int want;                   /* OK, NEED or -status */
+    size_t consumed;            /* OK: bytes taken, 0 = all of raw */
+    const sk__http_limits *lim; /* NULL: defaults */
+    size_t cap;                 /* header array capacity, 0 = CAP */
     /* OK rows: every field below is checked (NULL string = absent) */
     const char *method, *path, *query, *host;
     int minor, ka, has_cl, chunked;
@@ -295,8 +295,8 @@ static size_t row_consumed(const row *r)
     return r->consumed ? r->consumed : r->rawlen;
 }
 
-static int parse(const row *r, const char *buf, size_t len, sk_http_request *req,
-                 sk_http_header *hdrs)
+static int parse(const row *r, const char *buf, size_t len, sk__http_request *req,
+                 sk__http_header *hdrs)
 {
     memset(req, 0, sizeof *req);
     req->headers = hdrs;
@@ -304,7 +304,7 @@ static int parse(const row *r, const char *buf, size_t len, sk_http_request *req
     return sk__http_parse_request(buf, len, req, r->lim);
 }
 
-static void check_slice(const row *r, const char *what, sk_http_slice s, const char *want)
+static void check_slice(const row *r, const char *what, sk__http_slice s, const char *want)
 {
     if (want == NULL) {
         if (s.p != NULL || s.n != 0)
@@ -316,7 +316,7 @@ static void check_slice(const row *r, const char *what, sk_http_slice s, const c
                  s.p ? s.p : "", s.p ? "" : " (absent)");
 }
 
-static void check_inside(const row *r, const char *buf, size_t len, sk_http_slice s)
+static void check_inside(const row *r, const char *buf, size_t len, sk__http_slice s)
 {
     if (s.p == NULL)
         return;
@@ -326,7 +326,7 @@ static void check_inside(const row *r, const char *buf, size_t len, sk_http_slic
         fail_msg("%s: slice outside the buffer", r->name);
 }
 
-static void check_row(const row *r, const char *buf, int rc, const sk_http_request *q)
+static void check_row(const row *r, const char *buf, int rc, const sk__http_request *q)
 {
     if (r->want != OK) {
         if (rc != r->want)
@@ -353,7 +353,7 @@ static void check_row(const row *r, const char *buf, int rc, const sk_http_reque
                  r->has_cl, (unsigned long long)q->content_length, (unsigned long long)r->cl,
                  q->chunked, r->chunked, q->nheaders, r->nh);
     if (r->hname) {
-        const sk_http_header *h = sk__http_find_header(q, r->hname);
+        const sk__http_header *h = sk__http_find_header(q, r->hname);
         if (h == NULL)
             fail_msg("%s: no field %s", r->name, r->hname);
         check_slice(r, r->hname, h->value, r->hval);
@@ -378,8 +378,8 @@ static void test_table(void **state)
     size_t ok = 0, bad = 0;
     for (size_t i = 0; i < NROWS; i++) {
         const row *r = &rows[i];
-        sk_http_header hdrs[CAP];
-        sk_http_request q;
+        sk__http_header hdrs[CAP];
+        sk__http_request q;
         char *buf = malloc(r->rawlen ? r->rawlen : 1); /* exact size: ASan sees over-reads */
         assert_non_null(buf);
         memcpy(buf, r->raw, r->rawlen);
@@ -401,8 +401,8 @@ static void test_prefixes(void **state)
     for (size_t i = 0; i < NROWS; i++) {
         const row *r = &rows[i];
         for (size_t k = 0; k < r->rawlen; k++) {
-            sk_http_header hdrs[CAP];
-            sk_http_request q;
+            sk__http_header hdrs[CAP];
+            sk__http_request q;
             char *buf = malloc(k ? k : 1);
             assert_non_null(buf);
             memcpy(buf, r->raw, k);
@@ -427,8 +427,8 @@ static void test_byte_by_byte(void **state)
     (void)state;
     for (size_t i = 0; i < NROWS; i++) {
         const row *r = &rows[i];
-        sk_http_header hdrs[CAP];
-        sk_http_request q;
+        sk__http_header hdrs[CAP];
+        sk__http_request q;
         memset(&q, 0, sizeof q);
         q.headers = hdrs;
         q.nheaders = r->cap ? r->cap : CAP;
@@ -456,8 +456,8 @@ static void test_pipelining(void **state)
                               "POST /second?x HTTP/1.1\r\nHost: b\r\nContent-Length: 3\r\n\r\nabc"
                               "GET /third HTTP/1.1\r\nHo";
     size_t len = sizeof two - 1, first = strlen("GET /first HTTP/1.1\r\nHost: a\r\n\r\n");
-    sk_http_header hdrs[8];
-    sk_http_request q = {.headers = hdrs, .nheaders = 8};
+    sk__http_header hdrs[8];
+    sk__http_request q = {.headers = hdrs, .nheaders = 8};
     int rc = sk__http_parse_request(two, len, &q, NULL);
     assert_int_equal(rc, first);
     assert_true(sk__http_slice_eq(q.path, "/first"));
@@ -505,9 +505,9 @@ static char *make_request(size_t target_len, size_t nfields, size_t value_len, s
 
 static int parse_default(const char *b, size_t len, size_t cap)
 {
-    sk_http_header hdrs[200];
-    sk_http_request q = {.headers = hdrs, .nheaders = cap};
-    sk_http_limits zero = {0, 0, 0};
+    sk__http_header hdrs[200];
+    sk__http_request q = {.headers = hdrs, .nheaders = cap};
+    sk__http_limits zero = {0, 0, 0};
     int rc = sk__http_parse_request(b, len, &q, NULL);
     assert_int_equal(sk__http_parse_request(b, len, &q, &zero), rc); /* 0 = default */
     return rc;
@@ -554,13 +554,13 @@ static void test_default_limits(void **state)
     free(b);
 
     /* a huge limit is clamped and still works */
-    sk_http_header hdrs[4];
-    sk_http_request q = {.headers = hdrs, .nheaders = 4};
-    sk_http_limits big = {SIZE_MAX, SIZE_MAX, SIZE_MAX};
+    sk__http_header hdrs[4];
+    sk__http_request q = {.headers = hdrs, .nheaders = 4};
+    sk__http_limits big = {SIZE_MAX, SIZE_MAX, SIZE_MAX};
     static const char ok[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
     assert_int_equal(sk__http_parse_request(ok, sizeof ok - 1, &q, &big), sizeof ok - 1);
     /* no array at all: any field line is one too many */
-    sk_http_request none = {.headers = NULL, .nheaders = 0};
+    sk__http_request none = {.headers = NULL, .nheaders = 0};
     assert_int_equal(sk__http_parse_request(ok, sizeof ok - 1, &none, NULL), -431);
     static const char old[] = "GET / HTTP/1.0\r\n\r\n";
     assert_int_equal(sk__http_parse_request(old, sizeof old - 1, &none, NULL), sizeof old - 1);
@@ -571,7 +571,7 @@ static void test_default_limits(void **state)
 static void test_slice_helpers(void **state)
 {
     (void)state;
-    sk_http_slice s = {"Content-Length", 14}, e = {NULL, 0};
+    sk__http_slice s = {"Content-Length", 14}, e = {NULL, 0};
     assert_true(sk__http_slice_eq(s, "Content-Length"));
     assert_false(sk__http_slice_eq(s, "content-length"));
     assert_true(sk__http_slice_ieq(s, "content-LENGTH"));
@@ -579,8 +579,8 @@ static void test_slice_helpers(void **state)
     assert_false(sk__http_slice_ieq(s, "content-lengthx"));
     assert_true(sk__http_slice_eq(e, ""));
     assert_true(sk__http_slice_ieq(e, ""));
-    sk_http_header h[2] = {{{"A", 1}, {"1", 1}}, {{"Bb", 2}, {"2", 1}}};
-    sk_http_request q = {.headers = h, .nheaders = 2};
+    sk__http_header h[2] = {{{"A", 1}, {"1", 1}}, {{"Bb", 2}, {"2", 1}}};
+    sk__http_request q = {.headers = h, .nheaders = 2};
     assert_ptr_equal(sk__http_find_header(&q, "bB"), &h[1]);
     assert_null(sk__http_find_header(&q, "c"));
 }
