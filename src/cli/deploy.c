@@ -113,6 +113,8 @@ void cli_deploy_early(int argc, char **argv, struct cli_deploy *d)
 static int g_pipe_rd = -1, g_pipe_wr = -1;
 static void (*g_reload)(void *);
 static void *g_reload_arg;
+/* Held for a reload: cli_deploy_end_reloads waits for one in progress. */
+static pthread_mutex_t g_reload_mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int g_stop_said;
 static int g_handover_fd = -1; /* SIGUSR2, the new process: where to say "serving" */
 
@@ -174,10 +176,19 @@ static void *deploy_main(void *arg)
         }
         /* Type=notify-reload: RELOADING=1 (with MONOTONIC_USEC), the work, READY=1. */
         say("RELOADING=1");
+        pthread_mutex_lock(&g_reload_mu);
         if (g_reload)
             g_reload(g_reload_arg);
+        pthread_mutex_unlock(&g_reload_mu);
         say("READY=1");
     }
+}
+
+void cli_deploy_end_reloads(void)
+{
+    pthread_mutex_lock(&g_reload_mu);
+    g_reload = NULL;
+    pthread_mutex_unlock(&g_reload_mu);
 }
 
 void cli_deploy_signals(void (*reload)(void *), void *arg)

@@ -16,6 +16,9 @@ void cli_deploy_early(int argc, char **argv, struct cli_deploy *d);
 /* Start the thread that handles SIGHUP (reload(arg), between RELOADING=1 and
  * READY=1; NULL: SIGHUP keeps its default action) and the stop notice. */
 void cli_deploy_signals(void (*reload)(void *), void *arg);
+/* No reload runs after this returns (one in progress is waited for): what
+ * the reload uses may then be freed. */
+void cli_deploy_end_reloads(void);
 /* From a SIGINT/SIGTERM handler (async-signal-safe): STOPPING=1. */
 void cli_deploy_stopping(void);
 void cli_deploy_ready(void);   /* READY=1, once every listener is open */

@@ -775,6 +775,7 @@ int cli_serve(int argc, char **argv)
         int rc = sk_server_serve_fd(s, c.d.conn_fd, &err);
         g_server = NULL;
         sk_server_free(s);
+        sk_tls_free(c.o.tls);
         sk_service_config_free(c.o.service, c.config);
         sk_access_free(c.access);
         free(c.acc);
@@ -827,8 +828,10 @@ int cli_serve(int argc, char **argv)
     cli_deploy_ready(); /* every listener is open: READY=1 (NOTIFY_SOCKET) */
     int rc = sk_server_run(s, &err);
     cli_deploy_stopped();
+    cli_deploy_end_reloads(); /* then the TLS context and access lists may go */
     g_server = NULL;
     sk_server_free(s);
+    sk_tls_free(c.o.tls);
     sk_service_config_free(c.o.service, c.config);
     sk_access_free(c.access);
     for (size_t i = 0; i < g_nold; i++)
@@ -836,7 +839,6 @@ int cli_serve(int argc, char **argv)
     free(g_old_access);
     free(c.acc);
     finish_output();
-    /* c.o.tls stays: the reload thread may be using it, and we exit now. */
     if (rc < 0)
         cli_die(&err);
     return 0;
