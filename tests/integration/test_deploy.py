@@ -472,7 +472,9 @@ def test_workers_reuseport_one_socket_per_loop():
         assert "tcp_migrate_req" in srv.stderr_text() or \
             not os.path.exists("/proc/sys/net/ipv4/tcp_migrate_req") or \
             open("/proc/sys/net/ipv4/tcp_migrate_req").read().strip() != "0"
-        assert listening_sockets(srv.port) == 2
+        # each loop opens its own socket as it starts: wait for the second
+        assert poll_until(lambda: listening_sockets(srv.port) == 2, 5), \
+            listening_sockets(srv.port)
         for _ in range(50):
             assert echo_once(srv.port, b"w\n") == b"w\n"
     with Server(["--workers", "2", "echo", "tcp://127.0.0.1:0"]) as srv:
