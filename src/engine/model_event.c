@@ -32,7 +32,7 @@
  * connections wait to be accepted and read. A connection still writable
  * after its share is reported again by the (level-triggered) backend on the
  * next wakeup, after the others had theirs. */
-#define PASS_BUDGET (64u << 20)
+#define PASS_BUDGET (16u << 20)
 #define SHARE_MIN (64u * 1024)
 #define SHARE_MAX (1u << 20)
 
