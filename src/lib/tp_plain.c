@@ -22,30 +22,26 @@
 #define MSG_MORE 0
 #endif
 
-static int again(int e)
+/* A call failed with errno other than EINTR: wait for `want`, or give up. */
+static ssize_t failed(sk_tp *t, unsigned want)
 {
-    return e == EAGAIN || e == EWOULDBLOCK;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        t->want = want;
+        return SK_TP_AGAIN;
+    }
+    return SK_TP_ERR;
 }
 
 static ssize_t plain_read(sk_tp *t, void *buf, size_t cap)
 {
     for (;;) {
         ssize_t n = recv(t->fd, buf, cap, 0);
-        if (n >= 0)
-            return n;
-        if (errno == EINTR)
-            continue;
-        if (errno == ENOTSOCK) /* a pipe or a terminal stands in for the socket */
+        if (n < 0 && errno == ENOTSOCK) /* a pipe or a terminal stands in for the socket */
             n = read(t->fd, buf, cap);
         if (n >= 0)
             return n;
-        if (errno == EINTR)
-            continue;
-        if (again(errno)) {
-            t->want = SK_TP_WANT_READ;
-            return SK_TP_AGAIN;
-        }
-        return SK_TP_ERR;
+        if (errno != EINTR)
+            return failed(t, SK_TP_WANT_READ);
     }
 }
 
@@ -64,13 +60,8 @@ static ssize_t plain_writev(sk_tp *t, const struct iovec *iov, int iovcnt, unsig
             n = writev(t->fd, iov, iovcnt);
         if (n >= 0)
             return n;
-        if (errno == EINTR)
-            continue;
-        if (again(errno)) {
-            t->want = SK_TP_WANT_WRITE;
-            return SK_TP_AGAIN;
-        }
-        return SK_TP_ERR;
+        if (errno != EINTR)
+            return failed(t, SK_TP_WANT_WRITE);
     }
 }
 
@@ -149,13 +140,9 @@ static ssize_t sendfile_once(sk_tp *t, int fd, off_t *off, size_t len, unsigned 
             return n;
         if (errno == EINTR)
             continue;
-        if (again(errno)) {
-            t->want = SK_TP_WANT_WRITE;
-            return SK_TP_AGAIN;
-        }
         if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)
             return SK_TP_UNSUPPORTED;
-        return SK_TP_ERR;
+        return failed(t, SK_TP_WANT_WRITE);
     }
 }
 
