@@ -844,6 +844,38 @@ void sk_conn_close(sk_conn *c);
 void sk_conn_want_drain(sk_conn *c, int on);
 /* Bytes queued and not yet written. */
 size_t sk_conn_pending(const sk_conn *c);
+
+/*
+ * A second descriptor, driven in the connection's own flow of control: a
+ * child's pipes (exec), the upstream socket of a relay. The service's
+ * callback runs when fd is ready for `events`, in whatever model serves the
+ * connection (an event loop watches fd in its loop; a blocking driver polls it
+ * with the connection's socket), and afterwards the connection is settled as
+ * after on_data: queued output is written, a close or pause takes effect.
+ */
+#define SK_WATCH_READ 1u  /* readable (also reported on hangup and error) */
+#define SK_WATCH_WRITE 2u /* writable */
+typedef void sk_conn_watch_cb(sk_conn *c, int fd, unsigned fired, void *arg);
+/*
+ * Watch fd (non-blocking; it stays the caller's: the engine never reads,
+ * writes or closes it) for events, calling cb(c, fd, fired, arg); calling it
+ * again for the same fd changes the events, events 0 stops watching. Stop
+ * watching a descriptor before closing it; watches left when the connection
+ * ends are stopped before on_close, so on_close may close them. A connection
+ * with a watch is busy: at stop it gets the grace period. At most 4 per
+ * connection. Returns 0, or -1 with errno: ENOSPC (too many), EMFILE (a
+ * descriptor the model cannot watch, e.g. >= 1024 under select), ENOMEM.
+ */
+int sk_conn_watch(sk_conn *c, int fd, unsigned events, sk_conn_watch_cb *cb, void *arg);
+/* Stop (on = 1) or resume (0) reading from the peer: backpressure, while
+ * what the peer sends has nowhere to go (a child not reading its stdin).
+ * Output is still written; the peer's end of stream is seen after resuming. */
+void sk_conn_pause_read(sk_conn *c, int on);
+/* Half-close: once the queued output is written, end our direction of the
+ * stream (the peer reads end of file; TLS sends its close_notify) while the
+ * peer's bytes still arrive through on_data and on_eof. Nothing more can be
+ * queued. sk_conn_close still ends the connection. */
+void sk_conn_shutdown(sk_conn *c);
 /*
  * The peer as an address word ("tcp://127.0.0.1:40000"); a Unix stream peer
  * by the credentials the kernel gives ("unix peer pid 1234 uid 1000", or

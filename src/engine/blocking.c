@@ -29,6 +29,43 @@ static void blocking_wake(sk_conn *c)
     (void)r; /* a full pipe already holds a wake-up */
 }
 
+/* The service's own descriptors (sk_conn_watch), after the connection's in
+ * the poll set: entry i of the set is watch i (fd -1, ignored, when free). */
+static nfds_t watch_fds(const sk_conn *c, struct pollfd *p)
+{
+    if (c->watches == NULL)
+        return 0;
+    for (int i = 0; i < SK_CONN_WATCH_MAX; i++) {
+        const sk__watch *w = &c->watches->w[i];
+        p[i] = (struct pollfd){.fd = w->events ? w->fd : -1};
+        if (w->events & SK_WATCH_READ)
+            p[i].events |= POLLIN;
+        if (w->events & SK_WATCH_WRITE)
+            p[i].events |= POLLOUT;
+    }
+    return SK_CONN_WATCH_MAX;
+}
+
+/* Run the callbacks of the watches that fired; 1 if any did. The entries are
+ * looked up again for each: a callback may stop or start another watch. */
+static int fire_watches(sk_conn *c, const struct pollfd *p, nfds_t n)
+{
+    int any = 0;
+    for (nfds_t i = 0; i < n && c->watches != NULL; i++) {
+        sk__watch *w = &c->watches->w[i];
+        if (p[i].revents == 0 || p[i].fd < 0 || w->events == 0 || w->fd != p[i].fd)
+            continue;
+        unsigned f = 0;
+        if (p[i].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))
+            f |= SK_WATCH_READ;
+        if (p[i].revents & (POLLOUT | POLLERR))
+            f |= SK_WATCH_WRITE;
+        sk__watch_fire(w, f);
+        any = 1;
+    }
+    return any;
+}
+
 /* Bytes per write round: the connection has this flow of control to itself. */
 #define BLOCKING_WRITE_BUDGET (1u << 20)
 
@@ -102,18 +139,21 @@ void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer
         /* The stop pipe stays readable once written: in the grace period,
          * watch the stop-now pipe instead. */
         int stop_fd = grace_deadline < 0 ? s->stop_rd : s->now_rd;
-        struct pollfd p[3] = {
+        struct pollfd p[3 + SK_CONN_WATCH_MAX] = {
             {.fd = fd}, {.fd = wake[0], .events = POLLIN}, {.fd = stop_fd, .events = POLLIN}};
         if (want & SK_TP_WANT_READ)
             p[0].events |= POLLIN;
         if (want & SK_TP_WANT_WRITE)
             p[0].events |= POLLOUT;
-        int r = poll(p, 3, timeout);
+        nfds_t np = 3 + watch_fds(c, p + 3);
+        int r = poll(p, np, timeout);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
             break;
         }
+        if (fire_watches(c, p + 3, np - 3))
+            continue; /* the service acted: write, then look again */
         if (p[2].revents & POLLIN) {
             if (grace_deadline < 0)
                 sk__saw_stop(s); /* handled at the top of the loop */

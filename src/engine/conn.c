@@ -236,6 +236,8 @@ int sk__conn_wants_read(const sk_conn *c)
         return 0;
     if (c->flags & SK_C_WSHUT)
         return 1; /* lingering close: read and discard until the peer's FIN */
+    if (c->flags & SK_C_PAUSED)
+        return 0; /* the service's other side is full (sk_conn_pause_read) */
     /* Backpressure: a peer that does not read our output cannot make us read
      * (and buffer) more of its input. */
     return pending(c) < SK_HIGH_WATER;
@@ -250,6 +252,8 @@ int sk__conn_wants_write(const sk_conn *c)
 
 int sk__conn_idle(const sk_conn *c)
 {
+    if (sk__conn_watching(c))
+        return 0; /* joined to a child or an upstream: bytes may be on their way */
     if (c->flags & SK_C_DRAIN)
         return 1; /* an endless generator (chargen) has no work "in flight" */
     return pending(c) == 0;
@@ -259,12 +263,27 @@ int sk__conn_close_step(sk_conn *c)
 {
     if (c->flags & SK_C_DEAD)
         return 1;
-    if (!(c->flags & SK_C_CLOSING) || pending(c) > 0)
+    if (pending(c) > 0)
         return 0;
+    if (!(c->flags & SK_C_CLOSING)) {
+        /* A half-close (sk_conn_shutdown): our FIN once the output is out,
+         * then the peer's bytes still reach the service. */
+        if ((c->flags & (SK_C_HALF | SK_C_HALF_DONE)) == SK_C_HALF) {
+            c->flags |= SK_C_HALF_DONE;
+            return 2;
+        }
+        return 0;
+    }
     if (c->flags & SK_C_EOF)
         return 1;
     if (c->flags & SK_C_WSHUT)
         return 0;
+    if (c->flags & SK_C_HALF_DONE) {
+        /* Already shut: just wait (bounded) for the peer's FIN. */
+        c->flags |= SK_C_WSHUT;
+        c->last_io_ms = sk_now_ms();
+        return 0;
+    }
     /* Lingering close: send our FIN and wait (bounded, see policy.c) for the
      * peer's, reading and discarding. Closing with unread input would send a
      * reset, which can destroy the reply the peer has not read yet. */
@@ -279,6 +298,7 @@ void sk__conn_free(sk_conn *c)
     /* A connection that never finished its TLS handshake never reached the
      * service (and its failure was logged): no on_close, no "closed" line. */
     int opened = !(c->flags & SK_C_HANDSHAKE);
+    sk__conn_unwatch_all(c); /* before on_close, which may close them */
     if (opened && s->svc->on_close)
         s->svc->on_close(c);
     if (opened && s->o.verbose) {
@@ -335,7 +355,7 @@ sk_transport sk_conn_transport(const sk_conn *c)
 
 int sk_conn_send(sk_conn *c, const void *data, size_t len)
 {
-    if (c->flags & (SK_C_DEAD | SK_C_CLOSING))
+    if (c->flags & (SK_C_DEAD | SK_C_CLOSING | SK_C_HALF))
         return -1;
     sk_buf *b = tail_buf(c);
     if (b != &c->out)
@@ -357,9 +377,10 @@ static int queue_seg(sk_conn *c, int fd, off_t off, uint64_t len, const void *me
                      void (*release)(void *arg), void *arg)
 {
     sk_fileseg tmp = {.fd = fd, .release = release, .arg = arg};
-    if ((c->flags & (SK_C_DEAD | SK_C_CLOSING)) || len == 0) {
+    const uint16_t done = SK_C_DEAD | SK_C_CLOSING | SK_C_HALF;
+    if ((c->flags & done) || len == 0) {
         fileseg_done(&tmp);
-        return len == 0 && !(c->flags & (SK_C_DEAD | SK_C_CLOSING)) ? 0 : -1;
+        return len == 0 && !(c->flags & done) ? 0 : -1;
     }
     sk_fileseg *f = calloc(1, sizeof *f);
     if (f == NULL) {
@@ -407,7 +428,7 @@ void sk_conn_set_timer(sk_conn *c, int ms)
         c->timer_at = (uint32_t)(sk_now_ms() + ms);
         c->flags |= SK_C_TIMER;
     } else {
-        c->flags &= (uint16_t)~SK_C_TIMER;
+        c->flags &= ~SK_C_TIMER;
     }
 }
 
@@ -426,7 +447,7 @@ int sk__conn_check_timer(sk_conn *c, int64_t now)
     int64_t at = sk__conn_timer_deadline(c, now);
     if (at < 0 || now < at)
         return 0;
-    c->flags &= (uint16_t)~SK_C_TIMER;
+    c->flags &= ~SK_C_TIMER;
     if (c->srv->svc->on_timeout)
         c->srv->svc->on_timeout(c);
     else
@@ -496,7 +517,7 @@ void sk_conn_want_drain(sk_conn *c, int on)
     if (on)
         c->flags |= SK_C_DRAIN;
     else
-        c->flags &= (uint16_t)~SK_C_DRAIN;
+        c->flags &= ~SK_C_DRAIN;
 }
 
 size_t sk_conn_pending(const sk_conn *c)

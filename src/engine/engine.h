@@ -35,6 +35,8 @@
 #define SK_GRACE_DEFAULT_MS 10000
 #define SK_LINGER_MS 1000 /* after our close: wait this long for the peer's FIN */
 
+struct sk__watch;
+
 struct sk_server {
     sk_server_opts o;
     const sk_service *svc;
@@ -64,6 +66,10 @@ struct sk_server {
     atomic_long nconns; /* connections open now (models that share memory) */
     /* Set by the model: make a connection's owner call sk__conn_take_inbox. */
     void (*wake)(sk_conn *c);
+    /* Set by an event model: make its loop watch w->fd for `events` (0: stop)
+     * on behalf of w->c; was `old`. 0, or -1 (errno). NULL: the model polls
+     * the connection's watches itself (blocking.c). */
+    int (*watch)(struct sk__watch *w, unsigned old, unsigned events);
     atomic_ulong served; /* connections/datagrams finished, for --once */
     sk_limits *limits;   /* access: per-source limits (admit.c), NULL if none */
 };
@@ -79,6 +85,9 @@ struct sk_server {
 #define SK_C_RD_WANTS_W 0x100 /* the last read waits for writability (TLS) */
 #define SK_C_HANDSHAKE 0x20   /* TLS handshake in progress: on_open not called yet */
 #define SK_C_SHUT_AGAIN 0x400 /* our close_notify waits for writability (TLS) */
+#define SK_C_PAUSED 0x2000    /* the service paused reading (sk_conn_pause_read) */
+#define SK_C_HALF 0x4000      /* the service asked for a half-close (sk_conn_shutdown) */
+#define SK_C_HALF_DONE 0x8000 /* ... and our write side is shut: reading goes on */
 #define SK_TLS_HANDSHAKE_MS 10000
 
 /* Bytes posted to a connection by other connections (SK_SVC_SHARED services),
@@ -110,8 +119,8 @@ typedef union sk__conn_align {
 
 /*
  * Kept small: an idle connection costs this plus the loop's bookkeeping (the
- * goal is under 256 bytes of memory per idle connection: 184 bytes fit one
- * 192-byte malloc chunk). Hence the peer address shares its 32 bytes with the
+ * goal is under 256 bytes of memory per idle connection: 192 bytes, a
+ * 208-byte malloc chunk). Hence the peer address shares its 32 bytes with the
  * flags, the service timer is a 32-bit wrapping time, the file queue has no
  * tail pointer and the broker's inbox lives after the service data.
  */
@@ -138,9 +147,10 @@ struct sk_conn {
     } peer;
     uint16_t flags;
     uint8_t peer_len;
-    uint8_t transport; /* sk_transport */
-    void *loop_data;   /* owned by the model driving this connection */
-    sk__timer timer;   /* event models: armed at the earliest deadline (policy.c) */
+    uint8_t transport;           /* sk_transport */
+    void *loop_data;             /* owned by the model driving this connection */
+    struct sk__watches *watches; /* descriptors the service watches (conn_watch.c), or NULL */
+    sk__timer timer;             /* event models: armed at the earliest deadline (policy.c) */
     /* The service's conn_size bytes, then the inbox (SK_SVC_SHARED). Aligned
      * for pointers, 64-bit integers and doubles, not max_align_t: its 16 bytes
      * would round the struct up past one 192-byte malloc chunk. */
@@ -227,6 +237,29 @@ int sk__conn_expired(sk_conn *c, int64_t now, int64_t grace_deadline);
 unsigned sk__conn_interest(const sk_conn *c);
 /* Stopping: 1 if c may go now (no output in flight). */
 int sk__conn_may_stop(sk_conn *c);
+
+/* conn_watch.c: a service's second descriptors (sk_conn_watch). The entries
+ * live in one allocation per connection, made at the first watch, so their
+ * addresses are stable: a model may hand them to its loop as callback data. */
+#define SK_CONN_WATCH_MAX 4
+typedef struct sk__watch {
+    sk_conn *c;
+    int fd;          /* -1: a free entry */
+    unsigned events; /* SK_WATCH_READ | SK_WATCH_WRITE; 0 = a free entry */
+    sk_conn_watch_cb *cb;
+    void *arg;
+} sk__watch;
+typedef struct sk__watches {
+    sk__watch w[SK_CONN_WATCH_MAX];
+} sk__watches;
+/* Run a watch's callback for what fired (SK_WATCH_READ also for hangup and
+ * error). The caller then settles the connection as after a read. */
+void sk__watch_fire(sk__watch *w, unsigned fired);
+/* Stop every watch left (before on_close, which may close the descriptors)
+ * and free them. */
+void sk__conn_unwatch_all(sk_conn *c);
+/* 1 if the service watches any descriptor (the connection is busy). */
+int sk__conn_watching(const sk_conn *c);
 
 /* conn_tls.c: the one place an accepted connection is made, for every model */
 /* Make the connection for fd with its transport (TLS when the server has a

@@ -144,6 +144,35 @@ static void on_conn(sk__ev_loop *loop, int fd, unsigned fired, void *ud)
     settle(w, c);
 }
 
+/* A descriptor the connection's service watches (sk_conn_watch) fired. */
+static void on_watch(sk__ev_loop *loop, int fd, unsigned fired, void *ud)
+{
+    (void)loop;
+    (void)fd;
+    sk__watch *wt = ud;
+    sk_conn *c = wt->c;
+    unsigned f = 0;
+    if (fired & SK_EV_READ)
+        f |= SK_WATCH_READ;
+    if (fired & SK_EV_WRITE)
+        f |= SK_WATCH_WRITE;
+    sk__watch_fire(wt, f);
+    settle(c->loop_data, c);
+}
+
+/* The server's watch hook: the service's descriptor joins this loop. */
+static int ev_watch_fd(sk__watch *wt, unsigned old, unsigned events)
+{
+    (void)old;
+    worker *w = wt->c->loop_data;
+    unsigned mask = 0;
+    if (events & SK_WATCH_READ)
+        mask |= SK_EV_READ;
+    if (events & SK_WATCH_WRITE)
+        mask |= SK_EV_WRITE;
+    return sk__ev_watch(w->loop, wt->fd, mask, on_watch, wt);
+}
+
 /* Arm c's timer at its earliest deadline. Lazily: a deadline that moved later
  * (the idle timeout after more I/O) keeps the earlier timer, which on firing
  * finds nothing due and re-arms, so busy connections cost no heap work. */
@@ -236,6 +265,7 @@ static void new_conn(worker *w, const sk_listener *l, int fd, struct sockaddr *p
         return;
     c->loop_data = w;
     w->s->wake = ev_wake;
+    w->s->watch = ev_watch_fd;
     if (add_conn(w, c) < 0) {
         sk_server_log(w->s, SK_LOG_ERROR, "out of memory: connection closed");
         sk__conn_destroy(c);

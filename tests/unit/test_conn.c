@@ -563,6 +563,89 @@ static void test_shutdown_retried_and_owed_after_peer_eof(void **state)
 /* A connection in its TLS handshake: its interest is the handshake's, its
  * deadline the handshake deadline, and the service never hears of it if
  * the handshake does not finish. */
+/* sk_conn_pause_read: no reading (nor read interest) while paused, output still goes. */
+static void test_pause_read(void **state)
+{
+    (void)state;
+    sk_conn *c = new_conn();
+    sk__conn_feed(c, (const uint8_t *)"ab", 2);
+    sk_conn_pause_read(c, 1);
+    assert_false(sk__conn_wants_read(c));
+    assert_int_equal(sk__conn_interest(c), SK_TP_WANT_WRITE);
+    char out[8];
+    assert_int_equal(take_output(c, out, sizeof out), 2);
+    assert_int_equal(sk__conn_interest(c), 0);
+    sk_conn_pause_read(c, 0);
+    assert_true(sk__conn_wants_read(c));
+    assert_int_equal(sk__conn_interest(c), SK_TP_WANT_READ);
+    sk__conn_free(c);
+}
+
+/* sk_conn_shutdown: our FIN after the queued output, then the peer's bytes
+ * still reach the service; sk_conn_close then waits for the peer's FIN only. */
+static void test_half_close(void **state)
+{
+    (void)state;
+    sk_conn *c = new_conn();
+    sk__conn_feed(c, (const uint8_t *)"xyz", 3);
+    sk_conn_shutdown(c);
+    assert_int_equal(sk_conn_send(c, "no", 2), -1); /* nothing more after our end */
+    assert_int_equal(sk__conn_close_step(c), 0);    /* output first */
+    char out[8];
+    assert_int_equal(take_output(c, out, sizeof out), 3);
+    assert_int_equal(sk__conn_close_step(c), 2); /* now shut the write side */
+    assert_int_equal(sk__conn_close_step(c), 0); /* once */
+    assert_false(c->flags & SK_C_WSHUT);         /* not a lingering close */
+    assert_true(sk__conn_wants_read(c));
+    uint64_t before = c->bytes_in;
+    sk__conn_feed(c, (const uint8_t *)"late", 4); /* reaches the service (which
+                                                   * cannot answer: refused) */
+    assert_int_equal(c->bytes_in, before + 4);
+    assert_int_equal(sk_conn_pending(c), 0);
+    sk_conn_close(c);
+    assert_int_equal(sk__conn_close_step(c), 0); /* already shut: wait for the FIN */
+    assert_true(c->flags & SK_C_WSHUT);
+    sk__conn_feed_eof(c);
+    assert_int_equal(sk__conn_close_step(c), 1);
+    sk__conn_free(c);
+}
+
+static int watch_fired;
+static void t_watch_cb(sk_conn *c, int fd, unsigned fired, void *arg)
+{
+    (void)c;
+    (void)fd;
+    (void)arg;
+    watch_fired += (int)fired;
+}
+
+/* sk_conn_watch: entries kept (at most SK_CONN_WATCH_MAX), a watching
+ * connection is busy, and everything left is stopped at free. */
+static void test_watches(void **state)
+{
+    (void)state;
+    sk_conn *c = new_conn();
+    assert_true(sk__conn_idle(c));
+    assert_int_equal(sk_conn_watch(c, 7, SK_WATCH_READ, t_watch_cb, NULL), 0);
+    assert_false(sk__conn_idle(c)); /* a child or upstream may still send */
+    assert_int_equal(sk_conn_watch(c, 7, SK_WATCH_READ | SK_WATCH_WRITE, t_watch_cb, NULL), 0);
+    for (int fd = 8; fd < 7 + SK_CONN_WATCH_MAX; fd++)
+        assert_int_equal(sk_conn_watch(c, fd, SK_WATCH_WRITE, t_watch_cb, NULL), 0);
+    errno = 0;
+    assert_int_equal(sk_conn_watch(c, 99, SK_WATCH_READ, t_watch_cb, NULL), -1);
+    assert_int_equal(errno, ENOSPC);
+    assert_int_equal(sk_conn_watch(c, 99, SK_WATCH_READ, NULL, NULL), -1); /* no callback */
+    watch_fired = 0;
+    sk__watch_fire(&c->watches->w[0], SK_WATCH_WRITE);
+    assert_int_equal(watch_fired, SK_WATCH_WRITE);
+    for (int fd = 7; fd < 7 + SK_CONN_WATCH_MAX; fd++)
+        assert_int_equal(sk_conn_watch(c, fd, 0, NULL, NULL), 0);
+    assert_true(sk__conn_idle(c));
+    assert_int_equal(sk_conn_watch(c, 9, SK_WATCH_READ, t_watch_cb, NULL), 0);
+    sk__conn_free(c); /* frees the watch left (LeakSanitizer would tell) */
+    assert_int_equal(closes, 1);
+}
+
 static void test_handshake_state(void **state)
 {
     (void)state;
@@ -602,6 +685,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shutdown_retried_and_owed_after_peer_eof, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_handshake_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pause_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_half_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watches, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
