@@ -1020,13 +1020,22 @@ const sk_listener *sk_server_listener(const sk_server *s, size_t i);
 int sk_server_run(sk_server *s, sk_err *err);
 /*
  * Ask the server to stop. Async-signal-safe: call it from a SIGINT/SIGTERM
- * handler. New connections are refused at once; idle connections are closed;
- * busy ones (output in flight, or a request that already arrived) get
- * opts.grace_ms to finish. When there are any, one line is logged through
+ * handler. New connections are refused at once (those already in the
+ * listeners' backlogs are taken first, event models); idle connections are
+ * closed, except that one active in the last second gets up to a second for
+ * a request that may be on its way; busy ones (output in flight, or a request
+ * that already arrived) get opts.grace_ms to finish. When there are any, one line is logged through
  * opts.log at SK_LOG_ERROR (so it shows without verbose, and with -q):
  *   stopping: 3 busy connections get up to 10 s to finish (Ctrl-C again to stop now)
  */
 void sk_server_stop(sk_server *s);
+/* 1 once a stop was asked for (as seen by the calling thread's loop or
+ * process), else 0: a service ends keep-alive then (http answers with
+ * "Connection: close"), so clients stop reusing connections that are about to
+ * go. A connection the server accepted just before the stop, whose client has
+ * sent nothing yet, is not idle: it gets up to a second (within the grace
+ * period) for its first request, which the client would not retry. */
+int sk_server_stopping(sk_server *s);
 /* Stop now: as sk_server_stop, and busy connections are closed at once
  * (their unsent output is dropped), in every thread and worker process.
  * Async-signal-safe: the CLI calls it on the second SIGINT/SIGTERM. */

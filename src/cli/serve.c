@@ -586,6 +586,10 @@ static sk_tls *make_tls(struct serve_cfg *c)
 static void install_signals(void (*handler)(int))
 {
     sk_ignore_sigpipe();
+    /* A write past a file size limit (RLIMIT_FSIZE: ulimit -f) then fails
+     * with EFBIG, which recv refuses cleanly (code 24), instead of SIGXFSZ
+     * killing the server. The program decides this, not the library. */
+    signal(SIGXFSZ, SIG_IGN);
     struct sigaction sa = {0};
     sa.sa_handler = handler;
     sigemptyset(&sa.sa_mask);

@@ -93,6 +93,7 @@ void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer
     sk__conn_begin(c);
     int64_t grace_deadline = -1;
     int took_last = 0; /* stopping: the request already in the socket was read */
+    int counted = 0;   /* stopping: counted as busy (sk__grace_busy) */
 
     for (;;) {
         /* One budget per round, then poll: an endless writer (chargen to a
@@ -118,8 +119,12 @@ void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer
             if (sk__conn_may_stop(c))
                 break;
             grace_deadline = now + s->o.grace_ms;
-            sk__grace_busy(s, 1);
-            if (s->model == &sk__model_iterative)
+            /* (One only given a moment for a request that may be on its
+             * way, policy.c, is not announced as busy.) */
+            counted = !sk__conn_idle(c);
+            if (counted)
+                sk__grace_busy(s, 1);
+            if (counted && s->model == &sk__model_iterative)
                 sk__announce_stop(s, 1); /* the only connection: no one else counts */
         }
         int exp = sk__conn_expired(c, now, grace_deadline);
@@ -177,7 +182,7 @@ void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer
         else if (!(p[0].revents & POLLOUT) && (p[0].revents & (POLLHUP | POLLERR)))
             sk__conn_feed_error(c, EPIPE); /* gone, and we had nothing to read for */
     }
-    if (grace_deadline >= 0)
+    if (counted)
         sk__grace_busy(s, -1);
     sk__conn_destroy(c); /* unregisters from the service before the wake pipe goes */
     if (wake[0] >= 0) {

@@ -59,11 +59,12 @@ struct sk_server {
      * async-signal-safe) and by any flow of control that sees the stop pipe
      * readable in its own poll (a forked worker does not share the parent's flag). */
     atomic_int stopping;
-    int is_child;       /* a forked worker: stop requests come from the parent */
-    int own_listeners;  /* this single flow of control may close the listeners at
-                         * stop (iterative, a prefork worker) */
-    int spare_fd;       /* reserve descriptor, released to shed a connection at EMFILE */
-    atomic_long nconns; /* connections open now (models that share memory) */
+    atomic_llong stop_ms; /* sk_now_ms() when this process first saw the stop; 0 before */
+    int is_child;         /* a forked worker: stop requests come from the parent */
+    int own_listeners;    /* this single flow of control may close the listeners at
+                           * stop (iterative, a prefork worker) */
+    int spare_fd;         /* reserve descriptor, released to shed a connection at EMFILE */
+    atomic_long nconns;   /* connections open now (models that share memory) */
     /* Set by the model: make a connection's owner call sk__conn_take_inbox. */
     void (*wake)(sk_conn *c);
     /* Set by an event model: make its loop watch w->fd for `events` (0: stop)

@@ -24,6 +24,7 @@
 
 #define ACCEPT_BATCH 64
 #define DGRAM_BATCH 64
+#define DRAIN_MAX 4096      /* at stop: at most this many from one backlog */
 #define ACCEPT_RETRY_MS 125 /* at --max-conns: look again for room this often */
 /* Bytes one connection may write per wakeup: a share of PASS_BUDGET among
  * the connections ready in this wakeup, between SHARE_MIN and SHARE_MAX. So
@@ -337,10 +338,36 @@ static void on_now(sk__ev_loop *loop, int fd, unsigned fired, void *ud)
         drop(w, w->conns[w->nconns - 1]);
 }
 
+/* Stopping: take the connections already in the listeners' backlogs. Their
+ * handshakes are done and their clients have likely sent a request: closing
+ * the listener would reset them (a load balancer cannot retry a request the
+ * server took and dropped). They are fresh, so they get their first bytes'
+ * time (policy.c) like any connection accepted a moment earlier. */
+static void drain_backlog(worker *w)
+{
+    for (size_t i = 0; i < w->s->nls && w->accepting; i++) {
+        const sk_listener *l = w->lw[i].l;
+        if (!sk_transport_is_stream(l->transport))
+            continue;
+        for (int n = 0; n < DRAIN_MAX; n++) {
+            if (w->s->o.max_conns > 0 && atomic_load(&w->s->nconns) >= w->s->o.max_conns)
+                return;
+            struct sockaddr_storage peer;
+            socklen_t plen = sizeof peer;
+            int cfd = sk__accept(w->s, l, (struct sockaddr *)&peer, &plen, 1);
+            if (cfd < 0)
+                break;
+            new_conn(w, l, cfd, (struct sockaddr *)&peer, plen);
+        }
+    }
+}
+
 static void begin_stop(worker *w)
 {
     if (w->stopping)
         return;
+    if (!w->s->o.once && !sk__stopping_now(w->s))
+        drain_backlog(w);
     set_accepting(w, 0);
     for (size_t i = 0; w->own && i < w->s->nls; i++) { /* deploy: this loop's own sockets */
         if (w->own[i].fd != w->s->ls[i].fd)
@@ -364,7 +391,12 @@ static void begin_stop(worker *w)
         sk__conn_pump_read(c, w->scratch, SK_LOOP_READ_CHUNK);
         settle(w, c);
     }
-    sk__grace_busy(w->s, (int)w->nconns);
+    /* Announced as busy: those with work in flight (not the ones only given
+     * a moment for a request that may be on its way: policy.c). */
+    int busy = 0;
+    for (size_t i = 0; i < w->nconns; i++)
+        busy += !sk__conn_idle(w->conns[i]);
+    sk__grace_busy(w->s, busy);
     /* The last loop to stop watching the listeners closes them (no other
      * thread can be in accept() on them any more), and says how many
      * connections are still busy in all loops. */

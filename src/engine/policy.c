@@ -6,6 +6,31 @@
  */
 #include "engine.h"
 
+/* At stop, a connection with nothing in flight is idle and goes at once,
+ * unless it was active in the last second: then its client may be sending
+ * right now (a request on a connection accepted just before the stop, or the
+ * next request on a keep-alive connection), and closing it would fail that
+ * request. Under a steady load every connection is such a one, so a restart
+ * would drop requests. These get until a second after their last I/O, and
+ * at most a second after the stop began (http answers what comes with
+ * "Connection: close"); the grace period bounds it too. */
+#define SK_QUIET_MS 1000
+
+static int64_t settle_deadline(const sk_conn *c)
+{
+    int64_t stop = (int64_t)atomic_load(&c->srv->stop_ms);
+    int64_t d = c->last_io_ms + SK_QUIET_MS;
+    if (stop > 0 && stop + SK_QUIET_MS < d)
+        d = stop + SK_QUIET_MS;
+    return d;
+}
+
+static int fresh(const sk_conn *c, int64_t now)
+{
+    return !(c->flags & (SK_C_EOF | SK_C_CLOSING | SK_C_DEAD | SK_C_WSHUT)) &&
+           now < settle_deadline(c);
+}
+
 static int64_t earliest(int64_t a, int64_t b)
 {
     if (a < 0)
@@ -18,6 +43,8 @@ static int64_t earliest(int64_t a, int64_t b)
 int64_t sk__conn_next_deadline(const sk_conn *c, int64_t now, int64_t grace_deadline)
 {
     int64_t d = grace_deadline;
+    if (grace_deadline >= 0 && fresh(c, now))
+        d = earliest(d, settle_deadline(c));
     if (c->flags & SK_C_HANDSHAKE)
         d = earliest(d, c->started_ms + c->srv->o.tls_handshake_timeout_ms);
     if (c->flags & SK_C_TIMER)
@@ -69,5 +96,5 @@ unsigned sk__conn_interest(const sk_conn *c)
 
 int sk__conn_may_stop(sk_conn *c)
 {
-    return sk__conn_idle(c);
+    return sk__conn_idle(c) && !fresh(c, sk_now_ms());
 }

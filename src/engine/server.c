@@ -203,6 +203,14 @@ int sk_server_run(sk_server *s, sk_err *err)
     return s->model->run(s, err);
 }
 
+/* When the stop began (policy.c gives connections active just before it a
+ * moment to finish). clock_gettime is async-signal-safe. */
+static void note_stop_time(sk_server *s)
+{
+    long long none = 0;
+    atomic_compare_exchange_strong(&s->stop_ms, &none, (long long)sk_now_ms());
+}
+
 void sk_server_stop(sk_server *s)
 {
     /* Async-signal-safe: a flag and one write. The byte is never read back,
@@ -211,6 +219,7 @@ void sk_server_stop(sk_server *s)
         return;
     int e = errno;
     if (atomic_exchange(&s->stopping, 1) == 0) {
+        note_stop_time(s);
         ssize_t r = write(s->stop_wr, "x", 1);
         (void)r;
     }
@@ -271,8 +280,14 @@ int sk__stopping(sk_server *s)
     return atomic_load(&s->stopping);
 }
 
+int sk_server_stopping(sk_server *s)
+{
+    return sk__stopping(s);
+}
+
 void sk__saw_stop(sk_server *s)
 {
+    note_stop_time(s);
     atomic_store(&s->stopping, 1);
 }
 

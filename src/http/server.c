@@ -168,7 +168,11 @@ static void respond(sk_conn *c, const sk__http_request *req, struct outcome *o)
     struct http_state *st = sk_conn_state(c);
     struct http_conn *h = sk_conn_data(c);
     int maxreq = st->cfg.max_requests > 0 ? st->cfg.max_requests : HTTP_MAX_REQUESTS;
-    if (!req->keep_alive || h->requests + 1 >= (unsigned)maxreq)
+    /* Stopping: this is the connection's last response ("Connection:
+     * close"), so the client does not send another request on a connection
+     * about to be closed (a race it could only lose). */
+    if (!req->keep_alive || h->requests + 1 >= (unsigned)maxreq ||
+        sk_server_stopping(sk_conn_server(c)))
         h->closing = 1;
     if (check_method(c, req, o) < 0)
         return;

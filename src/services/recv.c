@@ -367,7 +367,7 @@ static void handle_hello(sk_conn *c, const uint8_t *p, size_t len)
     int64_t now = sk_now_ms();
     if (now - atomic_load(&st->last_sweep_ms) >= SWEEP_EVERY_MS) {
         atomic_store(&st->last_sweep_ms, now);
-        sk__rx_sweep(st->root_fd, st->cfg.part_ttl_s, st->cfg.max_depth);
+        sk__rx_sweep_background(st->root_fd, st->cfg.part_ttl_s, st->cfg.max_depth);
     }
     sk__xf_hello w = {SK_XF_VERSION, h.hash, (uint8_t)(x->flags & SK_XF_F_ZSTD), 0};
     uint8_t f[SK_XF_HEAD + 12];

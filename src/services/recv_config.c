@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,9 +103,6 @@ int sk__recv_init(sk_server *srv, void **state, sk_err *err)
         free(st);
         return sk_errno(err, e, "--dir %s", c->dir);
     }
-    /* A file size limit (RLIMIT_FSIZE) must fail a write with EFBIG, which
-     * the transfer refuses cleanly, not kill the server with SIGXFSZ. */
-    signal(SIGXFSZ, SIG_IGN);
     sk__rx_sweep(st->root_fd, st->cfg.part_ttl_s, st->cfg.max_depth);
     atomic_store(&st->last_sweep_ms, sk_now_ms());
     *state = st;

@@ -8,6 +8,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -322,4 +324,48 @@ unsigned sk__rx_sweep(int root_fd, int64_t ttl_s, unsigned max_depth)
     }
     closedir(d);
     return removed;
+}
+
+/* The periodic sweep runs off the serving thread: a large --dir would stall
+ * every connection of an event loop for as long as the walk takes. One at a
+ * time per process; the thread owns a duplicate of the directory descriptor
+ * and nothing else, so the service may be freed while it runs. */
+static atomic_int g_sweeping;
+
+struct sweep_job {
+    int fd;
+    int64_t ttl_s;
+    unsigned max_depth;
+};
+
+static void *sweep_main(void *arg)
+{
+    struct sweep_job *j = arg;
+    sk__rx_sweep(j->fd, j->ttl_s, j->max_depth);
+    close(j->fd);
+    free(j);
+    atomic_store(&g_sweeping, 0);
+    return NULL;
+}
+
+void sk__rx_sweep_background(int root_fd, int64_t ttl_s, unsigned max_depth)
+{
+    if (atomic_exchange(&g_sweeping, 1))
+        return; /* one is running */
+    struct sweep_job *j = malloc(sizeof *j);
+    int fd = fcntl(root_fd, F_DUPFD_CLOEXEC, 0);
+    pthread_attr_t a;
+    pthread_t t;
+    if (j != NULL && fd >= 0 && pthread_attr_init(&a) == 0) {
+        *j = (struct sweep_job){fd, ttl_s, max_depth};
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&t, &a, sweep_main, j);
+        pthread_attr_destroy(&a);
+        if (rc == 0)
+            return;
+    }
+    free(j);
+    if (fd >= 0)
+        close(fd);
+    atomic_store(&g_sweeping, 0); /* no thread: the next period tries again */
 }

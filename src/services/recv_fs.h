@@ -59,5 +59,8 @@ int sk__rx_journal_load(int jfd, const sk__rx_journal *want, uint8_t **hashes, u
  * beneath root_fd (down to max_depth), skipping those a transfer holds
  * locked. Returns how many part files were removed. */
 unsigned sk__rx_sweep(int root_fd, int64_t ttl_s, unsigned max_depth);
+/* The same in a thread of its own (one at a time per process), so a large
+ * tree does not stall the connections; nothing happens if one is running. */
+void sk__rx_sweep_background(int root_fd, int64_t ttl_s, unsigned max_depth);
 
 #endif
