@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,6 +198,19 @@ static int publish(rx_conn *x, rx_file *f, const char *p)
 {
     const char *base = sk__rx_base(f->name);
     if (f->tmp) {
+#ifdef AT_EMPTY_PATH
+        /* Linux lets the opener link its own O_TMPFILE by descriptor (6.10
+         * on; before that only with CAP_DAC_READ_SEARCH): no walk through
+         * /proc. Where refused, /proc from then on. */
+        static atomic_int empty_path_refused;
+        if (!atomic_load(&empty_path_refused)) {
+            if (linkat(f->part, "", f->pfd, base, AT_EMPTY_PATH) == 0)
+                return 0;
+            if (errno != EPERM && errno != ENOENT && errno != EINVAL)
+                return -1;
+            atomic_store(&empty_path_refused, 1);
+        }
+#endif
         char proc[64];
         snprintf(proc, sizeof proc, "/proc/self/fd/%d", f->part);
         return linkat(AT_FDCWD, proc, f->pfd, base, AT_SYMLINK_FOLLOW);
@@ -216,7 +230,8 @@ static void commit(sk_conn *c, rx_file *f, const uint8_t *hash)
     char p[300], j[300];
     sk__rx_part_names(f, p, j, sizeof p);
     struct timespec ts[2] = {{f->mtime_sec, f->mtime_nsec}, {f->mtime_sec, f->mtime_nsec}};
-    if (fchmod(f->part, f->mode) < 0 || futimens(f->part, ts) < 0 || fsync(f->part) < 0) {
+    if ((!f->mode_set && fchmod(f->part, f->mode) < 0) || futimens(f->part, ts) < 0 ||
+        (!f->volatile_fs && fsync(f->part) < 0)) {
         int e = errno;
         sk__rx_send_result(c, sk__rx_disk_full(e) ? SK_XF_E_NO_SPACE : SK_XF_E_IO, 0, NULL,
                            strerror(e));
@@ -238,7 +253,7 @@ static void commit(sk_conn *c, rx_file *f, const uint8_t *hash)
     size_t dlen = (size_t)(sk__rx_base(f->name) - f->name);
     if (x->pdir_name && strlen(x->pdir_name) == dlen && strncmp(x->pdir_name, f->name, dlen) == 0) {
         x->pdir_dirty = 1;
-    } else if (fsync(f->pfd) < 0) {
+    } else if (!f->volatile_fs && fsync(f->pfd) < 0) {
         sk__rx_send_result(c, SK_XF_E_IO, 0, NULL, "fsync of the directory failed");
         x->refused++;
         return;

@@ -28,6 +28,7 @@ typedef struct recv_state {
     recv_cfg cfg;
     int root_fd;
     int tmpfile_ok; /* O_TMPFILE files can be linked through /proc/self/fd */
+    unsigned umask; /* the process's, read once at init */
     _Atomic int64_t last_sweep_ms;
 } recv_state;
 
@@ -35,6 +36,8 @@ typedef struct rx_file {
     char *name;
     int pfd, part, jfd; /* parent directory, .part, journal (locked; -1 if none) */
     int tmp;            /* part is an unnamed O_TMPFILE (a file of one chunk) */
+    int mode_set;       /* it was created with its final mode: no fchmod */
+    int volatile_fs;    /* its directory is on tmpfs/ramfs: nothing to fsync */
     uint64_t size;      /* SK_XF_SIZE_UNKNOWN for a stream */
     int64_t mtime_sec;
     uint32_t mtime_nsec;
@@ -82,6 +85,7 @@ typedef struct rx_conn {
     char *pdir_name;     /* the directory of the last file (its name up to '/') */
     int pdir_fd;         /* open beneath --dir; valid when pdir_name is set */
     int pdir_dirty;      /* a file was stored in it since its last fsync */
+    int pdir_volatile;   /* it is on tmpfs or ramfs: an fsync has nothing to do */
     int sync_failed;     /* an fsync of it failed: the queued answers are not true */
     uint64_t free_bytes; /* free space at free_at_ms, less what was accepted since */
     int64_t free_at_ms;

@@ -98,6 +98,9 @@ int sk__recv_init(sk_server *srv, void **state, sk_err *err)
     st->cfg = *c;
     st->root_fd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     st->tmpfile_ok = access("/proc/self/fd", X_OK) == 0;
+    mode_t m = umask(022); /* read it (before any thread of ours can race) */
+    umask(m);
+    st->umask = (unsigned)m;
     if (st->root_fd < 0) {
         int e = errno;
         free(st);

@@ -70,6 +70,7 @@ int sk__rx_parent(sk_conn *c, const char *name)
         }
         x->pdir_name = dir;
         x->pdir_fd = fd;
+        x->pdir_volatile = sk__rx_volatile_fs(fd);
     }
     return fcntl(x->pdir_fd, F_DUPFD_CLOEXEC, 0);
 }
@@ -100,6 +101,7 @@ static void entry_file(sk_conn *c, const sk__xf_entry *e, char *name)
         goto refuse;
     }
     f.pfd = sk__rx_parent(c, name);
+    f.volatile_fs = x->pdir_volatile;
     if (f.pfd < 0) {
         code = errno == ELOOP || errno == ENOTDIR ? SK_XF_E_NAME : SK_XF_E_IO;
         snprintf(why, sizeof why, "%s",
@@ -136,7 +138,11 @@ static void entry_file(sk_conn *c, const sk__xf_entry *e, char *name)
                 goto refuse;
             }
         }
-        f.part = openat(f.pfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        /* Unnamed until verified, so it may have its final mode from the
+         * start (when the umask leaves it whole): one fchmod less a file. */
+        unsigned m = e->mode & 0777u;
+        f.mode_set = m == e->mode && (m & st->umask) == 0 && (m & 0600u) == 0600u;
+        f.part = openat(f.pfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, f.mode_set ? m : 0600u);
         if (f.part >= 0) {
             f.tmp = 1;
             goto space;

@@ -14,6 +14,9 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#ifdef __linux__
+#include <sys/vfs.h>
+#endif
 #include <time.h>
 #include <unistd.h>
 
@@ -368,4 +371,16 @@ void sk__rx_sweep_background(int root_fd, int64_t ttl_s, unsigned max_depth)
     if (fd >= 0)
         close(fd);
     atomic_store(&g_sweeping, 0); /* no thread: the next period tries again */
+}
+
+int sk__rx_volatile_fs(int fd)
+{
+#ifdef __linux__
+    struct statfs sf;
+    if (fstatfs(fd, &sf) == 0)
+        return sf.f_type == 0x01021994 /* TMPFS_MAGIC */ || sf.f_type == 0x858458f6 /* RAMFS */;
+#else
+    (void)fd;
+#endif
+    return 0;
 }

@@ -59,6 +59,9 @@ int sk__rx_journal_load(int jfd, const sk__rx_journal *want, uint8_t **hashes, u
  * beneath root_fd (down to max_depth), skipping those a transfer holds
  * locked. Returns how many part files were removed. */
 unsigned sk__rx_sweep(int root_fd, int64_t ttl_s, unsigned max_depth);
+/* 1 if the directory fd is on a file system that lives in memory only
+ * (tmpfs, ramfs: fsync has nothing to do there), else 0. */
+int sk__rx_volatile_fs(int fd);
 /* The same in a thread of its own (one at a time per process), so a large
  * tree does not stall the connections; nothing happens if one is running. */
 void sk__rx_sweep_background(int root_fd, int64_t ttl_s, unsigned max_depth);

@@ -148,9 +148,12 @@ def test_sizes_byte_for_byte():
     src, dest = tempdir(), tempdir()
     sizes = {"empty": 0, "one": 1, "chunk_less": CHUNK - 1, "chunk": CHUNK,
              "chunk_more": CHUNK + 1, "big": 64 << 20}
+    # Modes the receiver's umask (022 or 002) would cut (0o666) or that need
+    # chmod (set-group-id, read-only) as well as plain ones: small files are
+    # created with their final mode when they can be, chmod-ed otherwise.
+    modes = [0o600, 0o640, 0o666, 0o2750, 0o444, 0o755]
     for i, (name, n) in enumerate(sizes.items()):
-        write(os.path.join(src, name), rand(n, i), 0o640 if i % 2 else 0o600,
-              1_600_000_000 + i)
+        write(os.path.join(src, name), rand(n, i), modes[i], 1_600_000_000 + i)
     with recv_server(dest) as srv:
         r = send(srv.port, *[os.path.join(src, n) for n in sizes])
         assert r.returncode == 0, r
