@@ -24,13 +24,14 @@ class Side:
 class Row:
     """`unit`: what one operation is ("round trip", "GiB", ...); `rate_unit`
     labels the rate; CPU per op is shown in `cpu_unit` (us or ms: `cpu_scale`
-    per second)."""
+    per second). `max_repeat` caps the runs of a row whose runs are long and
+    whose figure hardly varies (memory held by idle connections)."""
 
     def __init__(self, rid, title, sides, command="", unit="op", rate_unit="/s",
-                 cpu_unit="us", cpu_scale=1e6, note="", strace=True):
+                 cpu_unit="us", cpu_scale=1e6, note="", strace=True, max_repeat=None):
         self.id, self.title, self.sides, self.command = rid, title, sides, command
         self.unit, self.rate_unit, self.cpu_unit, self.cpu_scale = unit, rate_unit, cpu_unit, cpu_scale
-        self.note, self.strace = note, strace
+        self.note, self.strace, self.max_repeat = note, strace, max_repeat
 
 
 def one_run(side, traced=False, strace_out=None):
@@ -68,6 +69,8 @@ def run_row(row, repeat, with_strace=True):
         except Skip as e:
             log(f"  {row.id}: skipping {s.name}: {e}")
             skipped.append((s.name, str(e)))
+    if row.max_repeat:
+        repeat = min(repeat, row.max_repeat)
     runs = {s.name: [] for s in sides}
     failed = {s.name: "" for s in sides}
     for i in range(repeat):
@@ -106,6 +109,7 @@ def run_row(row, repeat, with_strace=True):
             "side": s.name, "runs": len(rs),
             "rate": median(r["rate"] for r in rs),
             "cpu_op": median(r["server_busy"] * row.cpu_scale / r["ops"] for r in rs if r["ops"]),
+            "proc_op": median(r.get("proc", 0) * row.cpu_scale / r["ops"] for r in rs if r["ops"]),
             "ctx_op": median(r["ctx"] / r["ops"] for r in rs if r["ops"]),
             "sys_op": sys_op, "top_sys": top,
             "server_cpu": sf, "load_cpu": lf, "saturated": saturation(sf, lf),
@@ -129,9 +133,9 @@ def markdown(rid, res):
         out.append(res["note"] + "\n")
     u, cu = res["unit"], res["cpu_unit"]
     out.append(f"| server | rate ({res['rate_unit']}) | server CPU ({cu}/{u}) | vs first | "
-               f"syscalls/{u} | ctx switches/{u} | server CPU busy | load CPU busy | saturated | "
+               f"process CPU ({cu}/{u}) | syscalls/{u} | ctx switches/{u} | server CPU busy | load CPU busy | saturated | "
                f"errors | notes |")
-    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|")
     base = res["cells"][0]["cpu_op"] if res["cells"] else None
     for c in res["cells"]:
         ratio = f"{c['cpu_op'] / base:.2f}x" if base and c["cpu_op"] is not None else ""
@@ -139,7 +143,7 @@ def markdown(rid, res):
         if c["top_sys"]:
             notes += ("; " if notes else "") + "top: " + " ".join(f"{n} {v:.2f}" for n, v in c["top_sys"])
         out.append(f"| {c['side']} | {fmt(c['rate'], 1)} | {fmt(c['cpu_op'])} | {ratio} | "
-                   f"{fmt(c['sys_op'])} | {fmt(c['ctx_op'])} | {fmt((c['server_cpu'] or 0) * 100, 0)}% | "
+                   f"{fmt(c.get('proc_op'))} | {fmt(c['sys_op'])} | {fmt(c['ctx_op'])} | {fmt((c['server_cpu'] or 0) * 100, 0)}% | "
                    f"{fmt((c['load_cpu'] or 0) * 100, 0)}% | {c['saturated']} | {c['errors']} | {notes} |")
     for name, why in res["skipped"]:
         out.append(f"\n- {name}: skipped ({why})")

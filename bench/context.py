@@ -41,6 +41,9 @@ class Ctx:
         os.chmod(d, 0o755)
         return d
 
+    def scratch_shm(self, name):
+        return tempfile.mkdtemp(prefix=name + "-", dir=self.shm)
+
     def zero_file(self, size):
         """A sparse file of `size` zero bytes on /dev/shm (no memory used)."""
         path = os.path.join(self.shm, f"zeros-{size}")

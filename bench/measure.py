@@ -113,6 +113,21 @@ def tree(pid):
     return out
 
 
+def proc_cpu(pid):
+    """utime+stime seconds of pid's live tree (its threads included) and of
+    the children it has reaped. Unlike CPU 0's busy time this misses softirq
+    work, but other tenants of the machine do not count in it."""
+    total = 0.0
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += sum(int(x) for x in fields[11:15]) / CLK
+        except OSError:
+            pass
+    return total
+
+
 def ctx_switches(pid):
     """Voluntary + nonvoluntary context switches of every thread of pid and
     its live descendants (threads that exited are lost: read it while they run)."""
@@ -274,16 +289,17 @@ class Group:
 def measured(argv, warmup, timeout, server_pid, cpu=LOAD_CPU, stdin=None):
     """Run the load pinned to `cpu`; measure from `warmup` s after its start
     to its end. Returns the window: stdout, wall s, busy s of the server's and
-    the load's CPUs, the server's context switches."""
+    the load's CPUs, the server's context switches and process CPU s."""
     p = subprocess.Popen(["taskset", "-c", str(cpu)] + argv, stdin=stdin or subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         if warmup:
             time.sleep(warmup)
-        b0, l0, c0, t0 = cpu_busy(SERVER_CPU), cpu_busy(cpu), ctx_switches(server_pid), time.monotonic()
+        b0, l0, t0 = cpu_busy(SERVER_CPU), cpu_busy(cpu), time.monotonic()
+        c0, p0 = ctx_switches(server_pid), proc_cpu(server_pid)
         out, err = p.communicate(timeout=timeout)
-        # context switches first: a server that exits with its load (iperf3 -1) still counts
-        c1 = ctx_switches(server_pid)
+        # the server's own figures first: one that exits with its load (iperf3 -1) still counts
+        c1, p1 = ctx_switches(server_pid), proc_cpu(server_pid)
         b1, l1, t1 = cpu_busy(SERVER_CPU), cpu_busy(cpu), time.monotonic()
     except subprocess.TimeoutExpired:
         p.kill()
@@ -293,4 +309,4 @@ def measured(argv, warmup, timeout, server_pid, cpu=LOAD_CPU, stdin=None):
         raise RuntimeError(f"{' '.join(argv[:3])}: exit {p.returncode}: {err.decode()[-300:]}")
     wall = max(t1 - t0, 1e-6)
     return {"out": out.decode(), "wall": wall, "server_busy": b1 - b0, "load_busy": l1 - l0,
-            "ctx": max(c1 - c0, 0)}
+            "ctx": max(c1 - c0, 0), "proc": max(p1 - p0, 0.0)}
