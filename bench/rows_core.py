@@ -4,15 +4,15 @@ connections, iperf3 for bulk, wrk for HTTP. Each row: sockit against the
 hand-written loops in bench/peers and the usual servers."""
 import os
 import re
-import shutil
 
 import measure
 from cells import Row, Side
 from measure import Server, Skip, free_port, need
 
 
-def echoload_side(ctx, name, start, mode, conns, size, pipeline):
-    """A side driven by echoload: `start(strace_out)` is the server."""
+def echoload_side(ctx, name, start, mode, conns, size, pipeline, check=None):
+    """A side driven by echoload: `start(strace_out)` is the server; `check`
+    (raising Skip) what else it needs."""
     def run(srv, traced):
         d, warm = (1, 0.2) if traced else (ctx.duration, 0.5)
         argv = [ctx.echoload, "-q", "-m", mode, "-w", str(warm)]
@@ -27,9 +27,11 @@ def echoload_side(ctx, name, start, mode, conns, size, pipeline):
             m["extra"] = {"lost": int(kv.get("lost", 0))}
         return m
 
-    def check():
+    def check_all():
         need(ctx.echoload)
-    return Side(name, start, run, check)
+        if check:
+            check()
+    return Side(name, start, run, check_all)
 
 
 def sockit_server(ctx, service, extra, addr="127.0.0.1:0"):
@@ -205,6 +207,3 @@ def http_rows(ctx):
 def rows(ctx):
     return echo_rows(ctx) + [bulk_row(ctx)] + http_rows(ctx)
 
-
-def have(program):
-    return shutil.which(program) is not None
