@@ -180,7 +180,7 @@ def tls_idle_row(ctx):
                   lambda: need("nginx"))]
     return Row("tls-idle", f"{n} idle TLS connections: server memory", sides,
                f"bench/peers/tls_idle.py 127.0.0.1 PORT {n} (TLS 1.3 handshakes, then idle)",
-               unit="connection", rate_unit="held", max_repeat=2,
+               unit="connection", rate_unit="held", max_repeat=1,
                note="CPU per connection is the handshake's; RSS/conn: the server's resident memory "
                     "with the connections idle (1 s after the last handshake) less before, per "
                     "connection. The strace pass holds 500.")

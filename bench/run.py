@@ -132,7 +132,7 @@ def load(argv, timeout):
 
 
 def sockit_bench(args, duration, server):
-    argv = [SOCKIT, "bench", "--json", "-d", str(duration), "--workers", "1"] + args
+    argv = [SOCKIT, "bench", "--json", "-d", str(duration), "--warmup", "0.5", "--workers", "1"] + args
     c0 = cpu_seconds(server.pid)
     out = load(argv, duration + 60)
     c1 = cpu_seconds(server.pid)
@@ -178,11 +178,13 @@ class Suite:
             if not self.want(row.id):
                 continue
             log(f"-- {row.id}: {row.title}")
+            t0 = time.monotonic()
             try:
                 self.ext[row.id] = cells.run_row(row, self.a.ext_repeat, not self.a.no_strace)
             except Skip as e:
                 log(f"  {row.id}: skipped: {e}")
                 self.ext[row.id] = {"title": row.title, "skipped_row": str(e)}
+            log(f"  {row.id}: {time.monotonic() - t0:.0f} s")
 
     def record(self, section, name, cell, command):
         rows = self.rows.setdefault(section, [])
@@ -196,7 +198,7 @@ class Suite:
 
     # ---- echo and short connections, every model ----
     def models(self):
-        d, r = self.a.duration, self.a.repeat
+        d, r = self.a.sb_duration, self.a.repeat
         for model in MODELS:
             for conns in (1, 50, 500):
                 name = f"sockit {model}"
@@ -228,7 +230,7 @@ class Suite:
                             f"sockit bench --mode conn -c 50 -d {d} --workers 1 ADDR")
 
     def peers(self):
-        d, r = self.a.duration, self.a.repeat
+        d, r = self.a.sb_duration, self.a.repeat
         for peer in ("epoll_echo", "uv_echo"):
             exe = os.path.join(PEERS, peer)
             for conns in (1, 50, 500):
@@ -252,7 +254,7 @@ class Suite:
                 self.record("short connections, 50 at a time", f"peer {peer}", cell, "")
 
     def udp(self):
-        d, r = self.a.duration, self.a.repeat
+        d, r = self.a.sb_duration, self.a.repeat
         if not self.want("udp"):
             return
         for name, argv, pf in (("sockit epoll", [SOCKIT, "serve", "echo", "-q", "udp://127.0.0.1:0"], "stderr"),
@@ -401,7 +403,8 @@ def main():
                     help="run cells and rows whose name or id contains this (comma-separated: any)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per `sockit bench` cell")
     ap.add_argument("--ext-repeat", type=int, default=5, help="interleaved runs per independent row")
-    ap.add_argument("--duration", type=int, default=3, help="seconds per run")
+    ap.add_argument("--duration", type=int, default=3, help="seconds per run of an independent row")
+    ap.add_argument("--sb-duration", type=int, default=2, help="seconds per `sockit bench` run")
     ap.add_argument("--idle", type=int, default=19000, help="sockit bench idle connections")
     ap.add_argument("--tls-idle", type=int, default=10000, help="idle TLS connections (tls-idle)")
     ap.add_argument("--pipelines", default="1,32", help="messages in flight per TCP connection")
@@ -412,7 +415,7 @@ def main():
                     help="directory for results.md/.json/.png (default bench/)")
     a = ap.parse_args()
     if a.quick:
-        a.repeat, a.ext_repeat, a.duration, a.idle, a.tls_idle = 1, 1, 2, 2000, 1000
+        a.repeat, a.ext_repeat, a.duration, a.sb_duration, a.idle, a.tls_idle = 1, 1, 2, 2, 2000, 1000
     ctx = Ctx(a, SOCKIT, PEERS)
     try:
         if a.list:
@@ -423,6 +426,7 @@ def main():
             log("need 2 CPUs to pin server and load apart")
             return 1
         build_peers()
+        t0 = time.monotonic()
         s = Suite(a)
         for part in (s.models, s.peers, s.udp, s.idle, lambda: s.independent(ctx)):
             try:
@@ -430,6 +434,7 @@ def main():
             except Exception as e:  # one broken part must not lose the others' results
                 log(f"!! {getattr(part, '__name__', 'independent')}: {e!r}")
         s.write()
+        log(f"make bench: {(time.monotonic() - t0) / 60:.1f} minutes")
     finally:
         ctx.cleanup()
     return 0
