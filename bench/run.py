@@ -160,6 +160,7 @@ class Suite:
         self.rows = {}      # section -> list of (name, cell)
         self.commands = {}  # section -> example command
         self.ext = {}       # independent rows: id -> cells.run_row's result
+        self.order = []     # their ids in all_rows' order (a partial rerun keeps it)
         prev = os.path.join(args.out, "results.json")
         if args.only and os.path.exists(prev):
             # A partial rerun (--only) updates its cells and keeps the others.
@@ -174,7 +175,9 @@ class Suite:
 
     def independent(self, ctx):
         """The rows measured from outside (bench/rows_*.py), in order."""
-        for row in all_rows(ctx):
+        rows = all_rows(ctx)
+        self.order = [row.id for row in rows]
+        for row in rows:
             if not self.want(row.id):
                 continue
             log(f"-- {row.id}: {row.title}")
@@ -299,7 +302,9 @@ class Suite:
                       f"{measure.SATURATED:.0%}. System calls per op from a separate pass under "
                       "`strace -c -f` (top: the commonest calls per op); context switches per op "
                       "from /proc/PID/task/*/status of the server and its children.\n")
-            for rid, res in self.ext.items():
+            def rank(rid):
+                return self.order.index(rid) if rid in self.order else len(self.order)
+            for rid, res in sorted(self.ext.items(), key=lambda kv: rank(kv[0])):
                 if "skipped_row" in res:
                     md.append(f"\n### {res['title']} (`--only {rid}`)\n\nskipped: {res['skipped_row']}\n")
                 else:
