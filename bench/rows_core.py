@@ -7,7 +7,7 @@ import re
 
 import measure
 from cells import Row, Side
-from measure import Server, Skip, free_port, need
+from measure import Server, free_port, need
 
 
 def echoload_side(ctx, name, start, mode, conns, size, pipeline, check=None):

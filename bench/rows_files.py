@@ -128,7 +128,7 @@ def rows(ctx):
     tree_row = Row("files-10k", f"{n} files of 4 KiB into /dev/shm", [
         Side("sockit send -r -> serve recv", sockit_recv(ctx), send_tree),
         Side("rsync -r -> rsync --daemon", rsync_daemon(ctx), rsync_tree, lambda: need("rsync"))],
-        f"sockit send -r DIR 127.0.0.1:PORT; rsync -r DIR/ rsync://127.0.0.1:PORT/m/",
+        "sockit send -r DIR 127.0.0.1:PORT; rsync -r DIR/ rsync://127.0.0.1:PORT/m/",
         unit="file", rate_unit="files/s",
         note="Server CPU: the receiver's (CPU 0). secs: wall time of one transfer. The strace "
              "pass sends 1000 files.")
@@ -150,7 +150,7 @@ def rows(ctx):
         Side("sockit send -> serve recv", sockit_recv(ctx), send_big),
         Side("rsync -> rsync --daemon", rsync_daemon(ctx), rsync_big, lambda: need("rsync")),
         Side("sockit connect < file -> nc -l > file", nc_listen(ctx), nc_big, lambda: need("nc"))],
-        f"sockit send FILE 127.0.0.1:PORT; rsync FILE rsync://127.0.0.1:PORT/m/; "
+        "sockit send FILE 127.0.0.1:PORT; rsync FILE rsync://127.0.0.1:PORT/m/; "
         f"sockit connect 127.0.0.1 PORT < FILE into nc -l 127.0.0.1 PORT > FILE",
         unit="GiB", rate_unit="GB/s", cpu_unit="ms", cpu_scale=1e3,
         note="Random bytes. Server CPU: the receiver's (CPU 0). nc checks nothing; send verifies "

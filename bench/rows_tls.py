@@ -82,7 +82,7 @@ def handshake_rows(ctx):
                  Side("nginx (1 worker, ssl)", lambda so: nginx_start(ctx, ctx.www(), ctx.cert()[:2])(so),
                       run, lambda: need("nginx"))]
         rows.append(Row(f"tls-hs-{kind}", f"TLS handshakes, {kind} (openssl s_time, one at a time)", sides,
-                        f"openssl s_time -connect 127.0.0.1:PORT -time T " + ("-reuse -tls1_2" if reuse else "-new"),
+                        "openssl s_time -connect 127.0.0.1:PORT -time T " + ("-reuse -tls1_2" if reuse else "-new"),
                         unit="handshake", note=note))
     return rows
 
@@ -90,18 +90,16 @@ def handshake_rows(ctx):
 def tls_bulk_row(ctx):
     """One TLS stream of the same bytes into three receivers on CPU 0."""
     size = ctx.tls_bulk_size
-    cert, key, pin = ctx.cert()
-
     def sz(traced):
         return ctx.strace_bulk if traced else size
 
     def sockit_connect(srv, traced):
-        return transfer(ctx, sz(traced), lambda s: [ctx.sockit, "connect", "--pin", pin, "127.0.0.1",
+        return transfer(ctx, sz(traced), lambda s: [ctx.sockit, "connect", "--pin", ctx.cert()[2], "127.0.0.1",
                                                     str(s.port)], srv, ctx.zero_file(sz(traced)))
 
     def socat_start(strace_out):
         need("socat")
-        port = free_port()
+        port, (cert, key, _) = free_port(), ctx.cert()
         return Server(["socat", "-u", f"OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,cert={cert},"
                        f"key={key},verify=0", "OPEN:/dev/null"], port=port, strace_out=strace_out, probe=False)
 
@@ -112,6 +110,7 @@ def tls_bulk_row(ctx):
 
     def stunnel_start(strace_out):
         need("stunnel4")
+        cert, key, _ = ctx.cert()
         sink = Server([ctx.sockit, "serve", "discard", "-q", "127.0.0.1:0"])
         d = ctx.scratch("stunnel")
         port = free_port()

@@ -44,7 +44,7 @@ from measure import Skip
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("BUILD", os.path.join(ROOT, "build"))
-SOCKIT = os.path.join(BUILD, "sockit")
+SOCKIT = os.environ.get("SOCKIT", os.path.join(BUILD, "sockit"))  # e.g. another build to try
 PEERS = os.path.join(BUILD, "bench")
 ECHOLOAD_SRC = os.environ.get("ECHOLOAD_SRC", os.path.join(ROOT, "..", "shared", "bench", "echoload.c"))
 SERVER_CPU, LOAD_CPU = "0", "1"
@@ -289,7 +289,7 @@ class Suite:
 
     # ---- output ----
     def write(self):
-        md = [f"# sockit benchmark results\n",
+        md = ["# sockit benchmark results\n",
               f"Machine: {platform.node()}, {os.cpu_count()} CPUs, {platform.platform()}. "
               f"Server pinned to CPU {SERVER_CPU}, load to CPU {LOAD_CPU}. "
               f"The method is in bench/README.md.\n",
