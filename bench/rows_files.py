@@ -151,7 +151,7 @@ def rows(ctx):
         Side("rsync -> rsync --daemon", rsync_daemon(ctx), rsync_big, lambda: need("rsync")),
         Side("sockit connect < file -> nc -l > file", nc_listen(ctx), nc_big, lambda: need("nc"))],
         "sockit send FILE 127.0.0.1:PORT; rsync FILE rsync://127.0.0.1:PORT/m/; "
-        f"sockit connect 127.0.0.1 PORT < FILE into nc -l 127.0.0.1 PORT > FILE",
+        "sockit connect 127.0.0.1 PORT < FILE into nc -l 127.0.0.1 PORT > FILE",
         unit="GiB", rate_unit="GB/s", cpu_unit="ms", cpu_scale=1e3,
         note="Random bytes. Server CPU: the receiver's (CPU 0). nc checks nothing; send verifies "
              f"every chunk. The strace pass moves {ctx.strace_bulk >> 20} MiB.")
