@@ -25,13 +25,42 @@ class Row:
     """`unit`: what one operation is ("round trip", "GiB", ...); `rate_unit`
     labels the rate; CPU per op is shown in `cpu_unit` (us or ms: `cpu_scale`
     per second). `max_repeat` caps the runs of a row whose runs are long and
-    whose figure hardly varies (memory held by idle connections)."""
+    whose figure hardly varies (memory held by idle connections). `targets`:
+    the issues' goals, [(sockit side, peer side, goal)] (see `verdict`)."""
 
     def __init__(self, rid, title, sides, command="", unit="op", rate_unit="/s",
-                 cpu_unit="us", cpu_scale=1e6, note="", strace=True, max_repeat=None):
+                 cpu_unit="us", cpu_scale=1e6, note="", strace=True, max_repeat=None, targets=()):
         self.id, self.title, self.sides, self.command = rid, title, sides, command
         self.unit, self.rate_unit, self.cpu_unit, self.cpu_scale = unit, rate_unit, cpu_unit, cpu_scale
         self.note, self.strace, self.max_repeat = note, strace, max_repeat
+        self.targets = list(targets)
+
+
+def value(cell, metric):
+    """A cell's figure: "cpu" (server CPU per op), "proc", "rate", or an extra."""
+    key = {"cpu": "cpu_op", "proc": "proc_op", "rate": "rate"}.get(metric)
+    return cell.get(key) if key else cell.get("extra", {}).get(metric)
+
+
+def verdict(a, b, goal):
+    """Does side a meet `goal` against side b? goal: alternatives (any will
+    do), each a list of (metric, "<=" or ">=", ratio a/b) that must all hold.
+    Returns ("met" | "missed" | "n/a", {metric: ratio})."""
+    ratios, met = {}, False
+    for alt in goal:
+        ok = True
+        for metric, op, limit in alt:
+            va, vb = value(a, metric), value(b, metric)
+            if va is None or not vb:
+                return "n/a", ratios
+            r = ratios[metric] = va / vb
+            ok = ok and (r <= limit if op == "<=" else r >= limit)
+        met = met or ok
+    return ("met" if met else "missed"), ratios
+
+
+def goal_text(goal):
+    return " or ".join(", ".join(f"{m} {op} {lim:g}x" for m, op, lim in alt) for alt in goal)
 
 
 def one_run(side, traced=False, strace_out=None):
@@ -117,7 +146,25 @@ def run_row(row, repeat, with_strace=True):
         })
     return {"title": row.title, "command": row.command, "note": row.note, "unit": row.unit,
             "rate_unit": row.rate_unit, "cpu_unit": row.cpu_unit, "cells": cells,
-            "skipped": skipped, "repeat": repeat}
+            "skipped": skipped, "repeat": repeat, "targets": row.targets}
+
+
+def summary(ext, order):
+    """The targets of every row that ran, met or missed, as a table."""
+    out = ["| row | sockit | against | ratios (sockit / peer) | goal | |", "|---|---|---|---|---|---|"]
+    for rid in order:
+        res = ext.get(rid)
+        if not res or "cells" not in res:
+            continue
+        by = {c["side"]: c for c in res["cells"]}
+        for a, b, goal in res.get("targets", []):
+            if a not in by or b not in by:
+                out.append(f"| {rid} | {a} | {b} | | {goal_text(goal)} | not run |")
+                continue
+            v, ratios = verdict(by[a], by[b], goal)
+            rs = ", ".join(f"{m} {r:.2f}x" for m, r in ratios.items())
+            out.append(f"| {rid} | {a} | {b} | {rs} | {goal_text(goal)} | {v} |")
+    return "\n".join(out) + "\n" if len(out) > 2 else ""
 
 
 def fmt(v, digits=2):

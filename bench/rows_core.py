@@ -55,24 +55,29 @@ def echo_rows(ctx):
             ("sockit epoll -q", sockit_server(ctx, "echo", ["-q"])),
             ("peer epoll_echo", peer_server(ctx, "epoll_echo")),
             ("peer uv_echo", peer_server(ctx, "uv_echo")))]
+        goal = [[("cpu", "<=", 0.9)]]  # issue 14: at most 0.9x the plain epoll loop, 1 and 32 in flight
         rows.append(Row(f"ext-echo-p{p}", f"echo 64 B, 50 connections, {p} in flight each (echoload)",
                         sides, f"echoload -m tcp -w 0.5 127.0.0.1 PORT 50 {ctx.duration} 64 {p}",
-                        unit="round trip"))
+                        unit="round trip",
+                        targets=[(s.name, "peer epoll_echo", goal) for s in sides[:2]]))
     for p in ctx.udp_pipelines:
         sides = [echoload_side(ctx, name, start, "udp", 16, 64, p) for name, start in (
             ("sockit epoll (default output)", sockit_server(ctx, "echo", [], "udp://127.0.0.1:0")),
             ("sockit epoll -q", sockit_server(ctx, "echo", ["-q"], "udp://127.0.0.1:0")),
             ("peer udp_echo", peer_server(ctx, "udp_echo")))]
+        goal = [[("cpu", "<=", 0.67 if p >= 8 else 1.0)]]  # issue 14
         rows.append(Row(f"ext-udp-p{p}", f"UDP echo 64 B, 16 sockets, {p} in flight each (echoload)",
                         sides, f"echoload -m udp -w 0.5 127.0.0.1 PORT 16 {ctx.duration} 64 {p}",
-                        unit="datagram"))
+                        unit="datagram", targets=[(s.name, "peer udp_echo", goal) for s in sides[:2]]))
     sides = [echoload_side(ctx, name, start, "conn", 50, 64, 1) for name, start in (
         ("sockit epoll (default output)", sockit_server(ctx, "echo", [])),
         ("sockit epoll -q", sockit_server(ctx, "echo", ["-q"])),
         ("peer uv_echo", peer_server(ctx, "uv_echo")))]
     rows.append(Row("ext-conn", "short connections, 50 at a time, 64 B each way (echoload)", sides,
                     f"echoload -m conn -S 16 -w 0.5 127.0.0.1 PORT 50 {ctx.duration} 64",
-                    unit="connection"))
+                    unit="connection", targets=[(s.name, "peer uv_echo", [[("rate", ">=", 1.3)],
+                                                                          [("cpu", "<=", 0.75)]])
+                                                for s in sides[:2]]))
     return rows
 
 
@@ -117,8 +122,8 @@ def bulk_row(ctx):
     gib = size / 2**30
     return Row("ext-bulk", f"bulk, one TCP stream, {gib:g} GiB", sides,
                f"sockit connect 127.0.0.1 PORT < {gib:g} GiB file; iperf3 -c 127.0.0.1 -n {gib:g}G",
-               unit="GiB", rate_unit="Gbit/s",
-               cpu_unit="ms", cpu_scale=1e3,
+               unit="GiB", rate_unit="Gbit/s", cpu_unit="ms", cpu_scale=1e3,
+               targets=[(sides[0].name, sides[1].name, [[("rate", ">=", 1.0)]])],
                note="Server CPU is the receiver's (CPU 0). The strace pass moves "
                     f"{ctx.strace_bulk >> 20} MiB.")
 
@@ -189,8 +194,10 @@ def http_rows(ctx):
                       run, lambda: need("wrk")),
                  Side("lighttpd", lighttpd_start(ctx, www), run, lambda: need("wrk", "lighttpd")),
                  Side("nginx (1 worker)", nginx_start(ctx, www), run, lambda: need("wrk", "nginx"))]
+        goal = [[("cpu", "<=", 0.75)]] if fname == "1k.bin" else [[("rate", ">=", 1.1)]]  # issue 14
         rows.append(Row(f"ext-http-{fname[:2]}", f"HTTP GET {label}, keep-alive, wrk -t1 -c50", sides,
-                        f"wrk -t1 -c50 -d{ctx.duration}s http://127.0.0.1:PORT/{fname}", unit="request"))
+                        f"wrk -t1 -c50 -d{ctx.duration}s http://127.0.0.1:PORT/{fname}", unit="request",
+                        targets=[(sides[0].name, "lighttpd", goal)]))
     return rows
 
 

@@ -130,6 +130,7 @@ def rows(ctx):
         Side("rsync -r -> rsync --daemon", rsync_daemon(ctx), rsync_tree, lambda: need("rsync"))],
         "sockit send -r DIR 127.0.0.1:PORT; rsync -r DIR/ rsync://127.0.0.1:PORT/m/",
         unit="file", rate_unit="files/s",
+        targets=[("sockit send -r -> serve recv", "rsync -r -> rsync --daemon", [[("rate", ">=", 2.0)]])],
         note="Server CPU: the receiver's (CPU 0). secs: wall time of one transfer. The strace "
              "pass sends 1000 files.")
 
@@ -153,6 +154,8 @@ def rows(ctx):
         "sockit send FILE 127.0.0.1:PORT; rsync FILE rsync://127.0.0.1:PORT/m/; "
         "sockit connect 127.0.0.1 PORT < FILE into nc -l 127.0.0.1 PORT > FILE",
         unit="GiB", rate_unit="GB/s", cpu_unit="ms", cpu_scale=1e3,
+        targets=[("sockit send -> serve recv", "sockit connect < file -> nc -l > file", [[("rate", ">=", 0.8)]]),
+                 ("sockit send -> serve recv", "rsync -> rsync --daemon", [[("rate", ">=", 2.0)]])],
         note="Random bytes. Server CPU: the receiver's (CPU 0). nc checks nothing; send verifies "
              f"every chunk. The strace pass moves {ctx.strace_bulk >> 20} MiB.")
     return [tree_row, big_row]

@@ -105,12 +105,15 @@ def relay_rows(ctx):
                 for name, kind in kinds],
                f"sockit connect 127.0.0.1 RELAY < {gib} GiB file; the relay forwards to sockit serve discard",
                unit="GiB", rate_unit="Gbit/s", cpu_unit="ms", cpu_scale=1e3,
+               targets=[("sockit relay", kinds[1][0], [[("cpu", "<=", 0.5)]]),
+                        ("sockit relay", kinds[2][0], [[("cpu", "<=", 0.8), ("rate", ">=", 1.0)]])],
                note="Server CPU: the relay's (CPU 0); the client and the sink share CPU 1.")
     conn = Row("relay-conn", "relay, short connections, 50 at a time, 64 B each way (echoload)",
                [echoload_side(ctx, name, relay_front(ctx, kind, "echo"), "conn", 50, 64, 1,
                               relay_check(ctx, kind)) for name, kind in kinds if kind != "socat"],
                f"echoload -m conn -S 16 -w 0.5 127.0.0.1 RELAY 50 {ctx.duration} 64; the relay forwards "
-               "to sockit serve echo on CPU 1", unit="connection")
+               "to sockit serve echo on CPU 1", unit="connection",
+               targets=[("sockit relay", kinds[2][0], [[("rate", ">=", 1.0), ("cpu", "<=", 1.0)]])])
     return [bulk, conn]
 
 
@@ -130,6 +133,7 @@ def exec_row(ctx):
                 echoload_side(ctx, "ncat -k -l -e /bin/cat", ncat_exec, "conn", 50, 64, 1,
                               lambda: need("ncat"))],
                f"echoload -m conn -S 16 -w 0.5 127.0.0.1 PORT 50 {ctx.duration} 64", unit="connection",
+               targets=[("sockit serve exec -- /bin/cat", "ncat -k -l -e /bin/cat", [[("rate", ">=", 1.5)]])],
                note="Server CPU: CPU 0, the server and every /bin/cat it starts.")
 
 
@@ -167,7 +171,9 @@ def proxy_row(ctx):
         Side("serve http --proxy-protocol <- haproxy send-proxy-v2", behind_haproxy(True), run, check(True)),
         Side("serve http <- haproxy (no header)", behind_haproxy(False), run, check(False))],
         f"wrk -t1 -c50 -d{ctx.duration}s http://127.0.0.1:HAPROXY/1k.bin; haproxy and wrk on CPU 1",
-        unit="request", note="Server CPU: sockit's (CPU 0); one header per haproxy connection.")
+        unit="request", note="Server CPU: sockit's (CPU 0); one header per haproxy connection.",
+        targets=[("serve http --proxy-protocol <- haproxy send-proxy-v2", "serve http <- haproxy (no header)",
+                  [[("cpu", "<=", 1.05)]])])
 
 
 def reuseport_row(ctx):

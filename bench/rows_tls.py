@@ -32,8 +32,10 @@ def https_rows(ctx):
                   run, lambda: need("wrk")),
              Side("nginx (1 worker, ssl)", lambda so: nginx_start(ctx, www, ctx.cert()[:2])(so), run,
                   lambda: need("wrk", "nginx"))]
+    goal = [[("rate", ">=", 1.2)], [("cpu", "<=", 0.8)]]  # issue 10
     rows.append(Row("tls-https-1k", "HTTPS GET 1 KiB, keep-alive, wrk -t1 -c50", sides,
-                    f"wrk -t1 -c50 -d{ctx.duration}s https://127.0.0.1:PORT/1k.bin", unit="request"))
+                    f"wrk -t1 -c50 -d{ctx.duration}s https://127.0.0.1:PORT/1k.bin", unit="request",
+                    targets=[(sides[0].name, sides[1].name, goal)]))
 
     def sb_run(srv, traced):  # the same, from sockit's own load generator
         d = 1 if traced else ctx.duration
@@ -48,7 +50,8 @@ def https_rows(ctx):
     sides2[1].check = lambda: need("nginx")
     rows.append(Row("tls-https-1k-sb", "HTTPS GET 1 KiB, keep-alive, sockit bench --tls -c 50", sides2,
                     f"sockit bench --mode http --path /1k.bin -c 50 --workers 1 -d {ctx.duration} "
-                    "--pin PIN 127.0.0.1:PORT", unit="request"))
+                    "--pin PIN 127.0.0.1:PORT", unit="request",
+                    targets=[(sides[0].name, sides[1].name, goal)]))
     return rows
 
 
@@ -83,7 +86,8 @@ def handshake_rows(ctx):
                       run, lambda: need("nginx"))]
         rows.append(Row(f"tls-hs-{kind}", f"TLS handshakes, {kind} (openssl s_time, one at a time)", sides,
                         "openssl s_time -connect 127.0.0.1:PORT -time T " + ("-reuse -tls1_2" if reuse else "-new"),
-                        unit="handshake", note=note))
+                        unit="handshake", note=note,
+                        targets=[(sides[0].name, sides[1].name, [[("rate", ">=", 1.0)], [("cpu", "<=", 1.0)]])]))
     return rows
 
 
@@ -131,6 +135,8 @@ def tls_bulk_row(ctx):
     return Row("tls-bulk", f"bulk through TLS, one stream, {size >> 30} GiB", sides,
                "sockit connect --pin PIN 127.0.0.1 PORT < file; socat -u OPEN:file OPENSSL:127.0.0.1:PORT,verify=0",
                unit="GiB", rate_unit="Gbit/s", cpu_unit="ms", cpu_scale=1e3,
+               targets=[(sides[0].name, sides[1].name, [[("rate", ">=", 2.0)]]),
+                        (sides[0].name, sides[2].name, [[("rate", ">=", 1.0)]])],
                note="Server CPU is CPU 0: the TLS receiver (for stunnel, stunnel and the plain "
                     "`serve discard` behind it). The strace pass of stunnel counts stunnel only.")
 
@@ -180,6 +186,7 @@ def tls_idle_row(ctx):
     return Row("tls-idle", f"{n} idle TLS connections: server memory", sides,
                f"bench/peers/tls_idle.py 127.0.0.1 PORT {n} (TLS 1.3 handshakes, then idle)",
                unit="connection", rate_unit="held", max_repeat=1,
+               targets=[(sides[0].name, sides[1].name, [[("RSS/conn (KiB)", "<=", 1.0)]])],
                note="CPU per connection is the handshake's; RSS/conn: the server's resident memory "
                     "with the connections idle (1 s after the last handshake) less before, per "
                     "connection. The strace pass holds 500.")

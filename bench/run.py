@@ -302,6 +302,13 @@ class Suite:
                       f"{measure.SATURATED:.0%}. System calls per op from a separate pass under "
                       "`strace -c -f` (top: the commonest calls per op); context switches per op "
                       "from /proc/PID/task/*/status of the server and its children.\n")
+            table = cells.summary(self.ext, sorted(self.ext, key=lambda r: (
+                self.order.index(r) if r in self.order else len(self.order))))
+            if table:
+                md.append("\n### Targets (issues 10-14): sockit's side over the peer's, medians\n\n"
+                          "cpu: server CPU per op (CPU 0 busy); rate: operations or bytes per second; "
+                          "where the load saturates, cpu is the figure that counts.\n\n" + table)
+
             def rank(rid):
                 return self.order.index(rid) if rid in self.order else len(self.order)
             for rid, res in sorted(self.ext.items(), key=lambda kv: rank(kv[0])):

@@ -187,3 +187,20 @@ def test_strace_pass_on_a_real_server():
             os.unlink(out)
     assert calls.get("accept4", 0) + calls.get("accept", 0) >= 1, calls
     assert calls["total"] >= 10, calls
+
+
+def test_verdict_checks_the_issues_goals():
+    sockit = {"cpu_op": 4.0, "rate": 130.0, "extra": {"RSS/conn (KiB)": 20.0}}
+    peer = {"cpu_op": 5.0, "rate": 100.0, "extra": {"RSS/conn (KiB)": 25.0}}
+    assert cells.verdict(sockit, peer, [[("cpu", "<=", 0.9)]]) == ("met", {"cpu": 0.8})
+    assert cells.verdict(sockit, peer, [[("cpu", "<=", 0.75)]])[0] == "missed"
+    # any alternative will do; within one, every condition must hold
+    assert cells.verdict(sockit, peer, [[("rate", ">=", 1.3)], [("cpu", "<=", 0.75)]])[0] == "met"
+    assert cells.verdict(sockit, peer, [[("rate", ">=", 1.3), ("cpu", "<=", 0.75)]])[0] == "missed"
+    assert cells.verdict(sockit, peer, [[("RSS/conn (KiB)", "<=", 1.0)]])[0] == "met"
+    assert cells.verdict(sockit, {"cpu_op": None}, [[("cpu", "<=", 1.0)]])[0] == "n/a"
+    res = {"cells": [dict(sockit, side="s"), dict(peer, side="p")],
+           "targets": [("s", "p", [[("cpu", "<=", 0.9)]]), ("s", "gone", [[("cpu", "<=", 1)]])]}
+    table = cells.summary({"r": res}, ["r"])
+    assert "| r | s | p | cpu 0.80x | cpu <= 0.9x | met |" in table, table
+    assert "| r | s | gone | | cpu <= 1x | not run |" in table, table
