@@ -413,12 +413,12 @@ def main():
                     help="1 run of 2 s per cell, smaller transfers, fewer idle connections")
     ap.add_argument("--only", default="",
                     help="run cells and rows whose name or id contains this (comma-separated: any)")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per `sockit bench` cell")
-    ap.add_argument("--ext-repeat", type=int, default=5, help="interleaved runs per independent row")
-    ap.add_argument("--duration", type=int, default=3, help="seconds per run of an independent row")
-    ap.add_argument("--sb-duration", type=int, default=2, help="seconds per `sockit bench` run")
-    ap.add_argument("--idle", type=int, default=19000, help="sockit bench idle connections")
-    ap.add_argument("--tls-idle", type=int, default=10000, help="idle TLS connections (tls-idle)")
+    ap.add_argument("--repeat", type=int, help="runs per `sockit bench` cell (3)")
+    ap.add_argument("--ext-repeat", type=int, help="interleaved runs per independent row (5)")
+    ap.add_argument("--duration", type=int, help="seconds per run of an independent row (3)")
+    ap.add_argument("--sb-duration", type=int, help="seconds per `sockit bench` run (2)")
+    ap.add_argument("--idle", type=int, help="sockit bench idle connections (19000)")
+    ap.add_argument("--tls-idle", type=int, help="idle TLS connections (tls-idle; 10000)")
     ap.add_argument("--pipelines", default="1,32", help="messages in flight per TCP connection")
     ap.add_argument("--udp-pipelines", default="1,8", help="datagrams in flight per UDP socket")
     ap.add_argument("--no-strace", action="store_true", help="skip the system-call pass")
@@ -426,8 +426,11 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "bench"),
                     help="directory for results.md/.json/.png (default bench/)")
     a = ap.parse_args()
-    if a.quick:
-        a.repeat, a.ext_repeat, a.duration, a.sb_duration, a.idle, a.tls_idle = 1, 1, 2, 2, 2000, 1000
+    # --quick changes the defaults; what is given explicitly stays
+    for k, full, quick in (("repeat", 3, 1), ("ext_repeat", 5, 1), ("duration", 3, 2),
+                           ("sb_duration", 2, 2), ("idle", 19000, 2000), ("tls_idle", 10000, 1000)):
+        if getattr(a, k) is None:
+            setattr(a, k, quick if a.quick else full)
     ctx = Ctx(a, SOCKIT, PEERS)
     try:
         if a.list:
