@@ -88,23 +88,21 @@ def xfer_run(ctx, argv_for, want, stdin_for=None):
     """Run the sender; check what landed against want(traced) = (files, bytes)."""
     def run(srv, traced):
         path = stdin_for(traced) if stdin_for else None
-        f = open(path, "rb") if path else None
         try:
-            m = measure.measured(argv_for(srv, traced), 0, 600, srv.pid, stdin=f)
+            with open(path or os.devnull, "rb") as f:
+                m = measure.measured(argv_for(srv, traced), 0, 600, srv.pid, stdin=f)
+            if getattr(srv, "one_shot", False):
+                try:  # the file is whole once nc has exited
+                    srv.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+            files, size = want(traced)
+            got = landed(srv.dst)
         finally:
-            if f:
-                f.close()
-        if getattr(srv, "one_shot", False):
-            try:  # the file is whole once nc has exited
-                srv.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        files, size = want(traced)
-        got = landed(srv.dst)
+            shutil.rmtree(srv.dst, ignore_errors=True)  # each run starts from an empty destination
         errors = 0 if got == (files, size) else 1
         if errors:
             measure.log(f"    landed {got}, expected {(files, size)}")
-        shutil.rmtree(srv.dst, ignore_errors=True)
         m.update(ops=files if files > 1 else size / 2**30, errors=errors,
                  rate=files / m["wall"] if files > 1 else size / m["wall"] / 1e9,
                  extra={"secs": m["wall"]})

@@ -177,13 +177,17 @@ class Suite:
         """The rows measured from outside (bench/rows_*.py), in order."""
         rows = all_rows(ctx)
         self.order = [row.id for row in rows]
+        strace = not self.a.no_strace
+        if strace and shutil.which("strace") is None:
+            log("strace not installed: no system calls per operation (scripts/deps.sh installs it)")
+            strace = False
         for row in rows:
             if not self.want(row.id):
                 continue
             log(f"-- {row.id}: {row.title}")
             t0 = time.monotonic()
             try:
-                self.ext[row.id] = cells.run_row(row, self.a.ext_repeat, not self.a.no_strace)
+                self.ext[row.id] = cells.run_row(row, self.a.ext_repeat, strace)
             except Skip as e:
                 log(f"  {row.id}: skipped: {e}")
                 self.ext[row.id] = {"title": row.title, "skipped_row": str(e)}
