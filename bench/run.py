@@ -23,10 +23,7 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,86 +37,23 @@ import rows_files
 import rows_services
 import rows_tls
 from context import Ctx
-from measure import Skip
+from measure import Server, Skip
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("BUILD", os.path.join(ROOT, "build"))
 SOCKIT = os.environ.get("SOCKIT", os.path.join(BUILD, "sockit"))  # e.g. another build to try
 PEERS = os.path.join(BUILD, "bench")
 ECHOLOAD_SRC = os.environ.get("ECHOLOAD_SRC", os.path.join(ROOT, "..", "shared", "bench", "echoload.c"))
-SERVER_CPU, LOAD_CPU = "0", "1"
+SERVER_CPU, LOAD_CPU = str(measure.SERVER_CPU), str(measure.LOAD_CPU)
 MODELS = ["iterative", "fork", "thread", "prefork", "select", "poll", "epoll"]
-CLK = os.sysconf("SC_CLK_TCK")
 
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
-def cpu_seconds(pid):
-    """utime+stime of pid and all its threads and reaped children."""
-    total = 0.0
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += sum(int(x) for x in fields[11:15]) / CLK  # utime stime cutime cstime
-    except OSError:
-        return 0.0
-    # Live children (fork/prefork workers) are not in cutime until reaped.
-    for child in children(pid):
-        total += cpu_seconds(child)
-    return total
-
-
-def children(pid):
-    out = []
-    try:
-        for t in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{t}/children") as f:
-                out += [int(x) for x in f.read().split()]
-    except OSError:
-        pass
-    return out
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-class Server:
-    """A server process pinned to SERVER_CPU; `port` read from its output."""
-
-    def __init__(self, argv, port=None, port_from="stderr", env=None):
-        self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU] + argv,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=env, start_new_session=True)
-        self.port = port
-        if port is None:
-            stream = self.proc.stderr if port_from == "stderr" else self.proc.stdout
-            line = stream.readline().decode()
-            m = re.search(r"(\d+)\s*$", line)
-            if not m:
-                self.stop()
-                raise RuntimeError(f"{argv[0]}: no port in {line!r}")
-            self.port = int(m.group(1))
-        time.sleep(0.3)
-
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def stop(self):
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=15)
-            except (subprocess.TimeoutExpired, ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+# the `sockit bench` rows use the same helpers as the rows measured from outside
+cpu_seconds = measure.proc_cpu  # utime+stime of the server, its threads and children
 
 
 def load(argv, timeout):
