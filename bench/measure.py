@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 SERVER_CPU, LOAD_CPU = 0, 1
@@ -219,7 +220,7 @@ class Server:
                                      else self.err,
                                      start_new_session=True, preexec_fn=preexec, cwd=cwd, env=env)
         self.strace_out = strace_out
-        self.port = port
+        self.port, self.drained = port, None
         if port is None:
             stream = self.proc.stderr if port_from == "stderr" else self.proc.stdout
             line = stream.readline().decode()
@@ -228,6 +229,9 @@ class Server:
                 self.stop()
                 raise RuntimeError(f"{argv[0]}: no port in {line!r}")
             self.port = int(m.group(1))
+            # keep draining it: a server that goes on writing there must not block on a full pipe
+            self.drained = stream
+            threading.Thread(target=self._drain, args=(stream,), daemon=True).start()
         elif probe:
             self.wait_port()
         else:
@@ -236,6 +240,14 @@ class Server:
                 self.err.seek(0)
                 raise RuntimeError(f"{argv[0]} exited {self.proc.returncode}: {self.err.read().decode()[-300:]}")
         time.sleep(0.1)
+
+    @staticmethod
+    def _drain(stream):
+        try:
+            while stream.read1(65536):
+                pass
+        except (OSError, ValueError):  # closed by stop()
+            pass
 
     def wait_port(self, limit=10.0):
         end = time.monotonic() + limit
@@ -268,7 +280,7 @@ class Server:
                     pass
                 self.proc.wait()
         for s in (self.proc.stdout, self.proc.stderr):
-            if s:
+            if s and s is not self.drained:  # the draining thread ends at EOF and closes nothing
                 s.close()
         self.err.close()
 
