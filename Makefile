@@ -7,7 +7,8 @@
 #   make CC=clang        any C11 compiler
 #   make install PREFIX=/usr/local DESTDIR=
 #   make fuzz            the HTTP and PROXY parsers under libFuzzer (FUZZ_SECONDS=20)
-#   make bench           the benchmark suite (bench/)
+#   make bench           the benchmark suite (bench/README.md; ~25 min): BENCH_ARGS="--quick",
+#                        "--only ext-echo-p1,tls-", "--list"; peers missing are skipped, saying so
 #   make format          clang-format every source file
 
 CC      ?= cc
@@ -166,8 +167,10 @@ uninstall:
 fuzz:
 	bash tests/fuzz/run.sh $(FUZZ_SECONDS)
 
+# bench/run.py builds the peers and the load generator (../shared/bench/echoload.c)
+# into $(BUILD)/bench itself: a peer that does not build is skipped, never fatal.
 bench: all
-	python3 bench/run.py $(BENCH_ARGS)
+	BUILD=$(BUILD) python3 bench/run.py $(BENCH_ARGS)
 
 format:
 	clang-format -i $(LIB_SRC) $(CLI_SRC) $(BENCH_SRC) $(EX_SRC) $(UNIT_SRC) include/*.h src/*/*.h

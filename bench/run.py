@@ -1,107 +1,59 @@
 #!/usr/bin/env python3
-"""make bench: every server design side by side, with peers, in one run.
+"""make bench: sockit's server designs side by side, and sockit against its peers.
 
-Each cell starts a server pinned to CPU 0, drives it with a load generator
-pinned to CPU 1 for DURATION seconds, and records the rate and the server's
-CPU time per operation (utime+stime from /proc, so a saturated load generator
-still tells servers apart). Each cell runs REPEAT times; the median is kept.
-Results go to bench/results.md and bench/results.png (gnuplot).
+Two views, both kept:
+- `sockit bench` rows (sections "echo, 64 B, N conn", "short connections",
+  "UDP echo", "idle"): every --model, driven by sockit's own load generator;
+  CPU per op is the server process's utime+stime.
+- Independent rows (bench/rows_*.py, ids ext-*, tls-*, files-*, relay-*,
+  exec-*, proxy-*, reuseport-*): load generators that are not ours (echoload
+  from ../shared/bench, wrk, iperf3, openssl s_time, rsync, socat, haproxy...),
+  measured as ../shared/bench/README.md says (bench/measure.py, bench/README.md):
+  server CPU from CPU 0's busy time, sides interleaved run by run, medians,
+  system calls per op from a separate strace pass, context switches per op,
+  and which side saturated.
+A peer or a subcommand that is missing is skipped with a line saying so.
+Results go to bench/results.md (+ results.json, results.png) or --out DIR.
+Only loopback is used; every run is bounded in time.
 
-Only loopback is used; every run is bounded by its duration and stops itself.
-
-    python3 bench/run.py [--quick] [--only SUBSTRING] [--repeat N] [--duration S]
+    python3 bench/run.py [--quick] [--only ID[,ID...]] [--repeat N] [--duration S]
+                         [--list] [--out DIR] [--pipelines 1,8,32] [--no-strace]
 """
 import argparse
 import json
 import os
 import platform
-import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+import cells
+import measure
+import rows_core
+import rows_files
+import rows_services
+import rows_tls
+from context import Ctx
+from measure import Server, Skip
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("BUILD", os.path.join(ROOT, "build"))
-SOCKIT = os.path.join(BUILD, "sockit")
+SOCKIT = os.environ.get("SOCKIT", os.path.join(BUILD, "sockit"))  # e.g. another build to try
 PEERS = os.path.join(BUILD, "bench")
-SERVER_CPU, LOAD_CPU = "0", "1"
+ECHOLOAD_SRC = os.environ.get("ECHOLOAD_SRC", os.path.join(ROOT, "..", "shared", "bench", "echoload.c"))
+SERVER_CPU, LOAD_CPU = str(measure.SERVER_CPU), str(measure.LOAD_CPU)
 MODELS = ["iterative", "fork", "thread", "prefork", "select", "poll", "epoll"]
-CLK = os.sysconf("SC_CLK_TCK")
 
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
-def cpu_seconds(pid):
-    """utime+stime of pid and all its threads and reaped children."""
-    total = 0.0
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += sum(int(x) for x in fields[11:15]) / CLK  # utime stime cutime cstime
-    except OSError:
-        return 0.0
-    # Live children (fork/prefork workers) are not in cutime until reaped.
-    for child in children(pid):
-        total += cpu_seconds(child)
-    return total
-
-
-def children(pid):
-    out = []
-    try:
-        for t in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{t}/children") as f:
-                out += [int(x) for x in f.read().split()]
-    except OSError:
-        pass
-    return out
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-class Server:
-    """A server process pinned to SERVER_CPU; `port` read from its output."""
-
-    def __init__(self, argv, port=None, port_from="stderr", env=None):
-        self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU] + argv,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=env, start_new_session=True)
-        self.port = port
-        if port is None:
-            stream = self.proc.stderr if port_from == "stderr" else self.proc.stdout
-            line = stream.readline().decode()
-            m = re.search(r"(\d+)\s*$", line)
-            if not m:
-                self.stop()
-                raise RuntimeError(f"{argv[0]}: no port in {line!r}")
-            self.port = int(m.group(1))
-        time.sleep(0.3)
-
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def stop(self):
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=15)
-            except (subprocess.TimeoutExpired, ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+# the `sockit bench` rows use the same helpers as the rows measured from outside
+cpu_seconds = measure.proc_cpu  # utime+stime of the server, its threads and children
 
 
 def load(argv, timeout):
@@ -114,7 +66,7 @@ def load(argv, timeout):
 
 
 def sockit_bench(args, duration, server):
-    argv = [SOCKIT, "bench", "--json", "-d", str(duration), "--workers", "1"] + args
+    argv = [SOCKIT, "bench", "--json", "-d", str(duration), "--warmup", "0.5", "--workers", "1"] + args
     c0 = cpu_seconds(server.pid)
     out = load(argv, duration + 60)
     c1 = cpu_seconds(server.pid)
@@ -125,17 +77,6 @@ def sockit_bench(args, duration, server):
             "p99_us": j.get("latency_us", {}).get("p99"),
             "bytes_s": j.get("throughput_bytes_s", 0.0),
             "cpu_us_op": (c1 - c0) * 1e6 / ops if ops else None, "raw": j}
-
-
-def wrk(url, conns, duration, server):
-    c0 = cpu_seconds(server.pid)
-    out = load(["wrk", "-t1", f"-c{conns}", f"-d{duration}", url], duration + 60)
-    c1 = cpu_seconds(server.pid)
-    reqs = int(re.search(r"(\d+) requests in", out).group(1))
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    errs = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rate": rate, "ops": reqs, "errors": int(errs.group(1)) if errs else 0,
-            "cpu_us_op": (c1 - c0) * 1e6 / reqs if reqs else None}
 
 
 def median_cell(fn, repeat):
@@ -152,16 +93,39 @@ class Suite:
         self.a = args
         self.rows = {}      # section -> list of (name, cell)
         self.commands = {}  # section -> example command
-        prev = os.path.join(ROOT, "bench", "results.json")
+        self.ext = {}       # independent rows: id -> cells.run_row's result
+        self.order = []     # their ids in all_rows' order (a partial rerun keeps it)
+        prev = os.path.join(args.out, "results.json")
         if args.only and os.path.exists(prev):
             # A partial rerun (--only) updates its cells and keeps the others.
             with open(prev) as f:
                 old = json.load(f)
             self.commands = old.pop("_commands", {})
+            self.ext = old.pop("_ext", {})
             self.rows = {s: [(n, c) for n, c in rows] for s, rows in old.items()}
 
     def want(self, name):
-        return not self.a.only or self.a.only in name
+        return not self.a.only or any(x and x in name for x in self.a.only.split(","))
+
+    def independent(self, ctx):
+        """The rows measured from outside (bench/rows_*.py), in order."""
+        rows = all_rows(ctx)
+        self.order = [row.id for row in rows]
+        strace = not self.a.no_strace
+        if strace and shutil.which("strace") is None:
+            log("strace not installed: no system calls per operation (scripts/deps.sh installs it)")
+            strace = False
+        for row in rows:
+            if not self.want(row.id):
+                continue
+            log(f"-- {row.id}: {row.title}")
+            t0 = time.monotonic()
+            try:
+                self.ext[row.id] = cells.run_row(row, self.a.ext_repeat, strace)
+            except Skip as e:
+                log(f"  {row.id}: skipped: {e}")
+                self.ext[row.id] = {"title": row.title, "skipped_row": str(e)}
+            log(f"  {row.id}: {time.monotonic() - t0:.0f} s")
 
     def record(self, section, name, cell, command):
         rows = self.rows.setdefault(section, [])
@@ -175,7 +139,7 @@ class Suite:
 
     # ---- echo and short connections, every model ----
     def models(self):
-        d, r = self.a.duration, self.a.repeat
+        d, r = self.a.sb_duration, self.a.repeat
         for model in MODELS:
             for conns in (1, 50, 500):
                 name = f"sockit {model}"
@@ -207,7 +171,7 @@ class Suite:
                             f"sockit bench --mode conn -c 50 -d {d} --workers 1 ADDR")
 
     def peers(self):
-        d, r = self.a.duration, self.a.repeat
+        d, r = self.a.sb_duration, self.a.repeat
         for peer in ("epoll_echo", "uv_echo"):
             exe = os.path.join(PEERS, peer)
             for conns in (1, 50, 500):
@@ -231,7 +195,7 @@ class Suite:
                 self.record("short connections, 50 at a time", f"peer {peer}", cell, "")
 
     def udp(self):
-        d, r = self.a.duration, self.a.repeat
+        d, r = self.a.sb_duration, self.a.repeat
         if not self.want("udp"):
             return
         for name, argv, pf in (("sockit epoll", [SOCKIT, "serve", "echo", "-q", "udp://127.0.0.1:0"], "stderr"),
@@ -244,108 +208,6 @@ class Suite:
                 srv.stop()
             self.record("UDP echo, 16 sockets", name, cell,
                         f"sockit bench --mode udp -c 16 -s 64 -d {d} --workers 1 ADDR")
-
-    def bulk(self):
-        """One TCP stream of SIZE bytes from the same file: sockit connect into
-        sockit serve discard, iperf3 (its own memory buffer), socat (default
-        8 KiB buffer). Rate = bytes / wall time of the whole transfer."""
-        d, r = self.a.duration, self.a.repeat
-        if not self.want("bulk"):
-            return
-        size = 4 << 30
-        src = os.path.join(tempfile.mkdtemp(prefix="sockit-bulk-"), "zeros")
-        with open(src, "wb") as f:
-            f.truncate(size)  # sparse: no disk, page cache only
-        subprocess.run(["sh", "-c", f"cat {src} > /dev/null"], check=True)  # warm the page cache
-
-        def timed(argv):
-            t0 = time.time()
-            load(argv, d + 120)
-            return {"rate": size / (time.time() - t0), "errors": 0}
-
-        def sockit_run():
-            srv = Server([SOCKIT, "serve", "discard", "-q", "127.0.0.1:0"])
-            try:
-                return timed(["sh", "-c", f"exec {SOCKIT} connect 127.0.0.1:{srv.port} < {src}"])
-            finally:
-                srv.stop()
-
-        def socat_run():
-            port = free_port()
-            srv = Server(["socat", "-u", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr", "OPEN:/dev/null"],
-                         port=port)
-            try:
-                return timed(["socat", "-u", f"OPEN:{src}", f"TCP:127.0.0.1:{port}"])
-            finally:
-                srv.stop()
-
-        def iperf_run():
-            port = free_port()
-            srv = Server(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", str(port)], port=port)
-            try:
-                out = load(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-n", str(size), "-J"], d + 120)
-                j = json.loads(out)
-                return {"rate": j["end"]["sum_received"]["bits_per_second"] / 8, "errors": 0}
-            finally:
-                srv.stop()
-
-        tools = (("sockit connect -> serve discard", sockit_run),
-                 ("iperf3", iperf_run), ("socat (default buffer)", socat_run))
-        try:
-            # Interleaved (A B C, A B C, ...): drift in the machine's load hits
-            # every tool alike instead of whichever ran during a busy spell.
-            runs = {name: [] for name, _ in tools}
-            for _ in range(r):
-                for name, fn in tools:
-                    runs[name].append(fn()["rate"])
-            for name, _ in tools:
-                cell = {"rate": statistics.median(runs[name]), "errors": 0, "cpu_us_op": None,
-                        "runs": len(runs[name])}
-                self.record("bulk, one TCP stream (bytes/s)", name, cell,
-                            f"sockit connect ADDR < 4 GiB file (sendfile); iperf3 -n 4G; socat -u OPEN:file TCP:ADDR")
-        finally:
-            shutil.rmtree(os.path.dirname(src), ignore_errors=True)
-
-    def http(self):
-        d, r = self.a.duration, self.a.repeat
-        if not self.want("http"):
-            return
-        www = tempfile.mkdtemp(prefix="sockit-bench-www-")
-        os.chmod(www, 0o755)  # nginx's workers run as nobody
-        with open(os.path.join(www, "1k.bin"), "wb") as f:
-            f.write(os.urandom(1024))
-        with open(os.path.join(www, "1m.bin"), "wb") as f:
-            f.write(os.urandom(1 << 20))
-        for name in ("1k.bin", "1m.bin"):
-            os.chmod(os.path.join(www, name), 0o644)
-        lport, nport = free_port(), free_port()
-        lconf = os.path.join(www, "lighttpd.conf")
-        with open(lconf, "w") as f:
-            f.write(f'server.document-root = "{www}"\nserver.port = {lport}\n'
-                    f'server.bind = "127.0.0.1"\nserver.errorlog = "{www}/l.err"\n')
-        nconf = os.path.join(www, "nginx.conf")
-        with open(nconf, "w") as f:
-            f.write(f"daemon off; worker_processes 1; pid {www}/n.pid; error_log {www}/n.err;\n"
-                    f"events {{ worker_connections 4096; }}\n"
-                    f"http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000;\n"
-                    f"  server {{ listen 127.0.0.1:{nport}; root {www}; }} }}\n")
-        servers = [("sockit epoll", [SOCKIT, "serve", "http", "-q", "--workers", "1", "--root", www, "127.0.0.1:0"], None),
-                   ("lighttpd", ["lighttpd", "-D", "-f", lconf], lport),
-                   ("nginx", ["nginx", "-p", www, "-c", nconf], nport)]
-        for name, argv, port in servers:
-            if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
-                log(f"  skipping {name}: not installed")
-                continue
-            srv = Server(argv, port=port)
-            try:
-                for fname in ("1k.bin", "1m.bin"):
-                    for conns in (50, 200):
-                        cell = median_cell(lambda: wrk(f"http://127.0.0.1:{srv.port}/{fname}", conns, d, srv), r)
-                        self.record(f"HTTP {fname}, {conns} conn (wrk)", name, cell,
-                                    f"wrk -t1 -c{conns} -d{d} http://127.0.0.1:PORT/{fname}")
-            finally:
-                srv.stop()
-        shutil.rmtree(www, ignore_errors=True)
 
     def idle(self):
         if not self.want("idle"):
@@ -365,15 +227,38 @@ class Suite:
 
     # ---- output ----
     def write(self):
-        md = [f"# sockit benchmark results\n",
+        md = ["# sockit benchmark results\n",
               f"Machine: {platform.node()}, {os.cpu_count()} CPUs, {platform.platform()}. "
               f"Server pinned to CPU {SERVER_CPU}, load to CPU {LOAD_CPU}. "
-              f"Each cell is the median of several runs (`--repeat`, 3 by default; bulk interleaves its "
-              f"tools run by run). "
-              f"CPU/op is the server's user+system time divided by operations.\n",
+              f"The method is in bench/README.md.\n",
               f"Generated by `make bench` (`python3 bench/run.py`) on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n"]
+        if self.ext:
+            md.append("\n## Measured from outside (independent load generators)\n\n"
+                      "Server CPU per op: CPU 0's busy time over the window / ops (softirq included); "
+                      "\"vs first\": that CPU per op over the first side's. Busy: fraction of the window "
+                      "CPU 0 (server) and CPU 1 (load) were busy; saturated: which reached "
+                      f"{measure.SATURATED:.0%}. System calls per op from a separate pass under "
+                      "`strace -c -f` (top: the commonest calls per op); context switches per op "
+                      "from /proc/PID/task/*/status of the server and its children.\n")
+            table = cells.summary(self.ext, sorted(self.ext, key=lambda r: (
+                self.order.index(r) if r in self.order else len(self.order))))
+            if table:
+                md.append("\n### Targets (issues 10-14): sockit's side over the peer's, medians\n\n"
+                          "cpu: server CPU per op (CPU 0 busy); rate: operations or bytes per second; "
+                          "where the load saturates, cpu is the figure that counts.\n\n" + table)
+
+            def rank(rid):
+                return self.order.index(rid) if rid in self.order else len(self.order)
+            for rid, res in sorted(self.ext.items(), key=lambda kv: rank(kv[0])):
+                if "skipped_row" in res:
+                    md.append(f"\n### {res['title']} (`--only {rid}`)\n\nskipped: {res['skipped_row']}\n")
+                else:
+                    md.append(cells.markdown(rid, res))
+        if self.rows:
+            md.append("\n## Driven by `sockit bench`\n\nEach cell is the median of `--repeat` runs; "
+                      "CPU/op is the server process's user+system time divided by operations.\n")
         for section, rows in self.rows.items():
-            md.append(f"\n## {section}\n")
+            md.append(f"\n### {section}\n")
             if self.commands.get(section):
                 md.append(f"Load: `{self.commands[section]}`\n")
             md.append("| server | rate (/s) | server CPU per op (us) | errors |\n|---|---:|---:|---:|")
@@ -384,13 +269,15 @@ class Suite:
                 if c.get("rss_per_conn") is not None:
                     extra = f" (RSS {c['rss_per_conn']:.0f} B/conn)"
                 md.append(f"| {name}{extra} | {rate:,.0f} | {cpu} | {c.get('errors', 0)} |")
-        path = os.path.join(ROOT, "bench", "results.md")
+        os.makedirs(self.a.out, exist_ok=True)
+        path = os.path.join(self.a.out, "results.md")
         with open(path, "w") as f:
             f.write("\n".join(md) + "\n")
-        with open(os.path.join(ROOT, "bench", "results.json"), "w") as f:
+        with open(os.path.join(self.a.out, "results.json"), "w") as f:
             out = {s: [[n, {k: v for k, v in c.items() if k != "raw"}] for n, c in rows]
                    for s, rows in self.rows.items()}
             out["_commands"] = self.commands
+            out["_ext"] = self.ext
             json.dump(out, f, indent=1)
         log(f"wrote {path}")
         self.chart()
@@ -417,7 +304,7 @@ class Suite:
                     v = next((c.get("cpu_us_op") for nn, c in self.rows[s] if nn == n), None)
                     vals.append("NaN" if v is None else f"{v:.3f}")
                 f.write(f'"{n}" ' + " ".join(vals) + "\n")
-        png = os.path.join(ROOT, "bench", "results.png")
+        png = os.path.join(self.a.out, "results.png")
         script = (f'set terminal pngcairo size 1000,560 font ",10"\nset output "{png}"\n'
                   'set termoption noenhanced\n'
                   'set title "Server CPU per operation, by server design (log scale; lower is better)"\n'
@@ -435,34 +322,74 @@ class Suite:
 
 
 def build_peers():
+    """The hand-written peers and echoload into build/bench; one that does not
+    build (libuv missing) is skipped by its rows, saying so."""
     os.makedirs(PEERS, exist_ok=True)
     src = os.path.join(ROOT, "bench", "peers")
-    for name, libs in (("epoll_echo", []), ("udp_echo", []), ("uv_echo", ["-luv"])):
-        subprocess.run(["cc", "-O2", "-o", os.path.join(PEERS, name), os.path.join(src, name + ".c")] + libs,
-                       check=True)
+    for name, path, libs in (("epoll_echo", os.path.join(src, "epoll_echo.c"), []),
+                             ("udp_echo", os.path.join(src, "udp_echo.c"), []),
+                             ("uv_echo", os.path.join(src, "uv_echo.c"), ["-luv"]),
+                             ("echoload", ECHOLOAD_SRC, [])):
+        exe = os.path.join(PEERS, name)
+        if os.path.exists(exe) and os.path.getmtime(exe) >= os.path.getmtime(path):
+            continue
+        if not os.path.exists(path):
+            log(f"  {name}: {path} missing: its rows are skipped")
+            continue
+        r = subprocess.run(["cc", "-O2", "-o", exe, path] + libs, capture_output=True)
+        if r.returncode != 0:
+            log(f"  {name} did not build (its rows are skipped): {r.stderr.decode()[-200:]}")
+
+
+def all_rows(ctx):
+    return (rows_core.rows(ctx) + rows_tls.rows(ctx) + rows_files.rows(ctx) + rows_services.rows(ctx))
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="1 run of 2 s per cell")
-    ap.add_argument("--only", default="", help="run cells whose name contains this")
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--duration", type=int, default=5)
-    ap.add_argument("--idle", type=int, default=19000)
+    ap.add_argument("--quick", action="store_true",
+                    help="1 run of 2 s per cell, smaller transfers, fewer idle connections")
+    ap.add_argument("--only", default="",
+                    help="run cells and rows whose name or id contains this (comma-separated: any)")
+    ap.add_argument("--repeat", type=int, help="runs per `sockit bench` cell (3)")
+    ap.add_argument("--ext-repeat", type=int, help="interleaved runs per independent row (5)")
+    ap.add_argument("--duration", type=int, help="seconds per run of an independent row (3)")
+    ap.add_argument("--sb-duration", type=int, help="seconds per `sockit bench` run (2)")
+    ap.add_argument("--idle", type=int, help="sockit bench idle connections (19000)")
+    ap.add_argument("--tls-idle", type=int, help="idle TLS connections (tls-idle; 10000)")
+    ap.add_argument("--pipelines", default="1,32", help="messages in flight per TCP connection")
+    ap.add_argument("--udp-pipelines", default="1,8", help="datagrams in flight per UDP socket")
+    ap.add_argument("--no-strace", action="store_true", help="skip the system-call pass")
+    ap.add_argument("--list", action="store_true", help="list the independent rows and exit")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench"),
+                    help="directory for results.md/.json/.png (default bench/)")
     a = ap.parse_args()
-    if a.quick:
-        a.repeat, a.duration, a.idle = 1, 2, 2000
-    if os.cpu_count() < 2:
-        log("need 2 CPUs to pin server and load apart")
-        return 1
-    build_peers()
-    s = Suite(a)
-    for part in (s.models, s.peers, s.udp, s.bulk, s.http, s.idle):
-        try:
-            part()
-        except Exception as e:  # one broken part must not lose the others' results
-            log(f"!! {part.__name__}: {e}")
-    s.write()
+    # --quick changes the defaults; what is given explicitly stays
+    for k, full, quick in (("repeat", 3, 1), ("ext_repeat", 5, 1), ("duration", 3, 2),
+                           ("sb_duration", 2, 2), ("idle", 19000, 2000), ("tls_idle", 10000, 1000)):
+        if getattr(a, k) is None:
+            setattr(a, k, quick if a.quick else full)
+    ctx = Ctx(a, SOCKIT, PEERS)
+    try:
+        if a.list:
+            for row in all_rows(ctx):
+                print(f"{row.id:20} {row.title}  [{', '.join(s.name for s in row.sides)}]")
+            return 0
+        if os.cpu_count() < 2:
+            log("need 2 CPUs to pin server and load apart")
+            return 1
+        build_peers()
+        t0 = time.monotonic()
+        s = Suite(a)
+        for part in (s.models, s.peers, s.udp, s.idle, lambda: s.independent(ctx)):
+            try:
+                part()
+            except Exception as e:  # one broken part must not lose the others' results
+                log(f"!! {getattr(part, '__name__', 'independent')}: {e!r}")
+        s.write()
+        log(f"make bench: {(time.monotonic() - t0) / 60:.1f} minutes")
+    finally:
+        ctx.cleanup()
     return 0
 
 
