@@ -450,11 +450,12 @@ static int as_family(const struct sockaddr *sa, socklen_t len, struct sockaddr_s
     return AF_UNSPEC;
 }
 
-static int format_v1(char *buf, size_t cap, int fam, const struct sockaddr_storage *src,
+static int format_v1(uint8_t *out, size_t cap, int fam, const struct sockaddr_storage *src,
                      const struct sockaddr_storage *dst)
 {
+    char buf[SK_PROXY_V1_MAX + 1]; /* snprintf's NUL is not the header's */
     char s[INET6_ADDRSTRLEN], d[INET6_ADDRSTRLEN];
-    unsigned sp, dp;
+    unsigned sp = 0, dp = 0;
     int n;
     if (fam == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)src;
@@ -468,13 +469,16 @@ static int format_v1(char *buf, size_t cap, int fam, const struct sockaddr_stora
         inet_ntop(AF_INET6, &a->sin6_addr, s, sizeof s);
         inet_ntop(AF_INET6, &b->sin6_addr, d, sizeof d);
         sp = ntohs(a->sin6_port), dp = ntohs(b->sin6_port);
-    } else {
-        n = snprintf(buf, cap, "PROXY UNKNOWN\r\n");
-        return n > 0 && (size_t)n < cap ? n : -1;
     }
-    n = snprintf(buf, cap, "PROXY %s %s %s %u %u\r\n", fam == AF_INET ? "TCP4" : "TCP6", s, d, sp,
-                 dp);
-    return n > 0 && (size_t)n < cap ? n : -1;
+    if (fam == AF_INET || fam == AF_INET6) /* at most 104 bytes: two full IPv6 addresses */
+        n = snprintf(buf, sizeof buf, "PROXY %s %s %s %u %u\r\n", fam == AF_INET ? "TCP4" : "TCP6",
+                     s, d, sp, dp);
+    else
+        n = snprintf(buf, sizeof buf, "PROXY UNKNOWN\r\n");
+    if (n <= 0 || (size_t)n >= sizeof buf || (size_t)n > cap)
+        return -1;
+    memcpy(out, buf, (size_t)n);
+    return n;
 }
 
 static int format_v2(uint8_t *buf, size_t cap, int fam, const struct sockaddr_storage *src,
@@ -519,7 +523,7 @@ int sk_proxy_format(uint8_t *buf, size_t cap, int version, const struct sockaddr
     int fs = as_family(src, src_len, &s), fd = as_family(dst, dst_len, &d);
     int fam = fs == fd ? fs : AF_UNSPEC; /* one header carries one family */
     if (version == 1)
-        return format_v1((char *)buf, cap, fam == AF_UNIX ? AF_UNSPEC : fam, &s, &d);
+        return format_v1(buf, cap, fam == AF_UNIX ? AF_UNSPEC : fam, &s, &d);
     if (version == 2)
         return format_v2(buf, cap, fam, &s, &d);
     return -1;
