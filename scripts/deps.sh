@@ -20,10 +20,11 @@ set -euo pipefail
 #   default-jdk-headless  javac/java for the tutorial's Java client (docs/clients, test_tutorial_doc)
 #   libssl-dev            OpenSSL 3 for TLS (linked through pkg-config)
 #   openbsd-inetd         a real inetd (run in the foreground on a private config) for test_deploy
+#   haproxy               a real PROXY protocol sender (send-proxy[-v2]) for test_proxy
 pkgs=(clang libclang-rt-14-dev libcmocka-dev pkg-config socat netcat-openbsd ncat rdate sslscan
       iproute2 procps libcrypt-dev libuv1-dev lighttpd nginx-light wrk iperf3 gnuplot-nox
       netbase python3 curl wget chromium openssl default-jdk-headless libssl-dev
-      openbsd-inetd)
+      openbsd-inetd haproxy)
 
 # file transfer (send / serve recv): XXH3-128 hashes, zstd chunks (SHA-256 comes with libssl-dev)
 pkgs+=(libxxhash-dev libzstd-dev)
