@@ -244,7 +244,8 @@ int sk__conn_may_stop(sk_conn *c);
  * fd closed) on failure. */
 sk_conn *sk__conn_accepted(sk_server *s, int fd, const struct sockaddr *peer, socklen_t plen,
                            sk_transport t);
-/* Start it: on_open for a plain connection, the first handshake step for TLS. */
+/* Start it: on_open for a plain connection, the first handshake step for TLS;
+ * behind --proxy-protocol, first a try at the PROXY header (conn_proxy.c). */
 void sk__conn_begin(sk_conn *c);
 /* One handshake step (SK_C_HANDSHAKE set): 1 done (on_open called),
  * SK_TP_AGAIN (c->tp.want), SK_TP_ERR (logged with -v, the connection dead). */
