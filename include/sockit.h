@@ -890,6 +890,12 @@ const char *sk_conn_tls_subject(sk_conn *c);
  * proxy's own health check). A v2 header's Unix source shows as "unix:PATH".
  */
 int sk_conn_proxied(const sk_conn *c);
+/* Replace the trusted PROXY senders (sk_server_opts.proxy_from; NULL: the
+ * default, loopback and Unix peers), as sk_server_set_access does for the
+ * access list (SIGHUP re-reading --proxy-from-file): checked at every accept
+ * from now on; returns the old list, still the caller's (free it only when
+ * no thread serves). Forked processes keep theirs. Thread-safe. */
+const sk_access *sk_server_set_proxy_from(sk_server *s, const sk_access *a);
 
 /* Concurrency models */
 #define SK_MODEL_SHARED 0x1u     /* connections share one address space */

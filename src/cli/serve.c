@@ -52,8 +52,10 @@ struct serve_cfg {
         const char *arg;
     } * acc;
     int nacc;
-    int svc_files;         /* a file option of a service that re-reads on SIGHUP (http --auth) */
-    sk_access *proxy_from; /* --proxy-from/--proxy-from-file, NULL: loopback and unix */
+    int svc_files;            /* a file option of a service that re-reads on SIGHUP (http --auth) */
+    sk_access *proxy_from;    /* --proxy-from/--proxy-from-file, NULL: loopback and unix */
+    struct access_arg *pfrom; /* the same, replayed on SIGHUP when a file is among them */
+    int npfrom, pfrom_files;
 };
 
 static sk_server *g_server;
@@ -175,9 +177,9 @@ static void serve_help(FILE *f, const sk_service *svc)
                "\"sockit: listening on ADDRESS\" (also with -v).\n"
                "ADDRESS may also be a socket handed over: fd:N (descriptor N), sd:NAME or sd:\n"
                "(systemd socket activation). With NOTIFY_SOCKET set, READY=1, RELOADING=1 and\n"
-               "STOPPING=1 are sent (Type=notify). SIGHUP re-reads --allow-file/--deny-file\n"
-               "and http's --auth; SIGUSR2 starts the program again (a new binary, same\n"
-               "arguments), hands it the listening sockets, then stops (--grace).\n");
+               "STOPPING=1 are sent (Type=notify). SIGHUP re-reads --allow-file/--deny-file,\n"
+               "--proxy-from-file and http's --auth; SIGUSR2 starts the program again (a new\n"
+               "binary, same arguments), hands it the listening sockets, then stops (--grace).\n");
 }
 
 /* deploy: under inetd, stdout is the client's: reports go to the log (fd 2). */
@@ -332,6 +334,12 @@ static void proxy_from_option(struct serve_cfg *c, int file, const char *arg)
         cli_fail("out of memory");
     c->o.proxy_from = c->proxy_from;
     c->o.proxy_protocol = 1;
+    struct access_arg *na = realloc(c->pfrom, (size_t)(c->npfrom + 1) * sizeof *na);
+    if (na == NULL)
+        cli_fail("out of memory");
+    c->pfrom = na;
+    c->pfrom[c->npfrom++] = (struct access_arg){1, file, arg};
+    c->pfrom_files |= file;
     int rc = file ? sk_access_add_file(c->proxy_from, 1, arg, &err)
                   : sk_access_add(c->proxy_from, 1, arg, &err);
     if (rc < 0) {
@@ -765,12 +773,46 @@ static void reload_access(struct serve_cfg *c)
         log_line(NULL, SK_LOG_INFO, "SIGHUP: access files re-read");
 }
 
+/* deploy: SIGHUP re-reads --proxy-from-file the same way (the old list is
+ * kept until exit, with the old access lists); a bad file keeps the old one. */
+static void reload_proxy_from(struct serve_cfg *c)
+{
+    if (!c->pfrom_files)
+        return;
+    sk_access *a = sk_access_new();
+    sk_access **o = realloc(g_old_access, (g_nold + 1) * sizeof *o);
+    if (o != NULL)
+        g_old_access = o; /* room for the list this one replaces */
+    if (a == NULL || o == NULL) {
+        sk_access_free(a);
+        cli_warn("SIGHUP: out of memory (the old --proxy-from list stays)");
+        return;
+    }
+    sk_err err;
+    for (int i = 0; i < c->npfrom; i++) {
+        const struct access_arg *x = &c->pfrom[i];
+        int rc =
+            x->file ? sk_access_add_file(a, 1, x->arg, &err) : sk_access_add(a, 1, x->arg, &err);
+        if (rc < 0) {
+            log_line(NULL, SK_LOG_ERROR, "SIGHUP: the old --proxy-from list stays:");
+            log_line(NULL, SK_LOG_ERROR, err.msg);
+            sk_access_free(a);
+            return;
+        }
+    }
+    g_old_access[g_nold++] = (sk_access *)sk_server_set_proxy_from(g_server, a);
+    c->proxy_from = a;
+    if (c->o.verbose)
+        log_line(NULL, SK_LOG_INFO, "SIGHUP: --proxy-from-file re-read");
+}
+
 /* SIGHUP, in the deploy thread: every re-read in one place (the TLS
  * certificates' reload joins here). */
 static void reload_all(void *arg)
 {
     struct serve_cfg *c = arg;
     reload_access(c);
+    reload_proxy_from(c);
     sk_err err;
     /* TLS: sk_tls_reload swaps the context under its lock, so every model's
      * new connections get it; fork children are forked with the context of
@@ -830,6 +872,7 @@ int cli_serve(int argc, char **argv)
         sk_service_config_free(c.o.service, c.config);
         sk_access_free(c.access);
         sk_access_free(c.proxy_from);
+        free(c.pfrom);
         free(c.acc);
         finish_output();
         if (rc < 0)
@@ -839,8 +882,11 @@ int cli_serve(int argc, char **argv)
     /* SIGHUP re-reads the access files, the service's files and the TLS
      * certificates (reload_all, in the deploy thread), which also tells systemd. */
     if (s) {
-        cli_deploy_signals(
-            c.nacc > 0 || c.svc_files || c.o.tls || sk_notify_enabled() ? reload_all : NULL, &c);
+        cli_deploy_signals(c.nacc > 0 || c.svc_files || c.o.tls || c.pfrom_files ||
+                                   sk_notify_enabled()
+                               ? reload_all
+                               : NULL,
+                           &c);
         if (c.inetd == 0)
             cli_deploy_upgrade_init(argv - 1, s); /* SIGUSR2: main's argv */
     }
@@ -887,6 +933,7 @@ int cli_serve(int argc, char **argv)
     sk_service_config_free(c.o.service, c.config);
     sk_access_free(c.access);
     sk_access_free(c.proxy_from);
+    free(c.pfrom);
     for (size_t i = 0; i < g_nold; i++)
         sk_access_free(g_old_access[i]);
     free(g_old_access);

@@ -94,7 +94,9 @@ int sk__proxy_trusted(sk_server *s, const struct sockaddr *peer, socklen_t len, 
         peer = (const struct sockaddr *)&unix_peer;
         len = sizeof(sa_family_t);
     }
-    int ok = s->o.proxy_from ? sk_access_check(s->o.proxy_from, peer, len) : is_local(peer, len);
+    /* Acquire: SIGHUP may swap the list (sk_server_set_proxy_from). */
+    const sk_access *from = __atomic_load_n(&s->o.proxy_from, __ATOMIC_ACQUIRE);
+    int ok = from ? sk_access_check(from, peer, len) : is_local(peer, len);
     if (!ok)
         log_refusal(s, WHY_PROXY, peer, len, t);
     return ok;

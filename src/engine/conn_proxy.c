@@ -191,3 +191,9 @@ ssize_t sk__conn_pump_proxy(sk_conn *c, uint8_t *scratch, size_t cap)
     sk__conn_begin(c); /* the TLS handshake, or on_open */
     return 1;
 }
+
+const sk_access *sk_server_set_proxy_from(sk_server *s, const sk_access *a)
+{
+    /* admit.c loads it with acquire: a sender is checked against one list. */
+    return __atomic_exchange_n(&s->o.proxy_from, a, __ATOMIC_ACQ_REL);
+}

@@ -14,7 +14,7 @@ malformed cases are those that broke other servers. Then HAProxy itself
 
 import os
 import re
-import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -343,6 +343,29 @@ def test_untrusted_sender_closed():
     with echo_server("--proxy-from-file", lst) as srv:
         assert through(srv.port, hdr, b"x\n", src="127.0.0.1") == b""
         assert through(srv.port, hdr, b"f\n", src="127.0.0.6") == b"f\n"
+
+
+def test_sighup_rereads_proxy_from_file():
+    """SIGHUP re-reads --proxy-from-file as it does --allow-file; a bad file
+    keeps the old list."""
+    d = tempdir()
+    lst = os.path.join(d, "proxies")
+    with open(lst, "w") as f:
+        f.write("127.0.0.6\n")
+    hdr = v1("TCP4", "127.0.0.9", "127.0.0.1", 1, 2)
+    with echo_server("--proxy-from-file", lst) as srv:
+        assert through(srv.port, hdr, b"a\n", src="127.0.0.7") == b""
+        with open(lst, "w") as f:
+            f.write("127.0.0.7\n")
+        srv.proc.send_signal(signal.SIGHUP)
+        assert srv.wait_stderr("SIGHUP: --proxy-from-file re-read")
+        assert through(srv.port, hdr, b"b\n", src="127.0.0.7") == b"b\n"
+        assert through(srv.port, hdr, b"c\n", src="127.0.0.6") == b""
+        with open(lst, "w") as f:
+            f.write("not an address\n")
+        srv.proc.send_signal(signal.SIGHUP)
+        assert srv.wait_stderr("the old --proxy-from list stays")
+        assert through(srv.port, hdr, b"d\n", src="127.0.0.7") == b"d\n"
 
 
 def test_server_speaks_first_waits_for_the_header():
