@@ -295,7 +295,7 @@ void sk__conn_free(sk_conn *c)
     if (!(c->flags & SK_C_PROXY))
         sk__admit_release(s, &c->peer.sa, c->peer_len, c->transport);
     if ((c->flags & SK_C_PROXIED) && c->peer.sa.sa_family == AF_UNIX)
-        free(c->peer.proxied_unix.path);
+        free(sk__conn_proxied_path(c));
     while (c->fhead) {
         sk_fileseg *f = c->fhead;
         c->fhead = f->next;
@@ -515,7 +515,7 @@ const char *sk_conn_peer_name(sk_conn *c)
     static _Thread_local char buf[SK_NAME_MAX];
     if (c->flags & SK_C_PROXIED) { /* the header's source: an address, never credentials */
         if (c->peer.sa.sa_family == AF_UNIX) {
-            snprintf(buf, sizeof buf, "unix:%s", c->peer.proxied_unix.path);
+            snprintf(buf, sizeof buf, "unix:%s", sk__conn_proxied_path(c));
             return buf;
         }
         return sk_sockaddr_format(&c->peer.sa, c->peer_len, SK_TCP, buf, sizeof buf);
@@ -530,7 +530,7 @@ void sk_conn_peer_host_port(sk_conn *c, char *host, size_t cap, unsigned *port)
     if ((c->flags & SK_C_PROXIED) && c->peer.sa.sa_family == AF_UNIX) {
         *port = 0; /* a PROXY v2 Unix source: "unix:PATH", as the access log shows it */
         if (cap > 0)
-            snprintf(host, cap, "unix:%s", c->peer.proxied_unix.path);
+            snprintf(host, cap, "unix:%s", sk__conn_proxied_path(c));
         return;
     }
     sk_sockaddr_host_port(&c->peer.sa, c->peer_len, host, cap, port);

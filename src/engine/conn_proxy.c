@@ -109,7 +109,7 @@ static int apply(sk_conn *c, const sk_proxy_info *pi, const char *real)
     if (path) {
         memset(&c->peer, 0, sizeof c->peer);
         c->peer.proxied_unix.family = AF_UNIX;
-        c->peer.proxied_unix.path = path;
+        memcpy(c->peer.proxied_unix.path, &path, sizeof path);
         c->peer_len = sizeof(sa_family_t);
     } else {
         memcpy(&c->peer, src, pi->src_len);

@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include "sockit.h"
 #include "../lib/timer.h"
@@ -142,8 +143,11 @@ struct sk_conn {
             int has_uid;
         } cred;
         struct {
-            sa_family_t family; /* AF_UNIX with SK_C_PROXIED: a v2 header's */
-            char *path;         /* Unix source, "unix:PATH" (malloc'd) */
+            sa_family_t family; /* AF_UNIX with SK_C_PROXIED: a v2 header's Unix */
+            /* source: its path (malloc'd), a char * kept in bytes (sk__conn_proxied_path):
+             * a pointer member would align the union to 8 and grow sk_conn past
+             * its 192-byte malloc chunk. */
+            unsigned char path[sizeof(char *)];
         } proxied_unix;
     } peer;
     uint16_t flags;
@@ -156,6 +160,14 @@ struct sk_conn {
      * would round the struct up past one 192-byte malloc chunk. */
     _Alignas(sk__conn_align) unsigned char data[];
 };
+
+/* The path of a PROXY v2 Unix source (SK_C_PROXIED, family AF_UNIX). */
+static inline char *sk__conn_proxied_path(const sk_conn *c)
+{
+    char *p;
+    memcpy(&p, c->peer.proxied_unix.path, sizeof p);
+    return p;
+}
 
 /* conn.c: the connection as a state machine. It never calls the kernel: a
  * model (through conn_io.c) feeds it what the transport read and sends what

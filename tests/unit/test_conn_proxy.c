@@ -239,6 +239,14 @@ static void test_malformed_and_late(void **state)
     assert_int_equal(closes, 0); /* never opened: no on_close */
 }
 
+/* The stage adds no field: an idle connection still fits one 192-byte
+ * malloc chunk (engine.h), the Unix source's path pointer included. */
+static void test_conn_size(void **state)
+{
+    (void)state;
+    assert_true(sizeof(struct sk_conn) <= 184);
+}
+
 int main(void)
 {
     alarm(60);
@@ -247,6 +255,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_never_reads_past_the_header, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unix_source_and_local, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_and_late, setup, teardown),
+        cmocka_unit_test(test_conn_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
