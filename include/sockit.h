@@ -633,6 +633,22 @@ const char *sk_proxy_strerror(int code);
 /* CRC32C (Castagnoli, RFC 4960 appendix B) of buf, for writers of v2 headers. */
 uint32_t sk_crc32c(const uint8_t *buf, size_t len);
 
+#define SK_PROXY_V2_MAX (16 + 65535) /* a v2 header: 16 fixed bytes and its length */
+/*
+ * Write a PROXY header saying that the connection from src to dst is being
+ * passed on (what a proxy sends first on its connection to the server).
+ * version 1: "PROXY TCP4|TCP6 ...\r\n" for two addresses of one IP family
+ * (an IPv4-mapped IPv6 pair is written as TCP4), "PROXY UNKNOWN\r\n" for
+ * anything else (Unix sockets, mixed families, src NULL). version 2: PROXY
+ * over TCP (INET, INET6) or UNIX STREAM (the paths, NUL-padded to 108 bytes),
+ * or LOCAL when src is NULL or the families differ or are not IP/Unix (the
+ * receiver then uses the connection's real endpoints). No TLVs.
+ * Returns the header's length (at most 107 for v1, 232 for v2), or -1 if cap
+ * is too small or version is neither 1 nor 2. Nothing is allocated.
+ */
+int sk_proxy_format(uint8_t *buf, size_t cap, int version, const struct sockaddr *src,
+                    socklen_t src_len, const struct sockaddr *dst, socklen_t dst_len);
+
 /* ------------------------------------------------------------ the server */
 
 typedef struct sk_server sk_server;
@@ -898,6 +914,20 @@ void sk_conn_peer_host_port(sk_conn *c, char *host, size_t cap, unsigned *port);
 const char *sk_conn_tls_version(sk_conn *c);
 const char *sk_conn_tls_cipher(sk_conn *c);
 const char *sk_conn_tls_subject(sk_conn *c);
+/*
+ * PROXY protocol (sk_server_opts.proxy_protocol): 1 if the connection's peer
+ * (sk_conn_peer_name, sk_conn_peer_host_port, the access list and limits) is
+ * the client address a trusted proxy's header carried, 0 if it is the
+ * socket's own peer (no PROXY protocol, or a LOCAL / UNKNOWN header: the
+ * proxy's own health check). A v2 header's Unix source shows as "unix:PATH".
+ */
+int sk_conn_proxied(const sk_conn *c);
+/* Replace the trusted PROXY senders (sk_server_opts.proxy_from; NULL: the
+ * default, loopback and Unix peers), as sk_server_set_access does for the
+ * access list (SIGHUP re-reading --proxy-from-file): checked at every accept
+ * from now on; returns the old list, still the caller's (free it only when
+ * no thread serves). Forked processes keep theirs. Thread-safe. */
+const sk_access *sk_server_set_proxy_from(sk_server *s, const sk_access *a);
 
 /* Concurrency models */
 #define SK_MODEL_SHARED 0x1u     /* connections share one address space */
@@ -961,6 +991,20 @@ typedef struct sk_server_opts {
     sk_tls *tls;
     int tls_handshake_timeout_ms; /* a connection still in its handshake this long
                                    * is closed (logged with verbose); 0 = 10 s */
+    /* The PROXY protocol, v1 or v2, received (sk_proxy_parse): every stream
+     * connection must begin with a complete, valid header (before TLS, before
+     * the service sees the connection or sends a byte), within
+     * proxy_timeout_ms, from a peer in proxy_from; anything else is closed
+     * (logged with verbose). The header's source then replaces the peer: the
+     * access list and per-source limits are checked against it (not against
+     * the proxy), logs and services see it (sk_conn_proxied). A datagram
+     * listener is refused with it. */
+    int proxy_protocol;
+    /* The proxies trusted to send a header, checked at accept on the real
+     * peer. Borrowed, as access. NULL: loopback (127.0.0.0/8, ::1) and Unix
+     * peers (a Unix socket is reachable only from this machine). */
+    const sk_access *proxy_from;
+    int proxy_timeout_ms; /* a header not complete by then: closed; 0 = 3 s */
 } sk_server_opts;
 
 /* Create a server. Returns NULL with err on failure (e.g. service/model mismatch). */

@@ -21,7 +21,8 @@ set -euo pipefail
 #   libssl-dev            OpenSSL 3 for TLS (linked through pkg-config)
 #   openbsd-inetd         a real inetd (run in the foreground on a private config) for test_deploy
 #   haproxy stunnel4 rsync  more benchmark peers (make bench skips any that is missing):
-#                         haproxy for relay and PROXY v2 rows, stunnel for bulk TLS, rsync
+#                         haproxy for relay and PROXY v2 rows (and a real PROXY sender,
+#                         send-proxy[-v2], for test_proxy), stunnel for bulk TLS, rsync
 #                         (run as a private daemon on loopback) for the file-transfer rows
 #   strace                system calls per operation in make bench (a separate, untimed pass)
 pkgs=(clang libclang-rt-14-dev libcmocka-dev pkg-config socat netcat-openbsd ncat rdate sslscan

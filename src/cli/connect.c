@@ -24,6 +24,7 @@ struct connect_cfg {
     int prompt, zero, verbose, crlf;
     int timeout_ms;                  /* -w; 0 = none */
     int retry;                       /* --retry: more attempts while nobody listens yet */
+    int send_proxy;                  /* --send-proxy v1|v2: 1 or 2; 0 = none */
     const char *src_host, *src_port; /* -s, -p */
     long port_lo, port_hi;           /* -z with a port range; 0 = none */
     sk_addr addr;
@@ -53,6 +54,10 @@ static void connect_help(FILE *f)
                "                 range (HOST 20-25, HOST:20-25) print \"ADDRESS accepts\n"
                "                 connections\" on stdout for each port that does (exit 0 if any\n"
                "                 does, 1 if none)\n"
+               "  --send-proxy v1|v2  first send a PROXY protocol header (as HAProxy's\n"
+               "                 send-proxy[-v2]) naming this socket's own addresses: the\n"
+               "                 server (serve --proxy-protocol) sees them as the client's;\n"
+               "                 before any byte of stdin, and before TLS\n"
                "  -v, --verbose  say what was connected, and the byte counts\n"
                "  -h, --help     this text\n"
                "\n"
@@ -105,10 +110,11 @@ static void parse_address(struct connect_cfg *c, int words, char **argv)
 
 static void parse(int argc, char **argv, struct connect_cfg *c)
 {
-    enum { O_PROMPT = 256, O_RETRY };
+    enum { O_PROMPT = 256, O_RETRY, O_SEND_PROXY };
     static const struct option longs[] = {
         {"prompt", no_argument, NULL, O_PROMPT},
         {"retry", required_argument, NULL, O_RETRY},
+        {"send-proxy", required_argument, NULL, O_SEND_PROXY},
         {"crlf", no_argument, NULL, 'C'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -125,6 +131,14 @@ static void parse(int argc, char **argv, struct connect_cfg *c)
         case O_PROMPT: c->prompt = 1; break;
         case O_RETRY: c->retry = (int)cli_number("--retry", optarg, 0, 1000000); break;
         case 'C': c->crlf = 1; break;
+        case O_SEND_PROXY:
+            if (strcmp(optarg, "v1") == 0 || strcmp(optarg, "1") == 0)
+                c->send_proxy = 1;
+            else if (strcmp(optarg, "v2") == 0 || strcmp(optarg, "2") == 0)
+                c->send_proxy = 2;
+            else
+                cli_usage("--send-proxy \"%s\": expected v1 or v2", optarg);
+            break;
         case 's': c->src_host = optarg; break;
         case 'p':
             if (strspn(optarg, "0123456789") == strlen(optarg))
@@ -147,6 +161,11 @@ static void parse(int argc, char **argv, struct connect_cfg *c)
     if (c->prompt && c->crlf)
         cli_usage("--prompt and -C cannot be used together");
     parse_address(c, argc - optind, argv + optind);
+    if (c->send_proxy && !sk_transport_is_stream(c->addr.transport))
+        cli_usage("--send-proxy needs a stream address (PROXY v2 over datagrams is not "
+                  "supported)");
+    if (c->send_proxy && c->port_lo)
+        cli_usage("--send-proxy is not for a port range");
     if (c->zero && !sk_transport_is_stream(c->addr.transport))
         cli_usage("-z needs a stream address: a datagram socket accepts nothing to test");
     if ((c->src_host || c->src_port) &&
@@ -259,6 +278,27 @@ static int run_prompt(struct connect_cfg *c, int fd)
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
+/* --send-proxy: the header a proxy would send for this very connection (its
+ * source is our socket's address, its destination the server's), written
+ * whole before anything else, TLS included. */
+static void send_proxy_header(const struct connect_cfg *c, int fd, const sk_endpoint *peer)
+{
+    struct sockaddr_storage self;
+    socklen_t sl = sizeof self;
+    if (getsockname(fd, (struct sockaddr *)&self, &sl) < 0)
+        cli_fail("getsockname: %s", strerror(errno));
+    uint8_t hdr[SK_PROXY_V1_MAX + 232];
+    int n = sk_proxy_format(hdr, sizeof hdr, c->send_proxy, (struct sockaddr *)&self, sl,
+                            (const struct sockaddr *)&peer->sa, peer->len);
+    if (n < 0)
+        cli_fail("--send-proxy: cannot write a v%d header", c->send_proxy);
+    int64_t deadline = c->timeout_ms ? sk_now_ms() + c->timeout_ms : -1;
+    if (sk_write_all(fd, hdr, (size_t)n, deadline) < 0)
+        cli_fail("send the PROXY header: %s", strerror(errno));
+    if (c->verbose)
+        cli_warn("sent a PROXY v%d header (%d bytes)", c->send_proxy, n);
+}
+
 static int retryable(int e)
 {
     /* Nobody listening yet (or the backlog of a server still starting is full). */
@@ -365,6 +405,8 @@ int cli_connect(int argc, char **argv)
     }
     char name[SK_NAME_MAX];
     sk_sockaddr_format((struct sockaddr *)&peer.sa, peer.len, c.addr.transport, name, sizeof name);
+    if (c.send_proxy)
+        send_proxy_header(&c, fd, &peer);
     if (c.t.tls) {
         if (c.verbose)
             cli_warn("connected to %s", name);

@@ -52,7 +52,10 @@ struct serve_cfg {
         const char *arg;
     } * acc;
     int nacc;
-    int svc_files; /* a file option of a service that re-reads on SIGHUP (http --auth) */
+    int svc_files;            /* a file option of a service that re-reads on SIGHUP (http --auth) */
+    sk_access *proxy_from;    /* --proxy-from/--proxy-from-file, NULL: loopback and unix */
+    struct access_arg *pfrom; /* the same, replayed on SIGHUP when a file is among them */
+    int npfrom, pfrom_files;
 };
 
 static sk_server *g_server;
@@ -140,6 +143,14 @@ static void serve_help(FILE *f, const sk_service *svc)
             "  --log FILE|syslog     messages (and reports, with --inetd*) go to FILE or\n"
             "                        syslog; with --inetd* the default is nowhere: only the\n"
             "                        service's bytes reach descriptors 0, 1 and 2\n"
+            "  --proxy-protocol      every connection starts with a PROXY protocol header (v1\n"
+            "                        or v2, as HAProxy's send-proxy[-v2]); its client address\n"
+            "                        is the peer for --allow/--deny, limits, logs, services\n"
+            "  --proxy-from SPEC     proxies trusted to send it (repeatable, SPEC as --allow;\n"
+            "                        default 127.0.0.0/8, ::1 and unix); implies the above\n"
+            "  --proxy-from-file FILE  --proxy-from for each line of FILE (# comments)\n"
+            "  --proxy-timeout SECS  close a connection whose header is not in by then\n"
+            "                        (default 3)\n"
             "  -v, --verbose         log each connection on stderr\n"
             "  -q, --quiet           no service output, no messages but errors\n"
             "  -k, --keep-open       stdio: after a client leaves, wait for the next (nc -lk)\n"
@@ -166,9 +177,9 @@ static void serve_help(FILE *f, const sk_service *svc)
                "\"sockit: listening on ADDRESS\" (also with -v).\n"
                "ADDRESS may also be a socket handed over: fd:N (descriptor N), sd:NAME or sd:\n"
                "(systemd socket activation). With NOTIFY_SOCKET set, READY=1, RELOADING=1 and\n"
-               "STOPPING=1 are sent (Type=notify). SIGHUP re-reads --allow-file/--deny-file\n"
-               "and http's --auth; SIGUSR2 starts the program again (a new binary, same\n"
-               "arguments), hands it the listening sockets, then stops (--grace).\n");
+               "STOPPING=1 are sent (Type=notify). SIGHUP re-reads --allow-file/--deny-file,\n"
+               "--proxy-from-file and http's --auth; SIGUSR2 starts the program again (a new\n"
+               "binary, same arguments), hands it the listening sockets, then stops (--grace).\n");
 }
 
 /* deploy: under inetd, stdout is the client's: reports go to the log (fd 2). */
@@ -314,6 +325,30 @@ static void access_option(struct serve_cfg *c, int allow, int file, const char *
     }
 }
 
+/* --proxy-from SPEC, --proxy-from-file FILE: the proxies trusted to send a
+ * PROXY header (the --allow grammar). Either implies --proxy-protocol. */
+static void proxy_from_option(struct serve_cfg *c, int file, const char *arg)
+{
+    sk_err err;
+    if (c->proxy_from == NULL && (c->proxy_from = sk_access_new()) == NULL)
+        cli_fail("out of memory");
+    c->o.proxy_from = c->proxy_from;
+    c->o.proxy_protocol = 1;
+    struct access_arg *na = realloc(c->pfrom, (size_t)(c->npfrom + 1) * sizeof *na);
+    if (na == NULL)
+        cli_fail("out of memory");
+    c->pfrom = na;
+    c->pfrom[c->npfrom++] = (struct access_arg){1, file, arg};
+    c->pfrom_files |= file;
+    int rc = file ? sk_access_add_file(c->proxy_from, 1, arg, &err)
+                  : sk_access_add(c->proxy_from, 1, arg, &err);
+    if (rc < 0) {
+        if (!file && err.usage)
+            cli_usage("--proxy-from: %s", err.msg);
+        cli_die(&err);
+    }
+}
+
 /* --rate R/s[,burst=B]: R new connections (datagrams) per second per source. */
 static void parse_rate(struct serve_cfg *c, const char *arg)
 {
@@ -360,6 +395,10 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
         O_INETD_WAIT,
         O_IDLE_EXIT,
         O_LOG,
+        O_PROXY,
+        O_PROXY_FROM,
+        O_PROXY_FROM_FILE,
+        O_PROXY_TIMEOUT,
         O_SVC = 1024
     };
     static const struct option common[] = {
@@ -391,6 +430,10 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
         {"require-client-cert", no_argument, NULL, O_REQUIRE_CC},
         {"alpn", required_argument, NULL, O_ALPN},
         {"tls-handshake-timeout", required_argument, NULL, O_HS_TIMEOUT},
+        {"proxy-protocol", no_argument, NULL, O_PROXY},
+        {"proxy-from", required_argument, NULL, O_PROXY_FROM},
+        {"proxy-from-file", required_argument, NULL, O_PROXY_FROM_FILE},
+        {"proxy-timeout", required_argument, NULL, O_PROXY_TIMEOUT},
     };
     struct option longs[sizeof common / sizeof common[0] + MAX_SVC_OPTS + 1];
     size_t ncommon = sizeof common / sizeof common[0];
@@ -467,6 +510,15 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
             c->o.tls_handshake_timeout_ms = cli_seconds_ms("--tls-handshake-timeout", optarg);
             if (c->o.tls_handshake_timeout_ms == 0)
                 cli_usage("--tls-handshake-timeout: give a time above 0");
+            break;
+        case O_PROXY: c->o.proxy_protocol = 1; break;
+        case O_PROXY_FROM:
+        case O_PROXY_FROM_FILE: proxy_from_option(c, ch == O_PROXY_FROM_FILE, optarg); break;
+        case O_PROXY_TIMEOUT:
+            c->o.proxy_protocol = 1;
+            c->o.proxy_timeout_ms = cli_seconds_ms("--proxy-timeout", optarg);
+            if (c->o.proxy_timeout_ms == 0)
+                cli_usage("--proxy-timeout: give a time above 0");
             break;
         default: cli_bad_option("serve", ch, argv);
         }
@@ -556,6 +608,13 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
     if (c->to.require_client_cert && c->to.client_ca == NULL)
         cli_usage("--require-client-cert needs --client-ca FILE (the CA client certificates "
                   "are checked against)");
+    if (c->o.proxy_protocol && svc == NULL)
+        cli_usage("serve stdio does not take the PROXY protocol (use a service)");
+    for (int i = 0; c->o.proxy_protocol && i < c->naddrs; i++)
+        if (sk_addr_parse(&a, c->addrs[i], NULL) == 0 && !sk_transport_is_stream(a.transport))
+            cli_usage("--proxy-protocol needs stream addresses: %s is a datagram address (PROXY "
+                      "v2 over datagrams is not supported)",
+                      c->addrs[i]);
     for (int i = 0; c->tls && i < c->naddrs; i++) /* before the context is made */
         if (sk_addr_parse(&a, c->addrs[i], NULL) == 0 && !sk_transport_is_stream(a.transport))
             cli_usage("--tls needs stream addresses: %s is a datagram address (DTLS is not "
@@ -718,12 +777,46 @@ static void reload_access(struct serve_cfg *c)
         log_line(NULL, SK_LOG_INFO, "SIGHUP: access files re-read");
 }
 
+/* deploy: SIGHUP re-reads --proxy-from-file the same way (the old list is
+ * kept until exit, with the old access lists); a bad file keeps the old one. */
+static void reload_proxy_from(struct serve_cfg *c)
+{
+    if (!c->pfrom_files)
+        return;
+    sk_access *a = sk_access_new();
+    sk_access **o = realloc(g_old_access, (g_nold + 1) * sizeof *o);
+    if (o != NULL)
+        g_old_access = o; /* room for the list this one replaces */
+    if (a == NULL || o == NULL) {
+        sk_access_free(a);
+        cli_warn("SIGHUP: out of memory (the old --proxy-from list stays)");
+        return;
+    }
+    sk_err err;
+    for (int i = 0; i < c->npfrom; i++) {
+        const struct access_arg *x = &c->pfrom[i];
+        int rc =
+            x->file ? sk_access_add_file(a, 1, x->arg, &err) : sk_access_add(a, 1, x->arg, &err);
+        if (rc < 0) {
+            log_line(NULL, SK_LOG_ERROR, "SIGHUP: the old --proxy-from list stays:");
+            log_line(NULL, SK_LOG_ERROR, err.msg);
+            sk_access_free(a);
+            return;
+        }
+    }
+    g_old_access[g_nold++] = (sk_access *)sk_server_set_proxy_from(g_server, a);
+    c->proxy_from = a;
+    if (c->o.verbose)
+        log_line(NULL, SK_LOG_INFO, "SIGHUP: --proxy-from-file re-read");
+}
+
 /* SIGHUP, in the deploy thread: every re-read in one place (the TLS
  * certificates' reload joins here). */
 static void reload_all(void *arg)
 {
     struct serve_cfg *c = arg;
     reload_access(c);
+    reload_proxy_from(c);
     sk_err err;
     /* TLS: sk_tls_reload swaps the context under its lock, so every model's
      * new connections get it; fork children are forked with the context of
@@ -782,6 +875,8 @@ int cli_serve(int argc, char **argv)
         sk_tls_free(c.o.tls);
         sk_service_config_free(c.o.service, c.config);
         sk_access_free(c.access);
+        sk_access_free(c.proxy_from);
+        free(c.pfrom);
         free(c.acc);
         finish_output();
         if (rc < 0)
@@ -791,8 +886,11 @@ int cli_serve(int argc, char **argv)
     /* SIGHUP re-reads the access files, the service's files and the TLS
      * certificates (reload_all, in the deploy thread), which also tells systemd. */
     if (s) {
-        cli_deploy_signals(
-            c.nacc > 0 || c.svc_files || c.o.tls || sk_notify_enabled() ? reload_all : NULL, &c);
+        cli_deploy_signals(c.nacc > 0 || c.svc_files || c.o.tls || c.pfrom_files ||
+                                   sk_notify_enabled()
+                               ? reload_all
+                               : NULL,
+                           &c);
         if (c.inetd == 0)
             cli_deploy_upgrade_init(argv - 1, s); /* SIGUSR2: main's argv */
     }
@@ -838,6 +936,8 @@ int cli_serve(int argc, char **argv)
     sk_tls_free(c.o.tls);
     sk_service_config_free(c.o.service, c.config);
     sk_access_free(c.access);
+    sk_access_free(c.proxy_from);
+    free(c.pfrom);
     for (size_t i = 0; i < g_nold; i++)
         sk_access_free(g_old_access[i]);
     free(g_old_access);

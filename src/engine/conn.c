@@ -117,6 +117,8 @@ void sk__conn_feed_error(sk_conn *c, int err)
 /* Total bytes queued for the peer (buffered and file). */
 static uint64_t pending(const sk_conn *c)
 {
+    if (c->flags & SK_C_PROXY)
+        return 0; /* c->out holds the PROXY header read so far: not output */
     return c->out.len + c->fbytes;
 }
 
@@ -297,7 +299,7 @@ void sk__conn_free(sk_conn *c)
     sk_server *s = c->srv;
     /* A connection that never finished its TLS handshake never reached the
      * service (and its failure was logged): no on_close, no "closed" line. */
-    int opened = !(c->flags & SK_C_HANDSHAKE);
+    int opened = !(c->flags & (SK_C_HANDSHAKE | SK_C_PROXY));
     sk__conn_unwatch_all(c); /* before on_close, which may close them */
     if (opened && s->svc->on_close)
         s->svc->on_close(c);
@@ -309,7 +311,11 @@ void sk__conn_free(sk_conn *c)
                       (c->flags & SK_C_DEAD) ? " (reset)" : "");
     }
     sk_buf_free(&c->out); /* the transport is the caller's to close (conn_io.c) */
-    sk__admit_release(s, &c->peer.sa, c->peer_len, c->transport); /* access (admit.c) */
+    /* access (admit.c); a PROXY connection is admitted only after its header */
+    if (!(c->flags & SK_C_PROXY))
+        sk__admit_release(s, &c->peer.sa, c->peer_len, c->transport);
+    if ((c->flags & SK_C_PROXIED) && c->peer.sa.sa_family == AF_UNIX)
+        free(sk__conn_proxied_path(c));
     while (c->fhead) {
         sk_fileseg *f = c->fhead;
         c->fhead = f->next;
@@ -528,6 +534,13 @@ size_t sk_conn_pending(const sk_conn *c)
 const char *sk_conn_peer_name(sk_conn *c)
 {
     static _Thread_local char buf[SK_NAME_MAX];
+    if (c->flags & SK_C_PROXIED) { /* the header's source: an address, never credentials */
+        if (c->peer.sa.sa_family == AF_UNIX) {
+            snprintf(buf, sizeof buf, "unix:%s", sk__conn_proxied_path(c));
+            return buf;
+        }
+        return sk_sockaddr_format(&c->peer.sa, c->peer_len, SK_TCP, buf, sizeof buf);
+    }
     if (c->transport == SK_UNIX && c->peer.cred.has_uid)
         return sk_unix_peer_format(c->peer.cred.pid, c->peer.cred.uid, buf, sizeof buf);
     return sk_sockaddr_format(&c->peer.sa, c->peer_len, c->transport, buf, sizeof buf);
@@ -535,5 +548,16 @@ const char *sk_conn_peer_name(sk_conn *c)
 
 void sk_conn_peer_host_port(sk_conn *c, char *host, size_t cap, unsigned *port)
 {
+    if ((c->flags & SK_C_PROXIED) && c->peer.sa.sa_family == AF_UNIX) {
+        *port = 0; /* a PROXY v2 Unix source: "unix:PATH", as the access log shows it */
+        if (cap > 0)
+            snprintf(host, cap, "unix:%s", sk__conn_proxied_path(c));
+        return;
+    }
     sk_sockaddr_host_port(&c->peer.sa, c->peer_len, host, cap, port);
+}
+
+int sk_conn_proxied(const sk_conn *c)
+{
+    return (c->flags & SK_C_PROXIED) != 0;
 }

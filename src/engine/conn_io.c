@@ -29,6 +29,11 @@ ssize_t sk__conn_pump_read(sk_conn *c, uint8_t *scratch, size_t cap)
 {
     if (!sk__conn_wants_read(c))
         return SK_TP_AGAIN;
+    if (c->flags & SK_C_PROXY) { /* before anything: the PROXY header (conn_proxy.c) */
+        ssize_t h = sk__conn_pump_proxy(c, scratch, cap);
+        if (h != 1 || !sk__conn_wants_read(c))
+            return h;
+    }
     if (c->flags & SK_C_HANDSHAKE) {
         ssize_t h = sk__conn_pump_handshake(c);
         if (h != 1 || !sk__conn_wants_read(c))

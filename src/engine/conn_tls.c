@@ -47,12 +47,22 @@ sk_conn *sk__conn_accepted(sk_server *s, int fd, const struct sockaddr *peer, so
     }
     if (s->o.tls)
         c->flags |= SK_C_HANDSHAKE;
+    if (s->o.proxy_protocol)
+        c->flags |= SK_C_PROXY; /* first the header (conn_proxy.c), then the rest */
     sk__conn_peer_cred(c);
     return c;
 }
 
 void sk__conn_begin(sk_conn *c)
 {
+    if (c->flags & SK_C_PROXY) {
+        /* A proxy sends its header at once: it is often here already. Room
+         * for the usual sizes (v1, v2 without long TLVs); a longer or late
+         * header goes on when the socket is readable (sk__conn_pump_read). */
+        uint8_t head[512];
+        sk__conn_pump_proxy(c, head, sizeof head);
+        return;
+    }
     if (c->flags & SK_C_HANDSHAKE)
         sk__conn_pump_handshake(c); /* the ClientHello is often there already */
     else

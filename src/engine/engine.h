@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include "sockit.h"
 #include "../lib/timer.h"
@@ -86,10 +87,16 @@ struct sk_server {
 #define SK_C_RD_WANTS_W 0x100 /* the last read waits for writability (TLS) */
 #define SK_C_HANDSHAKE 0x20   /* TLS handshake in progress: on_open not called yet */
 #define SK_C_SHUT_AGAIN 0x400 /* our close_notify waits for writability (TLS) */
-#define SK_C_PAUSED 0x2000    /* the service paused reading (sk_conn_pause_read) */
+#define SK_C_PAUSED 0x800     /* the service paused reading (sk_conn_pause_read) */
 #define SK_C_HALF 0x4000      /* the service asked for a half-close (sk_conn_shutdown) */
 #define SK_C_HALF_DONE 0x8000 /* ... and our write side is shut: reading goes on */
 #define SK_TLS_HANDSHAKE_MS 10000
+/* The PROXY protocol stage (conn_proxy.c): the header is not complete yet.
+ * The connection is not admitted (admit.c) or opened until it is; meanwhile
+ * c->out holds the header bytes consumed so far (never output). */
+#define SK_C_PROXY 0x1000   /* (0x200 is model_event.c's SK_C_AGAIN) */
+#define SK_C_PROXIED 0x2000 /* the peer is the header's source (sk_conn_proxied) */
+#define SK_PROXY_TIMEOUT_MS 3000
 
 /* Bytes posted to a connection by other connections (SK_SVC_SHARED services),
  * waiting for the connection's own thread to move them to its output. */
@@ -145,6 +152,13 @@ struct sk_conn {
             unsigned uid;
             int has_uid;
         } cred;
+        struct {
+            sa_family_t family; /* AF_UNIX with SK_C_PROXIED: a v2 header's Unix */
+            /* source: its path (malloc'd), a char * kept in bytes (sk__conn_proxied_path):
+             * a pointer member would align the union to 8 and grow sk_conn past
+             * its 192-byte malloc chunk. */
+            unsigned char path[sizeof(char *)];
+        } proxied_unix;
     } peer;
     uint16_t flags;
     uint8_t peer_len;
@@ -157,6 +171,14 @@ struct sk_conn {
      * would round the struct up past one 192-byte malloc chunk. */
     _Alignas(sk__conn_align) unsigned char data[];
 };
+
+/* The path of a PROXY v2 Unix source (SK_C_PROXIED, family AF_UNIX). */
+static inline char *sk__conn_proxied_path(const sk_conn *c)
+{
+    char *p;
+    memcpy(&p, c->peer.proxied_unix.path, sizeof p);
+    return p;
+}
 
 /* conn.c: the connection as a state machine. It never calls the kernel: a
  * model (through conn_io.c) feeds it what the transport read and sends what
@@ -268,13 +290,21 @@ int sk__conn_watching(const sk_conn *c);
  * fd closed) on failure. */
 sk_conn *sk__conn_accepted(sk_server *s, int fd, const struct sockaddr *peer, socklen_t plen,
                            sk_transport t);
-/* Start it: on_open for a plain connection, the first handshake step for TLS. */
+/* Start it: on_open for a plain connection, the first handshake step for TLS;
+ * behind --proxy-protocol, first a try at the PROXY header (conn_proxy.c). */
 void sk__conn_begin(sk_conn *c);
 /* One handshake step (SK_C_HANDSHAKE set): 1 done (on_open called),
  * SK_TP_AGAIN (c->tp.want), SK_TP_ERR (logged with -v, the connection dead). */
 ssize_t sk__conn_pump_handshake(sk_conn *c);
 /* The TLS part of the -v "connection from" line (" (TLSv1.3 ...)"), "" if plain. */
 void sk__conn_tls_describe(sk_conn *c, char *buf, size_t cap);
+
+/* conn_proxy.c: the PROXY protocol stage, before TLS and on_open */
+/* One step (SK_C_PROXY set): peek, consume at most the header. 1 done (the
+ * peer replaced, admitted, the TLS handshake begun or on_open called),
+ * SK_TP_AGAIN (wait for readability), SK_TP_ERR (logged with -v, the
+ * connection dead). scratch: at least 16 bytes, ideally SK_PROXY_V2_MAX. */
+ssize_t sk__conn_pump_proxy(sk_conn *c, uint8_t *scratch, size_t cap);
 
 /* blocking.c */
 /* Serve one accepted stream connection to the end in this flow of control. */
@@ -326,6 +356,12 @@ void sk__admit_fini(sk_server *s);
 /* 1: serve this peer; 0: refuse it (logged at -v, rate-limited). A stream
  * peer admitted is counted until sk__admit_release. */
 int sk__admit(sk_server *s, const struct sockaddr *peer, socklen_t len, sk_transport t);
+/* The same checks, for the address a PROXY header carried (conn_proxy.c):
+ * sk__admit only checks a PROXY listener's real peer against --proxy-from. */
+int sk__admit_checks(sk_server *s, const struct sockaddr *peer, socklen_t len, sk_transport t);
+/* A PROXY listener's real peer against --proxy-from (default: loopback and
+ * Unix peers): 1 trusted, 0 not (logged at -v, rate-limited). */
+int sk__proxy_trusted(sk_server *s, const struct sockaddr *peer, socklen_t len, sk_transport t);
 void sk__admit_release(sk_server *s, const struct sockaddr *peer, socklen_t len, sk_transport t);
 
 /* procs.c: child processes (fork, prefork) */

@@ -43,8 +43,10 @@ static int64_t earliest(int64_t a, int64_t b)
 int64_t sk__conn_next_deadline(const sk_conn *c, int64_t now, int64_t grace_deadline)
 {
     int64_t d = grace_deadline;
-    if (grace_deadline >= 0 && fresh(c, now))
+    if (grace_deadline >= 0 && sk__conn_idle(c) && fresh(c, now))
         d = earliest(d, settle_deadline(c));
+    if (c->flags & SK_C_PROXY) /* the PROXY header's deadline (conn_proxy.c) */
+        d = earliest(d, c->started_ms + c->srv->o.proxy_timeout_ms);
     if (c->flags & SK_C_HANDSHAKE)
         d = earliest(d, c->started_ms + c->srv->o.tls_handshake_timeout_ms);
     if (c->flags & SK_C_TIMER)
@@ -59,6 +61,11 @@ int64_t sk__conn_next_deadline(const sk_conn *c, int64_t now, int64_t grace_dead
 int sk__conn_expired(sk_conn *c, int64_t now, int64_t grace_deadline)
 {
     sk_server *s = c->srv;
+    if ((c->flags & SK_C_PROXY) && now - c->started_ms >= s->o.proxy_timeout_ms) {
+        if (s->o.verbose)
+            sk_server_log(s, SK_LOG_INFO, "PROXY header timeout: %s", sk_conn_peer_name(c));
+        return SK_EXP_CLOSE;
+    }
     if ((c->flags & SK_C_HANDSHAKE) && now - c->started_ms >= s->o.tls_handshake_timeout_ms) {
         if (s->o.verbose)
             sk_server_log(s, SK_LOG_INFO, "TLS handshake timeout: %s", sk_conn_peer_name(c));
@@ -82,6 +89,8 @@ int sk__conn_expired(sk_conn *c, int64_t now, int64_t grace_deadline)
 unsigned sk__conn_interest(const sk_conn *c)
 {
     unsigned m = 0;
+    if (c->flags & SK_C_PROXY)
+        return SK_TP_WANT_READ;    /* the PROXY header, read before anything else */
     if (c->flags & SK_C_HANDSHAKE) /* only the handshake's own wish */
         return c->tp.want ? c->tp.want : SK_TP_WANT_READ;
     if (c->flags & SK_C_SHUT_AGAIN)

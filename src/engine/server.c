@@ -85,6 +85,8 @@ sk_server *sk_server_new(const sk_server_opts *o, sk_err *err)
         s->o.max_queue = SK_MAX_QUEUE_DEFAULT;
     if (s->o.tls_handshake_timeout_ms <= 0)
         s->o.tls_handshake_timeout_ms = SK_TLS_HANDSHAKE_MS;
+    if (s->o.proxy_timeout_ms <= 0)
+        s->o.proxy_timeout_ms = SK_PROXY_TIMEOUT_MS;
     s->svc = o->service;
     s->model = m;
     s->o.model = m;
@@ -135,6 +137,11 @@ int sk_server_add_listener(sk_server *s, const sk_listener *l, sk_err *err)
                             stream ? "stream" : "datagram", l->name);
     if (!stream && s->o.tls)
         return sk_err_usage(err, "TLS is for stream sockets: %s is a datagram address (no DTLS)",
+                            l->name);
+    if (!stream && s->o.proxy_protocol)
+        return sk_err_usage(err,
+                            "the PROXY protocol is for stream sockets: %s is a datagram "
+                            "address (v2 over datagrams is not supported)",
                             l->name);
     if (s->nls == s->capls) {
         size_t cap = s->capls ? s->capls * 2 : 4;

@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -412,4 +413,118 @@ int sk_proxy_parse(const uint8_t *buf, size_t len, sk_proxy_info *out)
     if (len < n)
         return 0;
     return sig == v2sig ? parse_v2(buf, len, out) : parse_v1(buf, len, out);
+}
+
+/* --------------------------------------------------------------- writing */
+
+/* An IPv4-mapped IPv6 address as plain IPv4 (a dual-stack socket's view of
+ * an IPv4 peer): a proxy says TCP4 / INET for it. */
+static int as_family(const struct sockaddr *sa, socklen_t len, struct sockaddr_storage *out)
+{
+    if (sa == NULL || len < (socklen_t)sizeof(sa_family_t))
+        return AF_UNSPEC;
+    if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        memcpy(out, sa, sizeof(struct sockaddr_in));
+        return AF_INET;
+    }
+    if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+            struct sockaddr_in *s4 = (struct sockaddr_in *)out;
+            memset(s4, 0, sizeof *s4);
+            s4->sin_family = AF_INET;
+            s4->sin_port = s6->sin6_port;
+            memcpy(&s4->sin_addr, s6->sin6_addr.s6_addr + 12, 4);
+            return AF_INET;
+        }
+        memcpy(out, sa, sizeof(struct sockaddr_in6));
+        return AF_INET6;
+    }
+    if (sa->sa_family == AF_UNIX) {
+        memset(out, 0, sizeof *out);
+        size_t n =
+            (size_t)len < sizeof(struct sockaddr_un) ? (size_t)len : sizeof(struct sockaddr_un);
+        memcpy(out, sa, n);
+        return AF_UNIX;
+    }
+    return AF_UNSPEC;
+}
+
+static int format_v1(uint8_t *out, size_t cap, int fam, const struct sockaddr_storage *src,
+                     const struct sockaddr_storage *dst)
+{
+    char buf[SK_PROXY_V1_MAX + 1]; /* snprintf's NUL is not the header's */
+    char s[INET6_ADDRSTRLEN], d[INET6_ADDRSTRLEN];
+    unsigned sp = 0, dp = 0;
+    int n;
+    if (fam == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)src;
+        const struct sockaddr_in *b = (const struct sockaddr_in *)dst;
+        inet_ntop(AF_INET, &a->sin_addr, s, sizeof s);
+        inet_ntop(AF_INET, &b->sin_addr, d, sizeof d);
+        sp = ntohs(a->sin_port), dp = ntohs(b->sin_port);
+    } else if (fam == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)src;
+        const struct sockaddr_in6 *b = (const struct sockaddr_in6 *)dst;
+        inet_ntop(AF_INET6, &a->sin6_addr, s, sizeof s);
+        inet_ntop(AF_INET6, &b->sin6_addr, d, sizeof d);
+        sp = ntohs(a->sin6_port), dp = ntohs(b->sin6_port);
+    }
+    if (fam == AF_INET || fam == AF_INET6) /* at most 104 bytes: two full IPv6 addresses */
+        n = snprintf(buf, sizeof buf, "PROXY %s %s %s %u %u\r\n", fam == AF_INET ? "TCP4" : "TCP6",
+                     s, d, sp, dp);
+    else
+        n = snprintf(buf, sizeof buf, "PROXY UNKNOWN\r\n");
+    if (n <= 0 || (size_t)n >= sizeof buf || (size_t)n > cap)
+        return -1;
+    memcpy(out, buf, (size_t)n);
+    return n;
+}
+
+static int format_v2(uint8_t *buf, size_t cap, int fam, const struct sockaddr_storage *src,
+                     const struct sockaddr_storage *dst)
+{
+    size_t body = fam == AF_INET ? 12 : fam == AF_INET6 ? 36 : fam == AF_UNIX ? 216 : 0;
+    if (cap < V2_HEAD + body)
+        return -1;
+    memcpy(buf, v2sig, sizeof v2sig);
+    buf[12] = body ? 0x21 : 0x20; /* version 2, PROXY or LOCAL */
+    buf[13] = fam == AF_INET ? 0x11 : fam == AF_INET6 ? 0x21 : fam == AF_UNIX ? 0x31 : 0x00;
+    buf[14] = (uint8_t)(body >> 8);
+    buf[15] = (uint8_t)body;
+    uint8_t *a = buf + V2_HEAD;
+    if (fam == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)src;
+        const struct sockaddr_in *d4 = (const struct sockaddr_in *)dst;
+        memcpy(a, &s4->sin_addr, 4);
+        memcpy(a + 4, &d4->sin_addr, 4);
+        memcpy(a + 8, &s4->sin_port, 2);
+        memcpy(a + 10, &d4->sin_port, 2);
+    } else if (fam == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)src;
+        const struct sockaddr_in6 *d6 = (const struct sockaddr_in6 *)dst;
+        memcpy(a, &s6->sin6_addr, 16);
+        memcpy(a + 16, &d6->sin6_addr, 16);
+        memcpy(a + 32, &s6->sin6_port, 2);
+        memcpy(a + 34, &d6->sin6_port, 2);
+    } else if (fam == AF_UNIX) {
+        /* sun_path as the kernel gave it (as_family zero-filled the rest):
+         * a path NUL-padded, or an abstract name with its leading NUL. */
+        memcpy(a, ((const struct sockaddr_un *)src)->sun_path, 108);
+        memcpy(a + 108, ((const struct sockaddr_un *)dst)->sun_path, 108);
+    }
+    return (int)(V2_HEAD + body);
+}
+
+int sk_proxy_format(uint8_t *buf, size_t cap, int version, const struct sockaddr *src,
+                    socklen_t src_len, const struct sockaddr *dst, socklen_t dst_len)
+{
+    struct sockaddr_storage s, d;
+    int fs = as_family(src, src_len, &s), fd = as_family(dst, dst_len, &d);
+    int fam = fs == fd ? fs : AF_UNSPEC; /* one header carries one family */
+    if (version == 1)
+        return format_v1(buf, cap, fam == AF_UNIX ? AF_UNSPEC : fam, &s, &d);
+    if (version == 2)
+        return format_v2(buf, cap, fam, &s, &d);
+    return -1;
 }

@@ -46,7 +46,8 @@ SERVE_VALUE_OPTS = {"--model", "--workers", "--max-conns", "--idle-timeout",
                     "--access-log", "--allow", "--deny", "--allow-file",
                     "--deny-file", "--max-per-source", "--rate", "--cert", "--key",
                     "--client-ca", "--alpn", "--tls-handshake-timeout",
-                    "--idle-exit", "--log"}
+                    "--idle-exit", "--log", "--proxy-from",
+                    "--proxy-from-file", "--proxy-timeout"}
 
 
 class Skip(Exception):

@@ -381,7 +381,31 @@ static void test_drain_and_timer(void **state)
     /* Stopping: an idle connection may go; the grace deadline bounds a busy one. */
     assert_int_equal(sk__conn_expired(c, d, d + 100), SK_EXP_NONE); /* "408" queued: busy */
     assert_int_equal(take_output(c, out, sizeof out), 3);
+    c->last_io_ms -= 2000; /* quiet for a while (see test_stop_settle_window) */
     assert_int_equal(sk__conn_expired(c, d, d + 100), SK_EXP_CLOSE); /* now idle */
+    sk__conn_free(c);
+}
+
+/* Stopping: an idle connection active less than a second ago (a request may
+ * be on its way) gets until a second after its last I/O, and at most a second
+ * after the stop began; then it may go. One quiet for longer goes at once. */
+static void test_stop_settle_window(void **state)
+{
+    (void)state;
+    sk_conn *c = new_conn();
+    int64_t now = sk_now_ms();
+    c->last_io_ms = now - 200;
+    atomic_store(&srv->stop_ms, (long long)now);
+    int64_t grace = now + 10000;
+    assert_false(sk__conn_may_stop(c));
+    assert_int_equal(sk__conn_next_deadline(c, now, grace), now + 800); /* last I/O + 1 s */
+    assert_int_equal(sk__conn_expired(c, now, grace), SK_EXP_NONE);
+    c->last_io_ms = now + 500; /* a request came and was answered */
+    assert_int_equal(sk__conn_next_deadline(c, now + 500, grace), now + 1000); /* stop + 1 s */
+    c->last_io_ms = now - 1000; /* quiet for a second: idle */
+    assert_true(sk__conn_may_stop(c));
+    assert_int_equal(sk__conn_expired(c, now, grace), SK_EXP_CLOSE);
+    atomic_store(&srv->stop_ms, 0);
     sk__conn_free(c);
 }
 
@@ -685,6 +709,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shutdown_retried_and_owed_after_peer_eof, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_handshake_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_settle_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_half_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watches, setup, teardown),
