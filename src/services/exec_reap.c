@@ -8,10 +8,9 @@
  * and prefork models reap their own processes). A blocking model does it in
  * the connection's own flow of control; an event loop must not wait, so it
  * hands the child to a thread of this process that is started at the first
- * need (and started again in a forked process: the thread does not survive
- * fork). The leader is reaped as soon as it exits; its group is then probed
- * with kill(-pgid, 0), and once it is empty nothing more is sent: a process
- * group id is only free for reuse once no process is in it.
+ * need (and anew in a forked process: threads do not survive fork). The leader is reaped as soon as
+ * it exits; its group is then probed with kill(-pgid, 0), and once it is empty nothing more is
+ * sent: a process group id is only free for reuse once no process is in it.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -170,11 +169,11 @@ static void *reaper(void *arg)
 }
 
 /* A process forked from one with a reaper has the memory but not the thread
- * (nor the children): start afresh. Only the forking thread exists then. */
-static void adopt_after_fork(void)
+ * (nor the children): it starts afresh. At fork only the forking thread
+ * exists in the child, so this runs alone there (a mutex another thread held
+ * at that moment is made anew). */
+static void after_fork_in_child(void)
 {
-    if (R.owner == getpid())
-        return;
     pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
     R.mu = mu;
@@ -184,9 +183,17 @@ static void adopt_after_fork(void)
     R.n = 0;
 }
 
+static void register_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, after_fork_in_child);
+    R.owner = getpid();
+}
+
+static pthread_once_t R_once = PTHREAD_ONCE_INIT;
+
 static void hand_over(const ending *e)
 {
-    adopt_after_fork();
+    pthread_once(&R_once, register_fork_handler);
     pthread_mutex_lock(&R.mu);
     if (R.n == R.cap) {
         size_t cap = R.cap ? R.cap * 2 : 16;

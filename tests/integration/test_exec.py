@@ -273,6 +273,21 @@ def test_exec_grandchild_group_killed():
 
 
 @timeout(60)
+def test_exec_client_gone_ends_child():
+    # The client resets the connection while the child runs: the child's
+    # group gets SIGTERM and the child is reaped (no zombie).
+    import struct
+    for model in MODELS:
+        with exec_server(model, "echo $$; exec sleep 60") as srv:
+            c = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            pid = int(c.recv(100).split()[0])
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()  # a reset
+            assert poll_until(lambda: not alive(pid), 10), (model, pid)
+            assert poll_until(lambda: zombie_descendants(srv.pid) == [], 5), model
+
+
+@timeout(60)
 def test_exec_timeout_terminates_then_kills():
     # --timeout: SIGTERM to the group; one that ignores it gets SIGKILL
     # --grace later. The connection ends either way.
