@@ -449,6 +449,41 @@ def test_exec_stderr_lines_name_the_client():
         assert "out" not in srv.stdout_text()
 
 
+@timeout(30)
+def test_exec_access_denied_runs_nothing():
+    # --allow/--deny come with every server: a refused client never starts
+    # the program (the marker file stays absent).
+    d = tempdir()
+    mark = os.path.join(d, "ran")
+    for model in ("epoll", "fork"):
+        with exec_server(model, "touch %s; echo hi" % mark,
+                         extra=["--allow", "127.0.0.2"]) as srv:
+            c = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            try:
+                got = recv_all(c)
+            except ConnectionResetError:
+                got = b""
+            c.close()
+            assert got == b"", (model, got)
+            c = socket.create_connection(("127.0.0.1", srv.port), timeout=10,
+                                         source_address=("127.0.0.2", 0))
+            c.shutdown(socket.SHUT_WR)
+            assert recv_all(c) == b"hi\n", model
+            c.close()
+        assert os.path.exists(mark), model
+        os.unlink(mark)
+        with exec_server(model, "touch %s; echo hi" % mark,
+                         extra=["--deny", "127.0.0.1"]) as srv:
+            c = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            try:
+                got = recv_all(c)
+            except ConnectionResetError:
+                got = b""
+            c.close()
+            assert got == b"", (model, got)
+        assert not os.path.exists(mark), model
+
+
 # -- datagrams ---------------------------------------------------------------
 
 @timeout(60)
