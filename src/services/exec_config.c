@@ -17,13 +17,10 @@
 #include "exec.h"
 
 const sk_svc_option sk__exec_options[] = {
-    {"sh", "'COMMAND'", "exec: run COMMAND with /bin/sh -c instead of -- PROGRAM ARGS",
-     SK_OPT_STRING},
-    {"env", "NAME=VALUE", "exec: set NAME in the program's environment (repeatable)",
-     SK_OPT_STRING},
-    {"pass-env", "NAME", "exec: pass NAME from sockit's environment (repeatable)", SK_OPT_STRING},
-    {"timeout", "SECS", "exec: terminate a program running this long (datagrams: default 10)",
-     SK_OPT_SECONDS},
+    {"sh", "'COMMAND'", "run COMMAND with /bin/sh -c instead of -- PROGRAM ARGS", SK_OPT_STRING},
+    {"env", "NAME=VALUE", "set NAME in the program's environment (repeatable)", SK_OPT_STRING},
+    {"pass-env", "NAME", "pass NAME from sockit's environment (repeatable)", SK_OPT_STRING},
+    {"timeout", "SECS", "end a program running this long (datagrams: default 10)", SK_OPT_SECONDS},
     {NULL, NULL, NULL, 0},
 };
 

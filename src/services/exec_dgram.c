@@ -180,12 +180,17 @@ int sk__exec_datagram(sk_dgram *d)
     pid_t pid = sk__exec_spawn(x, env, sp[1], op[1], ep[1], &err);
     if (pid < 0)
         goto fail;
+    int nb = 0;
     for (int i = 0; i < 3; i++) {
         int *pair = i == 0 ? sp : i == 1 ? op : ep;
         close(pair[1]);
-        sk_set_nonblock(pair[0], 1);
+        nb |= sk_set_nonblock(pair[0], 1);
     }
-    shutdown(sp[0], SHUT_RD);
+    /* Blocking ends would only make pump() wait in read or send rather than
+     * in poll: still bounded by the child, so go on (but say so). */
+    if (nb < 0)
+        sk_server_log(d->server, SK_LOG_ERROR, "exec: %s: fcntl: %s", r.who, strerror(errno));
+    shutdown(sp[0], SHUT_RD); /* a child writing to its stdin gets EPIPE */
     int pidfd = sk__exec_pidfd(pid);
     int64_t deadline = pump(&r, pid, sp[0], op[0], ep[0]);
     /* Its output is done: the child is ending or has ended. Give it until
