@@ -26,17 +26,12 @@
 #define HAVE_SPAWN_CLOSEFROM 1
 #endif
 
-/* A descriptor of ours must not be 0, 1 or 2 (a server started with them
- * closed): dup2 onto itself would leave it close-on-exec, or clobber another. */
+/* What the child gets must not be 0, 1 or 2 (a server started with them
+ * closed): dup2 onto itself would leave it close-on-exec, or one would be
+ * clobbered by another's dup2. A copy above 2 (the caller's stays open). */
 static int above_stdio(int fd)
 {
-    if (fd > 2)
-        return fd;
-    int n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    int e = errno;
-    close(fd);
-    errno = e;
-    return n;
+    return fcntl(fd, F_DUPFD_CLOEXEC, 3);
 }
 
 #ifdef HAVE_SPAWN_CLOSEFROM
@@ -111,15 +106,14 @@ static pid_t spawn(const sk__exec *x, char *const *env, const int fds[3], int *e
 
 pid_t sk__exec_spawn(const sk__exec *x, char *const *env, int in, int out, int errfd, sk_err *err)
 {
-    int fds[3] = {in, out, errfd};
-    for (int i = 0; i < 3; i++) {
+    const int given[3] = {in, out, errfd};
+    int fds[3] = {in, out, errfd}, e = 0;
+    for (int i = 0; i < 3 && e == 0; i++)
         if (fds[i] <= 2 && (fds[i] = above_stdio(fds[i])) < 0)
-            return sk_errno(err, errno, "exec: descriptor"), -1;
-    }
-    int e = 0;
-    pid_t pid = spawn(x, env, fds, &e);
+            e = errno;
+    pid_t pid = e == 0 ? spawn(x, env, fds, &e) : -1;
     for (int i = 0; i < 3; i++) /* the copies above_stdio made */
-        if (fds[i] != (i == 0 ? in : i == 1 ? out : errfd))
+        if (fds[i] >= 0 && fds[i] != given[i])
             close(fds[i]);
     if (pid < 0)
         return sk_errno(err, e, "exec %s", x->path), -1;

@@ -431,6 +431,26 @@ def test_exec_descriptors_and_signals():
         # its posix_spawn leaves them ignored. Every other one is default.
         assert ign & ~(3 << 31) == 0, (model, hex(ign))
         assert blk == 0, (model, hex(blk))
+    # A server started with descriptors 0 and 1 closed: its own pipes may be
+    # 0 and 1, the child still gets the right three.
+    def closed_stdio():
+        os.close(0)
+        os.close(1)
+
+    p, port = start_server_with(["exec", "tcp://127.0.0.1:0", "--", "sh", "-c",
+                                 "ls -l /proc/$$/fd; cat"], preexec_fn=closed_stdio)
+    try:
+        c = socket.create_connection(("127.0.0.1", port), timeout=10)
+        c.sendall(b"still joined\n")
+        c.shutdown(socket.SHUT_WR)
+        text = recv_all(c).decode()
+        c.close()
+    finally:
+        p.terminate()
+        p.wait(10)
+    assert re.findall(r" (\d+) -> (\w+)", text) == [
+        ("0", "socket"), ("1", "pipe"), ("2", "pipe")], text
+    assert text.endswith("still joined\n"), text
     os.close(leak_r)
     os.close(leak_w)
 
