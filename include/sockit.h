@@ -767,6 +767,12 @@ typedef struct sk_service {
      * re-read something, 0 if there was nothing to re-read, -1 with err (the
      * old files stay in use). NULL: nothing to re-read. */
     int (*reload)(sk_server *srv, void *state, sk_err *err);
+    /* The words after `--` on the command line (exec: the program and its
+     * arguments), through sk_service_set_args; NULL: the service takes none.
+     * argv is not copied: it must outlive the settings (main's argv does).
+     * args_usage names them in --help ("PROGRAM [ARGS...]"). */
+    int (*args)(void *config, int argc, char *const *argv, sk_err *err);
+    const char *args_usage;
 } sk_service;
 
 /* Find a built-in service by name (ack, echo, ...), or NULL. */
@@ -791,6 +797,28 @@ void sk_service_config_free(const sk_service *svc, void *config);
  */
 int sk_service_set(const sk_service *svc, void *config, const char *name, const char *value,
                    sk_err *err);
+
+/* ------------------------------------------------------- the exec service */
+
+/*
+ * `exec` runs a program per connection (inetd nowait, ncat -k -e) with its
+ * stdin and stdout joined to the connection, and per datagram (the datagram
+ * on stdin, its stdout the reply). The program is given as the words after
+ * `--` (sk_service_set_args), or as a shell command with the option "sh":
+ *
+ *     const sk_service *ex = sk_service_find("exec");
+ *     void *cfg = sk_service_config_new(ex, &err);
+ *     char *prog[] = {"/bin/cat", NULL};
+ *     sk_service_set_args(ex, cfg, 1, prog, &err);
+ *     sk_service_set(ex, cfg, "timeout", "30", &err);   (also "env", "pass-env")
+ *
+ * Set the words after `--` on the command line for svc (exec: PROGRAM and
+ * its ARGS). argv is borrowed, not copied. Returns 0, or -1 with a usage
+ * error (the service takes no such words, or they are malformed), e.g.
+ *   the echo service takes no words after --
+ */
+int sk_service_set_args(const sk_service *svc, void *config, int argc, char *const *argv,
+                        sk_err *err);
 
 /* Connection interface for service callbacks. */
 void *sk_conn_data(sk_conn *c);  /* the service's per-connection bytes */

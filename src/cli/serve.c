@@ -102,7 +102,8 @@ static void option_help(FILE *f, const char *name, const char *arg, const char *
 static void serve_help(FILE *f, const sk_service *svc)
 {
     if (svc) {
-        fprintf(f, "usage: sockit serve [OPTIONS] %s ADDRESS...\n\n%s: %s\n", svc->name, svc->name,
+        fprintf(f, "usage: sockit serve [OPTIONS] %s ADDRESS...%s%s\n\n%s: %s\n", svc->name,
+                svc->args_usage ? " -- " : "", svc->args_usage ? svc->args_usage : "", svc->name,
                 svc->summary);
     } else {
         fprintf(f, "usage: sockit serve [OPTIONS] SERVICE ADDRESS...\n\nServices:\n");
@@ -173,6 +174,16 @@ static void serve_help(FILE *f, const sk_service *svc)
         for (const sk_svc_option *o = (*s)->options; o->name; o++)
             option_help(f, o->name, o->arg, o->help);
     }
+    if (svc && strcmp(svc->name, "exec") == 0)
+        fprintf(f, "\nexec runs PROGRAM (no shell; --sh 'COMMAND' for one) for each connection,\n"
+                   "its stdin and stdout joined to it, in its own process group: at the end of\n"
+                   "the connection (or of the server) the group gets SIGTERM, then SIGKILL after\n"
+                   "--grace. Its stderr goes to sockit's, each line after the client's address.\n"
+                   "On a datagram address, each datagram runs PROGRAM with the datagram on stdin;\n"
+                   "its stdout (up to 64 KiB) is the reply. The environment holds only PATH,\n"
+                   "--env and --pass-env, and: PROTO (TCP, TCP6, UNIX; UDP, UDP6), TCPREMOTEIP,\n"
+                   "TCPREMOTEPORT, TCPLOCALIP, TCPLOCALPORT, REMOTE_ADDR, REMOTE_PORT, and for\n"
+                   "Unix clients UNIXREMOTEPID, UNIXREMOTEEUID, UNIXREMOTEEGID.\n");
     fprintf(f, "\nWith port 0 the kernel picks a port; the address bound is printed on stderr as\n"
                "\"sockit: listening on ADDRESS\" (also with -v).\n"
                "ADDRESS may also be a socket handed over: fd:N (descriptor N), sd:NAME or sd:\n"
@@ -448,7 +459,14 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
     int help = 0;
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, ":vqkh", longs, NULL)) != -1) {
+    /* exec: `ADDRESS... -- PROGRAM ARGS`: options end at the first "--" (the
+     * program's own options are not ours), and getopt, which would move that
+     * "--" before the words it skipped, only sees what comes before it. */
+    int dd = argc;
+    for (int i = 1; i < argc && dd == argc; i++)
+        if (strcmp(argv[i], "--") == 0)
+            dd = i;
+    while ((ch = getopt_long(dd, argv, ":vqkh", longs, NULL)) != -1) {
         if (ch >= O_SVC && ch < O_SVC + (int)(nl - ncommon)) {
             given[ngiven++] = (struct svc_arg){longs[ncommon + (size_t)(ch - O_SVC)].name, optarg};
             continue;
@@ -524,14 +542,30 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
         }
     }
     if (help) { /* `serve http --help`: the service's own options too */
-        serve_help(stdout, optind < argc ? sk_service_find(argv[optind]) : NULL);
+        serve_help(stdout, optind < dd ? sk_service_find(argv[optind]) : NULL);
         exit(0);
     }
     if (c->quiet && c->o.verbose)
         cli_usage("-q and -v contradict each other");
+    if (optind == dd && dd < argc) { /* `serve -- echo 8080`: all words after "--" */
+        optind = dd + 1;
+        dd = argc;
+    }
     if (optind >= argc)
         cli_usage("serve: missing SERVICE (see sockit serve --help)");
     c->service = argv[optind++];
+    /* The words after "--": a service's (exec's program), else more addresses. */
+    const sk_service *args_svc = sk_service_find(c->service);
+    char **words_after = NULL;
+    int nwords_after = 0;
+    if (dd < argc && args_svc && args_svc->args) {
+        words_after = argv + dd + 1;
+        nwords_after = argc - dd - 1;
+        argc = dd;
+    } else if (dd < argc) {
+        memmove(argv + dd, argv + dd + 1, (size_t)(argc - dd) * sizeof *argv);
+        argc--; /* the "--" is gone; argv[argc] is NULL again */
+    }
     sk_addr a;
     if (strcmp(c->service, "stdio") != 0 && sk_service_find(c->service) == NULL &&
         sk_addr_parse(&a, c->service, NULL) == 0) /* `sockit serve 8080` */
@@ -599,6 +633,8 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
             if (svc->reload && so && so->kind == SK_OPT_PATH)
                 c->svc_files = 1; /* deploy: SIGHUP has something to re-read */
         }
+        if (words_after && sk_service_set_args(svc, c->config, nwords_after, words_after, &err) < 0)
+            cli_die(&err);
         c->o.service_config = c->config;
     }
     free(given);

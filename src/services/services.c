@@ -15,7 +15,8 @@
  * service declaring an option name decides how the command line reads it. */
 #define SK_SERVICES(X)                                                                             \
     X(ack)                                                                                         \
-    X(echo) X(discard) X(chargen) X(daytime) X(time) X(counter) X(dump) X(broker) X(http) X(recv)
+    X(echo)                                                                                        \
+    X(discard) X(chargen) X(daytime) X(time) X(counter) X(dump) X(broker) X(http) X(recv) X(exec)
 
 #define SK_DECLARE(n) extern const sk_service sk__svc_##n;
 SK_SERVICES(SK_DECLARE)
@@ -137,4 +138,14 @@ char *sk__printable(char *dst, const uint8_t *src, size_t len)
     }
     dst[len] = '\0';
     return dst;
+}
+
+int sk_service_set_args(const sk_service *svc, void *config, int argc, char *const *argv,
+                        sk_err *err)
+{
+    if (svc->args == NULL)
+        return sk_err_usage(err, "the %s service takes no words after --", svc->name);
+    if (config == NULL)
+        return sk_err_usage(err, "%s: no settings to give the words after -- to", svc->name);
+    return svc->args(config, argc, argv, err);
 }

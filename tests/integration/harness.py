@@ -47,7 +47,8 @@ SERVE_VALUE_OPTS = {"--model", "--workers", "--max-conns", "--idle-timeout",
                     "--deny-file", "--max-per-source", "--rate", "--cert", "--key",
                     "--client-ca", "--alpn", "--tls-handshake-timeout",
                     "--idle-exit", "--log", "--proxy-from",
-                    "--proxy-from-file", "--proxy-timeout"}
+                    "--proxy-from-file", "--proxy-timeout", "--sh", "--env",
+                    "--pass-env", "--timeout"}
 
 
 class Skip(Exception):
@@ -183,7 +184,8 @@ def serve_addresses(args):
     while i < len(args):
         a = args[i]
         if a == "--":
-            words.extend(args[i + 1:])
+            if words[:1] != ["exec"]:  # exec: PROGRAM ARGS follow, not addresses
+                words.extend(args[i + 1:])
             break
         if a in SERVE_VALUE_OPTS:
             i += 2
