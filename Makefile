@@ -34,6 +34,15 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 # file transfer (send / serve recv): XXH3 hashes, zstd chunks, SHA-256
 XFER_LIBS := $(shell pkg-config --libs libxxhash libzstd libcrypto 2>/dev/null || echo -lxxhash -lzstd -lcrypto)
 LDLIBS  += $(XFER_LIBS)
+# --model uring: only where liburing is installed (Linux; liburing-dev). URING=0 leaves it out.
+URING ?= 1
+ifeq ($(URING),1)
+URING_LIBS := $(shell pkg-config --libs liburing 2>/dev/null)
+endif
+ifneq ($(URING_LIBS),)
+CPPFLAGS += -DSK_HAVE_URING $(shell pkg-config --cflags liburing 2>/dev/null)
+LDLIBS  += $(URING_LIBS)
+endif
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -119,7 +128,8 @@ $(BUILD)/tests/test_bench_%: tests/unit/test_bench_%.c $(BENCH_LIB) $(LIB)
 # For use from the build tree; `make install` writes its own with the real PREFIX.
 $(BUILD)/sockit.pc: sockit.pc.in Makefile
 	@mkdir -p $(dir $@)
-	@sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+	@sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@URING@|$(URING_LIBS)|g' \
+	    $< > $@
 
 # The test command: unit tests (cmocka) then integration tests (the real
 # binary, driven by real clients); tests/run.sh prints the final tally.
@@ -151,7 +161,8 @@ install: all
 	ln -sf $(SOREAL) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libsockit.so
 	install -m 644 include/sockit.h $(DESTDIR)$(PREFIX)/include/sockit.h
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' sockit.pc.in \
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@URING@|$(URING_LIBS)|g' \
+	    sockit.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sockit.pc
 	chmod 644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/sockit.pc
 	install -m 644 man/sockit.1 $(DESTDIR)$(PREFIX)/share/man/man1/sockit.1

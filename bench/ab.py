@@ -11,6 +11,7 @@ file` into `serve discard`, timed.
 
     python3 bench/ab.py --a OLD/sockit --b NEW/sockit [--runs 5] [--duration 5]
                         [--only ROW[,ROW...]] [--json FILE]
+                        [--a-args "--model epoll" --b-args "--model uring"]
 
 A and B are sockit binaries (e.g. the build of main before a change and the
 build after it). Rows: echo, echo-q, echo-q-p32, udp-q, conn-q, http-1k,
@@ -30,6 +31,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_LOAD = os.path.join(ROOT, "..", "shared", "bench", "echoload.c")
 SERVER_CPU, LOAD_CPU = 0, 1
+SERVE_EXTRA = []  # options given to `serve SERVICE` of the side being measured (--a-args/--b-args)
 
 
 def log(*a):
@@ -55,6 +57,7 @@ def build_echoload(out_dir):
 
 class Server:
     def __init__(self, argv, stdout=subprocess.DEVNULL):
+        argv = argv[:3] + SERVE_EXTRA + argv[3:]  # after `sockit serve SERVICE`
         self.err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(["taskset", "-c", str(SERVER_CPU)] + argv,
                                      stdout=stdout, stderr=subprocess.PIPE,
@@ -168,6 +171,8 @@ def main():
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--only", default="")
     ap.add_argument("--json", default="")
+    ap.add_argument("--a-args", default="", help="serve options of A, e.g. '--model epoll'")
+    ap.add_argument("--b-args", default="", help="serve options of B, e.g. '--model uring'")
     a = ap.parse_args()
     tools = tempfile.mkdtemp(prefix="sockit-ab-tools-")
     a.echoload = build_echoload(tools)
@@ -184,6 +189,7 @@ def main():
             cells = {"a": [], "b": []}
             for i in range(a.runs):
                 for side in ("a", "b"):  # alternated: A B A B ...
+                    SERVE_EXTRA[:] = getattr(a, side + "_args").split()
                     cells[side].append(fn(a, getattr(a, side), a.duration))
                     c = cells[side][-1]
                     log(f"{r:11} run {i + 1} {side.upper()}: {c['rate']:12.1f}/s "
@@ -204,7 +210,8 @@ def main():
         print(f"| {x['title']} | {x['a']['rate']:.1f} {ru} | {x['b']['rate']:.1f} {ru} | "
               f"{x['a']['cpu_us']:.2f} {cu} | {x['b']['cpu_us']:.2f} {cu} | "
               f"{x['b']['cpu_us'] / x['a']['cpu_us']:.3f}x | {x['errors']} |")
-    print(f"\nmedians of {a.runs} alternated runs of {a.duration} s; A={a.a} B={a.b}")
+    print(f"\nmedians of {a.runs} alternated runs of {a.duration} s; A={a.a} {a.a_args} "
+          f"B={a.b} {a.b_args}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)

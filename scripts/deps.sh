@@ -35,6 +35,8 @@ pkgs+=(haproxy stunnel4 rsync strace)
 
 # file transfer (send / serve recv): XXH3-128 hashes, zstd chunks (SHA-256 comes with libssl-dev)
 pkgs+=(libxxhash-dev libzstd-dev)
+# --model uring (io_uring): built only where liburing is present
+pkgs+=(liburing-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -13,6 +13,8 @@
  *   acceptor.c   waiting on several listeners at once; accept with EMFILE shedding
  *   admit.c      who may connect: access list and per-source limits, at accept
  *   model_event.c  select/poll/epoll loops, one heap timer per connection
+ *   model_uring.c  io_uring: completions for plain connections (uring_conn.c: the
+ *                connections; uring_ring.c: the ring)
  *   model_*.c    one concurrency model each, exporting an sk_model
  */
 #ifndef SK_ENGINE_H
@@ -414,6 +416,9 @@ extern const sk_model sk__model_select;
 extern const sk_model sk__model_poll;
 #ifdef __linux__
 extern const sk_model sk__model_epoll;
+#endif
+#ifdef SK_HAVE_URING
+extern const sk_model sk__model_uring;
 #endif
 
 #endif

@@ -26,6 +26,9 @@ static const sk_model *const models[] = {
 #ifdef __linux__
     &sk__model_epoll,
 #endif
+#ifdef SK_HAVE_URING
+    &sk__model_uring, /* Linux with liburing (the Makefile's check) */
+#endif
     NULL,
 };
 

@@ -77,6 +77,60 @@ def require(*tools):
             raise Skip("%s is not installed" % tool)
 
 
+_model_ok = {}
+
+
+def model_available(model):
+    """(True, "") if `serve --model MODEL` can run here, else (False, why).
+
+    Only --model uring can be missing: it is built only where liburing is
+    installed, and runs only where the kernel lets io_uring be used (a
+    start fails then with one line naming io_uring). Probed once per run.
+    """
+    if model != "uring":
+        return True, ""
+    if model not in _model_ok:
+        why = ""
+        r = subprocess.run([SOCKIT, "serve", "--help"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=10)
+        if not re.search(rb"^\s+uring\s", r.stdout, re.M):
+            why = "--model uring is not built here (no liburing)"
+        else:
+            p = subprocess.Popen([SOCKIT, "serve", "--model", "uring", "echo",
+                                  "tcp://127.0.0.1:0"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            try:
+                # A start that fails exits at once; one that works is stopped.
+                deadline = time.monotonic() + 0.5
+                while p.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                p.terminate()
+                _, err = p.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                _, err = p.communicate()
+            if b"io_uring" in err:
+                why = "--model uring cannot run here: %s" % err.decode(
+                    "utf-8", "replace").strip().splitlines()[-1]
+        _model_ok[model] = why
+    why = _model_ok[model]
+    return why == "", why
+
+
+def require_model(model):
+    """Skip the test unless `--model MODEL` can run here (see model_available)."""
+    ok, why = model_available(model)
+    if not ok:
+        raise Skip(why)
+
+
+def _require_models_of(args):
+    args = list(args)
+    for i, a in enumerate(args[:-1]):
+        if a == "--model":
+            require_model(args[i + 1])
+
+
 def sanitizer_report(text):
     """The sanitizer report in text (from its first line), or None."""
     for mark in SANITIZER_MARKS:
@@ -147,6 +201,7 @@ def run(cmd, input=b"", timeout=10, env=None, check_san=True):
     A command still running after timeout seconds is killed and the test
     fails, naming it.
     """
+    _require_models_of(cmd)
     start = time.monotonic()
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env=env)
@@ -172,6 +227,7 @@ def run_client(args, input=b"", timeout=10):
 
 def start(cmd, **kw):
     """Start a background command (registered for cleanup); returns Popen."""
+    _require_models_of(cmd)
     p = subprocess.Popen(cmd, **kw)
     _procs.append(p)
     return p
@@ -269,6 +325,7 @@ class Server:
     def __init__(self, args, stdin=subprocess.DEVNULL, ready_timeout=10,
                  expect_exit=0):
         self.args = list(args)
+        _require_models_of(self.args)
         self.expect_exit = expect_exit
         self.cmd = [SOCKIT, "serve"] + self.args
         self.proc = subprocess.Popen(self.cmd, stdin=stdin,

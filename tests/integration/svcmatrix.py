@@ -28,10 +28,10 @@ import time
 import harness
 from harness import Skip, run, tempdir
 
-MODELS = ["iterative", "fork", "thread", "prefork", "select", "poll", "epoll"]
+MODELS = ["iterative", "fork", "thread", "prefork", "select", "poll", "epoll", "uring"]
 # Models that serve many connections at once in one address space: the only
 # ones that can run broker (docs/ARCHITECTURE.md, the model table).
-SHARED = ["thread", "select", "poll", "epoll"]
+SHARED = ["thread", "select", "poll", "epoll", "uring"]
 TRANSPORTS = ["tcp", "udp", "unix", "unixgram"]
 STREAM = ("tcp", "unix")
 
@@ -43,7 +43,7 @@ SECONDS_1900_TO_1970 = 2208988800
 def model_args(model, workers=2):
     """--model MODEL, and a small --workers where the model takes one."""
     args = ["--model", model]
-    if model in ("prefork", "poll", "epoll") and workers:
+    if model in ("prefork", "poll", "epoll", "uring") and workers:
         args += ["--workers", str(workers)]
     return args
 

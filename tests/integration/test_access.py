@@ -16,12 +16,12 @@ import time
 from harness import (Server, poll_until, recv_all, require, run, run_client,
                      tempdir)
 
-MODELS = ["epoll", "fork"]
+MODELS = ["epoll", "fork", "uring"]
 
 
 def model_args(model):
     args = ["--model", model]
-    if model == "epoll":
+    if model in ("epoll", "uring"):
         args += ["--workers", "2"]
     if model == "prefork":
         # A prefork worker serves one connection at a time: room for the
@@ -399,7 +399,7 @@ def test_http_with_curl():
 
 def test_once_is_not_spent_on_a_refused_peer():
     """--once serves one client: a refused one does not count."""
-    for model in ("epoll", "fork"):
+    for model in ("epoll", "fork", "uring"):
         args = ["--model", model, "--once", "--deny", "127.0.0.3", "echo",
                 "udp://127.0.0.1:0"]
         with Server(args) as srv:

@@ -465,9 +465,8 @@ def test_reuseport_three_processes():
             s.stop()
 
 
-@timeout(30)
-def test_workers_reuseport_one_socket_per_loop():
-    with Server(["--workers", "2", "--reuseport", "-v", "echo",
+def check_workers_reuseport_one_socket_per_loop(model):
+    with Server(["--model", model, "--workers", "2", "--reuseport", "-v", "echo",
                  "tcp://127.0.0.1:0"]) as srv:
         assert "tcp_migrate_req" in srv.stderr_text() or \
             not os.path.exists("/proc/sys/net/ipv4/tcp_migrate_req") or \
@@ -477,9 +476,19 @@ def test_workers_reuseport_one_socket_per_loop():
             listening_sockets(srv.port)
         for _ in range(50):
             assert echo_once(srv.port, b"w\n") == b"w\n"
-    with Server(["--workers", "2", "echo", "tcp://127.0.0.1:0"]) as srv:
+    with Server(["--model", model, "--workers", "2", "echo", "tcp://127.0.0.1:0"]) as srv:
         assert listening_sockets(srv.port) == 1
         assert echo_once(srv.port) == b"hello\n"
+
+
+@timeout(30)
+def test_workers_reuseport_one_socket_per_loop():
+    check_workers_reuseport_one_socket_per_loop("epoll")
+
+
+@timeout(30)
+def test_workers_reuseport_one_socket_per_loop_uring():
+    check_workers_reuseport_one_socket_per_loop("uring")
 
 
 # -- SIGHUP ---------------------------------------------------------------
@@ -511,6 +520,11 @@ def check_sighup_access(model):
 @timeout(30)
 def test_sighup_rereads_access_file():
     check_sighup_access("epoll")
+
+
+@timeout(30)
+def test_sighup_rereads_access_file_uring():
+    check_sighup_access("uring")
 
 
 @timeout(30)

@@ -18,7 +18,7 @@ def test_workers_refused_by_models_without_workers():
 
 
 def test_workers_accepted_by_models_with_workers():
-    for model in ("prefork", "select", "poll", "epoll"):
+    for model in ("prefork", "select", "poll", "epoll", "uring"):
         with Server(["echo", "--model", model, "--workers", "2",
                      "tcp://127.0.0.1:0"]) as srv:
             assert srv.alive(), model

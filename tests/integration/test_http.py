@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from harness import (Server, Skip, poll_until, read_http_response, require,
                      run, run_client, tempdir, timeout)
 
-MODELS = ["iterative", "fork", "thread", "prefork", "select", "poll", "epoll"]
+MODELS = ["iterative", "fork", "thread", "prefork", "select", "poll", "epoll", "uring"]
 
 A_TXT = b"hello, world\n"
 
@@ -67,7 +67,7 @@ CLF = re.compile(r'^(\S+) (\S+) (\S+) '
 
 def model_args(model):
     args = ["--model", model]
-    if model in ("prefork", "poll", "epoll"):  # thread has no --workers
+    if model in ("prefork", "poll", "epoll", "uring"):  # thread has no --workers
         args += ["--workers", "2"]
     return args
 

@@ -226,7 +226,7 @@ def _serve_into(args, stdout_fd):
 def test_stalled_stdout_does_not_freeze_server():
     # Reports go to a pipe nobody reads (`| less` left on its first page):
     # the server must keep answering, stop on SIGTERM, and count the loss.
-    for model in ("epoll", "prefork", "fork"):
+    for model in ("epoll", "prefork", "fork", "uring"):
         _stalled_stdout(model)
 
 
@@ -251,7 +251,7 @@ def _stalled_stdout(model):
         if model != "fork":  # (a child per connection: each queues little)
             assert b"stdout is not being read: dropping report lines" in err, (
                 model, bytes(err))
-        if model == "epoll":  # (a worker process's count ends with it)
+        if model in ("epoll", "uring"):  # (a worker process's count ends with it)
             assert b"report lines dropped: stdout is not being read" in err, (
                 model, bytes(err))
     finally:

@@ -46,7 +46,9 @@ STORM = [("fork", ["--model", "fork"]),
          ("select", ["--model", "select"]),
          ("poll", ["--model", "poll"]),
          ("epoll", ["--model", "epoll"]),
-         ("epoll_workers2", ["--model", "epoll", "--workers", "2"])]
+         ("epoll_workers2", ["--model", "epoll", "--workers", "2"]),
+         ("uring", ["--model", "uring"]),
+         ("uring_workers2", ["--model", "uring", "--workers", "2"])]
 
 
 def _is_closed(s, wait):
@@ -234,7 +236,8 @@ def check_broker_fanout(model, nclients=20, nlines=20):
 LEAK_ARGS = {"fork": ["--model", "fork"],
              "thread": ["--model", "thread"],
              "prefork": ["--model", "prefork", "--workers", "4"],
-             "epoll": ["--model", "epoll", "--workers", "2"]}
+             "epoll": ["--model", "epoll", "--workers", "2"],
+             "uring": ["--model", "uring", "--workers", "2"]}
 
 
 def _kids_fds(pid):
@@ -603,7 +606,7 @@ for _name, _args in STORM:
     _add(_make("test_storm_%s" % _name, check_storm, _args, 60))
 for _model in SHARED:
     _add(_make("test_broker_fanout_%s" % _model, check_broker_fanout, _model))
-for _model in ("fork", "thread", "prefork", "epoll"):
+for _model in ("fork", "thread", "prefork", "epoll", "uring"):
     _add(_make("test_1000_conns_%s" % _model, check_short_conns, _model, 120))
 for _model in MODELS:
     _add(_make("test_sigterm_%s" % _model, check_sigterm, _model))
@@ -612,6 +615,6 @@ for _model in MODELS:
                check_sigterm_stops_listening, _model))
 for _model in MODELS:
     _add(_make("test_idle_timeout_%s" % _model, check_idle_timeout, _model))
-for _model in ("epoll", "poll", "select", "thread", "fork"):
+for _model in ("epoll", "poll", "select", "thread", "fork", "uring"):
     _add(_make("test_emfile_%s" % _model, check_emfile, _model))
 del _name, _args, _model

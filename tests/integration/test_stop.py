@@ -9,7 +9,7 @@ import time
 
 from harness import Server, children, poll_until, timeout
 
-MODELS = ["epoll", "poll", "select", "thread", "fork", "prefork", "iterative"]
+MODELS = ["epoll", "poll", "select", "thread", "fork", "prefork", "iterative", "uring"]
 
 
 def busy_client(port):
@@ -84,11 +84,11 @@ def _make(name, func, *args):
 for _model in MODELS:
     globals()["test_stop_twice_%s" % _model] = _make(
         "test_stop_twice_%s" % _model, check_stop_twice, _model, signal.SIGINT)
-for _model in ("epoll", "fork"):
+for _model in ("epoll", "fork", "uring"):
     globals()["test_stop_twice_sigterm_%s" % _model] = _make(
         "test_stop_twice_sigterm_%s" % _model, check_stop_twice, _model,
         signal.SIGTERM)
-for _model in ("epoll", "thread"):
+for _model in ("epoll", "thread", "uring"):
     globals()["test_idle_stop_is_quiet_%s" % _model] = _make(
         "test_idle_stop_is_quiet_%s" % _model, check_idle_stop_is_quiet,
         _model)

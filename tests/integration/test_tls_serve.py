@@ -92,7 +92,7 @@ def test_tls_echo_1mib_every_model():
     for model in MODELS:
         with tls_server(["-q", "echo", "tcp://127.0.0.1:0"], model) as srv:
             echo_check(srv, 1 << 20)
-            if model in ("thread", "epoll"):
+            if model in ("thread", "epoll", "uring"):
                 echo_check(srv, 10 * 1000 * 1000)
     path = os.path.join(tempdir(), "tls.sock")
     with tls_server(["-q", "echo", "unix:" + path], "poll") as srv:
@@ -114,8 +114,8 @@ def test_tls_server_speaks_first_every_model():
 
 @timeout(30)
 def test_tls_other_services():
-    """chargen, discard, ack, time over TLS (epoll and fork)."""
-    for model in ("epoll", "fork"):
+    """chargen, discard, ack, time over TLS (epoll, fork and uring)."""
+    for model in ("epoll", "fork", "uring"):
         with tls_server(["-q", "time", "tcp://127.0.0.1:0"], model) as srv:
             r = connect_pin(srv, b"")
             assert r.returncode == 0 and len(r.stdout) == 4, r
@@ -405,10 +405,10 @@ def test_tls_garbage_and_half_hello_closed():
 @timeout(40)
 def test_tls_idle_half_handshakes_do_not_block_others():
     """200 connections stuck in their handshake; another client is served
-    meanwhile (epoll and thread). With --max-conns 2, two stuck handshakes
+    meanwhile (epoll, thread and uring). With --max-conns 2, two stuck handshakes
     hold the slots until their deadline, then the waiting client is served."""
     hello = client_hello()
-    for model in ("epoll", "thread"):
+    for model in ("epoll", "thread", "uring"):
         with tls_server(["-q", "echo", "tcp://127.0.0.1:0"], model) as srv:
             stuck = []
             for _ in range(200):
