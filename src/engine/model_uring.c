@@ -55,7 +55,10 @@ static void new_conn(worker *w, const sk_listener *l, int fd, struct sockaddr_st
     u->c = c;
     u->w = w;
     u->fd = fd;
-    u->plain = c->tp.ops == &sk__tp_plain_ops;
+    /* A PROXY header is read by the stage itself (peek, then exactly its
+     * bytes), on readiness; the multishot receive starts after it. */
+    u->plain_tp = c->tp.ops == &sk__tp_plain_ops;
+    u->plain = u->plain_tp && !(c->flags & SK_C_PROXY);
     c->loop_data = u;
     sk__conn_begin(c);
     sk__uring_settle(w, u);

@@ -397,6 +397,8 @@ static void sync_cpoll(worker *w, uconn *u, unsigned mask)
 void sk__uring_settle(worker *w, uconn *u)
 {
     sk_conn *c = u->c;
+    if (!u->plain && u->plain_tp && !(c->flags & (SK_C_PROXY | SK_C_DEAD)))
+        u->plain = 1; /* the PROXY stage is over: completions from now on */
     if (u->plain) {
         feed_held(u);
         if (!u->sending && sk__conn_wants_write(c) && start_send(w, u) == 1 && !u->cpoll.armed) {

@@ -63,6 +63,7 @@ typedef struct uconn {
     uint32_t zidx;    /* closed, awaiting completions: its place in w->zombies */
     uint8_t inflight; /* at most recv, send, cpoll and the watches */
     uint8_t plain;    /* completion path (else readiness: TLS) */
+    uint8_t plain_tp; /* a plain socket: the completion path once its PROXY stage is over */
     uint8_t recv;     /* R_IDLE, R_ARMED, R_CANCEL */
     uint8_t sending;  /* a send in flight */
     uint8_t held_eof;
