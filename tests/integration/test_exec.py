@@ -17,16 +17,18 @@ import subprocess
 import threading
 import time
 
-from harness import (Server, Skip, children, free_port, poll_until, recv_all,
-                     run, run_client, start, tempdir, timeout)
+from harness import (Server, Skip, children, free_port, model_available,
+                     poll_until, recv_all, run, run_client, start, tempdir,
+                     timeout)
 
 MODELS = ["iterative", "fork", "thread", "prefork", "select", "poll", "epoll"]
+MODELS += [m for m in ("uring",) if model_available(m)[0]]  # where it is built
 SANITIZED = "build-san" in os.environ.get("SOCKIT", "")
 
 
 def margs(model):
     args = ["--model", model]
-    if model in ("prefork", "poll", "epoll"):
+    if model in ("prefork", "poll", "epoll", "uring"):
         args += ["--workers", "2"]
     return args
 
