@@ -434,32 +434,24 @@ static void exec_open(sk_conn *c)
     const sk__exec *ex = sk_conn_state(c);
     x->in = x->out = x->err = x->pidfd = -1;
     x->f = F_OPEN;
-    int sp[2] = {-1, -1}, op[2] = {-1, -1}, ep[2] = {-1, -1};
     sk_err err;
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 || pipe2(op, O_CLOEXEC) < 0 ||
-        pipe2(ep, O_CLOEXEC) < 0) {
-        sk_errno(&err, errno, "exec: pipe");
-        goto fail;
-    }
     const char *vars[SK_EXEC_PEER_VARS];
     char text[1024];
     size_t nv = peer_vars(c, vars, text, sizeof text);
-    char *env[SK_EXEC_PEER_VARS + 2 * SK_EXEC_ENV_MAX + 2];
-    sk__exec_env(ex, vars, nv, env, sizeof env / sizeof env[0]);
-    x->pid = sk__exec_spawn(ex, env, sp[1], op[1], ep[1], &err);
-    if (x->pid < 0)
-        goto fail;
-    close(sp[1]);
-    close(op[1]);
-    close(ep[1]);
-    x->in = sp[0];
-    x->out = op[0];
-    x->err = ep[0];
-    shutdown(x->in, SHUT_RD); /* a child writing to its stdin gets EPIPE, not a stall */
+    int fds[3];
+    x->pid = sk__exec_start(ex, vars, nv, fds, &err);
+    if (x->pid < 0) {
+        sk_server_log(sk_conn_server(c), SK_LOG_ERROR, "%s: %s", sk_conn_peer_name(c), err.msg);
+        x->pid = 0;
+        x->f |= F_FINISHED;
+        sk_conn_close(c);
+        return;
+    }
+    x->in = fds[0];
+    x->out = fds[1];
+    x->err = fds[2];
     x->pidfd = sk__exec_pidfd(x->pid);
-    if (sk_set_nonblock(x->in, 1) < 0 || sk_set_nonblock(x->out, 1) < 0 ||
-        sk_set_nonblock(x->err, 1) < 0 ||
-        sk_conn_watch(c, x->out, SK_WATCH_READ, on_fd, NULL) < 0 ||
+    if (sk_conn_watch(c, x->out, SK_WATCH_READ, on_fd, NULL) < 0 ||
         sk_conn_watch(c, x->err, SK_WATCH_READ, on_fd, NULL) < 0 ||
         (x->pidfd >= 0 && sk_conn_watch(c, x->pidfd, SK_WATCH_READ, on_fd, NULL) < 0)) {
         sk_server_log(sk_conn_server(c), SK_LOG_ERROR, "exec: %s: %s", sk_conn_peer_name(c),
@@ -472,16 +464,6 @@ static void exec_open(sk_conn *c)
         x->t_at = sk_now_ms() + ex->timeout_ms;
         arm_timer(c, x);
     }
-    return;
-fail:
-    sk_server_log(sk_conn_server(c), SK_LOG_ERROR, "%s: %s", sk_conn_peer_name(c), err.msg);
-    int all[6] = {sp[0], sp[1], op[0], op[1], ep[0], ep[1]};
-    for (int i = 0; i < 6; i++)
-        if (all[i] >= 0)
-            close(all[i]);
-    x->pid = 0;
-    x->f |= F_FINISHED;
-    sk_conn_close(c);
 }
 
 static void exec_close(sk_conn *c)

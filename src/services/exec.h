@@ -63,6 +63,14 @@ size_t sk__exec_env(const sk__exec *x, const char *const *peer_vars, size_t npee
  * with err ("exec /bin/nosuch: No such file or directory"). The caller's
  * descriptors stay the caller's. */
 pid_t sk__exec_spawn(const sk__exec *x, char *const *env, int in, int out, int errfd, sk_err *err);
+/* Start the program for one connection or datagram: its environment is the
+ * base plus the npeer peer variables; its stdin a socket pair, its stdout
+ * and stderr pipes. Returns its pid with our ends in fds[0] (to its stdin,
+ * our read side shut down: a child writing to its stdin gets EPIPE, not a
+ * stall), fds[1] (its stdout) and fds[2] (its stderr), non-blocking and
+ * close-on-exec; or -1 with err, nothing left open. */
+pid_t sk__exec_start(const sk__exec *x, const char *const *peer_vars, size_t npeer, int fds[3],
+                     sk_err *err);
 /* A descriptor that is readable when the child pid exits (pidfd_open), or
  * -1 where the system has none (the caller then asks waitpid). */
 int sk__exec_pidfd(pid_t pid);

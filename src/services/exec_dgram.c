@@ -165,34 +165,18 @@ int sk__exec_datagram(sk_dgram *d)
     struct run r = {.d = d, .x = x};
     sk__peer_words(d->peer, d->peerlen, d->transport, r.who, sizeof r.who);
     d->reply_len = 0;
-    int sp[2] = {-1, -1}, op[2] = {-1, -1}, ep[2] = {-1, -1};
     sk_err err;
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 || pipe2(op, O_CLOEXEC) < 0 ||
-        pipe2(ep, O_CLOEXEC) < 0) {
-        sk_errno(&err, errno, "exec: pipe");
-        goto fail;
-    }
     const char *vars[SK_EXEC_PEER_VARS];
     char text[512];
     size_t nv = peer_vars(d, vars, text, sizeof text);
-    char *env[SK_EXEC_PEER_VARS + 2 * SK_EXEC_ENV_MAX + 2];
-    sk__exec_env(x, vars, nv, env, sizeof env / sizeof env[0]);
-    pid_t pid = sk__exec_spawn(x, env, sp[1], op[1], ep[1], &err);
-    if (pid < 0)
-        goto fail;
-    int nb = 0;
-    for (int i = 0; i < 3; i++) {
-        int *pair = i == 0 ? sp : i == 1 ? op : ep;
-        close(pair[1]);
-        nb |= sk_set_nonblock(pair[0], 1);
+    int fds[3];
+    pid_t pid = sk__exec_start(x, vars, nv, fds, &err);
+    if (pid < 0) {
+        sk_server_log(d->server, SK_LOG_ERROR, "%s: %s", r.who, err.msg);
+        return 0;
     }
-    /* Blocking ends would only make pump() wait in read or send rather than
-     * in poll: still bounded by the child, so go on (but say so). */
-    if (nb < 0)
-        sk_server_log(d->server, SK_LOG_ERROR, "exec: %s: fcntl: %s", r.who, strerror(errno));
-    shutdown(sp[0], SHUT_RD); /* a child writing to its stdin gets EPIPE */
     int pidfd = sk__exec_pidfd(pid);
-    int64_t deadline = pump(&r, pid, sp[0], op[0], ep[0]);
+    int64_t deadline = pump(&r, pid, fds[0], fds[1], fds[2]);
     /* Its output is done: the child is ending or has ended. Give it until
      * the deadline to exit by itself, then end it and its group. */
     int status = 0, done;
@@ -211,11 +195,4 @@ int sk__exec_datagram(sk_dgram *d)
     if (pidfd >= 0)
         close(pidfd);
     return d->reply_len > 0;
-fail:
-    sk_server_log(d->server, SK_LOG_ERROR, "%s: %s", r.who, err.msg);
-    int all[6] = {sp[0], sp[1], op[0], op[1], ep[0], ep[1]};
-    for (int i = 0; i < 6; i++)
-        if (all[i] >= 0)
-            close(all[i]);
-    return 0;
 }

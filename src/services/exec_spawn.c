@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -164,4 +165,35 @@ const char *sk__exec_status_text(int status, char *buf, size_t cap)
     else
         snprintf(buf, cap, "ended (status 0x%x)", (unsigned)status);
     return buf;
+}
+
+pid_t sk__exec_start(const sk__exec *x, const char *const *peer_vars, size_t npeer, int fds[3],
+                     sk_err *err)
+{
+    int sp[2] = {-1, -1}, op[2] = {-1, -1}, ep[2] = {-1, -1};
+    pid_t pid = -1;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 || pipe2(op, O_CLOEXEC) < 0 ||
+        pipe2(ep, O_CLOEXEC) < 0) {
+        sk_errno(err, errno, "exec: pipe");
+    } else {
+        char *env[SK_EXEC_PEER_VARS + 2 * SK_EXEC_ENV_MAX + 2];
+        sk__exec_env(x, peer_vars, npeer, env, sizeof env / sizeof env[0]);
+        pid = sk__exec_spawn(x, env, sp[1], op[1], ep[1], err);
+    }
+    int ours[3] = {sp[0], op[0], ep[0]}, theirs[3] = {sp[1], op[1], ep[1]};
+    for (int i = 0; i < 3; i++) {
+        if (theirs[i] >= 0)
+            close(theirs[i]); /* the child has its copies */
+        if (pid < 0 && ours[i] >= 0)
+            close(ours[i]);
+        /* Not at creation: O_NONBLOCK would be the child's too. On a fresh
+         * pipe this cannot fail; if it did, a read would wait at the
+         * child's pace, which the caller's deadlines still bound. */
+        if (pid >= 0)
+            (void)sk_set_nonblock(ours[i], 1);
+        fds[i] = pid >= 0 ? ours[i] : -1;
+    }
+    if (pid >= 0)
+        shutdown(fds[0], SHUT_RD);
+    return pid;
 }
