@@ -160,6 +160,7 @@ static void pop_seg(sk_conn *c)
 int sk__conn_output(sk_conn *c, struct iovec *iov, int max, sk__conn_file *file, int *more)
 {
     file->len = 0;
+    file->pipe = 0;
     *more = 0;
     for (int round = 0; round < 2; round++) {
         if (c->flags & SK_C_DEAD)
@@ -178,6 +179,7 @@ int sk__conn_output(sk_conn *c, struct iovec *iov, int max, sk__conn_file *file,
                     file->fd = f->fd;
                     file->off = f->off;
                     file->len = f->left;
+                    file->pipe = f->pipe;
                 }
                 break;
             }
@@ -217,7 +219,8 @@ void sk__conn_sent(sk_conn *c, size_t n)
         if (f == NULL)
             break; /* more than was handed out: cannot happen */
         uint64_t k = n < f->left ? n : f->left;
-        f->off += (off_t)k;
+        if (!f->pipe)
+            f->off += (off_t)k;
         f->left -= k;
         c->fbytes -= k;
         n -= (size_t)k;
@@ -413,10 +416,27 @@ int sk_conn_queue(sk_conn *c, const sk_seg *seg)
         if (seg->fd < 0)
             break;
         return queue_seg(c, seg->fd, seg->off, seg->len, NULL, seg->release, seg->arg);
+    case SK_SEG_PIPE:
+#ifdef __linux__
+        if (seg->fd < 0 || c->tp.impl != NULL || c->tp.ops != &sk__tp_plain_ops)
+            break; /* splice sends a pipe's bytes to a plain socket only */
+        if (queue_seg(c, seg->fd, 0, seg->len, NULL, seg->release, seg->arg) < 0)
+            return -1;
+        if (seg->len > 0)
+            last_seg(c)->pipe = 1;
+        return 0;
+#else
+        break;
+#endif
     }
     /* A malformed segment: still hand it back to its owner, as promised. */
-    sk_fileseg tmp = {
-        .fd = seg->kind == SK_SEG_FILE ? seg->fd : -1, .release = seg->release, .arg = seg->arg};
+    int owned = seg->kind == SK_SEG_FILE || seg->kind == SK_SEG_PIPE;
+    sk_fileseg tmp = {.fd = owned ? seg->fd : -1, .release = seg->release, .arg = seg->arg};
+    if (seg->kind == SK_SEG_PIPE && seg->fd >= 0) {
+        fileseg_done(&tmp);
+        errno = EOPNOTSUPP;
+        return -1;
+    }
     fileseg_done(&tmp);
     errno = EINVAL;
     return -1;

@@ -1,0 +1,194 @@
+/*
+ * relay_splice.c - the stream relay without user-space copies (Linux): both
+ * directions go socket -> pipe -> socket with splice(2), so the bytes stay
+ * in the kernel's pages.
+ *
+ *   client -> target: the connection's read hook (sk_conn_read_hook) splices
+ *     what the client sent into pipe_in and at once on to the target; what
+ *     the target does not take stays in the pipe (in_pending) while reading
+ *     from the client is paused, until the target is writable again.
+ *   target -> client: when the target is readable and the client's queue is
+ *     empty, splice into pipe_out and queue it as one SK_SEG_PIPE segment:
+ *     the engine splices it to the client. The next chunk waits until that
+ *     one has gone (on_drain), so the pipe holds exactly the queued bytes.
+ *
+ * TLS connections (their bytes need user space) and other systems keep the
+ * copying path of relay_stream.c.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "relay_stream.h"
+
+#ifdef __linux__
+
+#define PIPE_SIZE (256 * 1024) /* asked for; the default 64 KiB if refused */
+
+static void note(sk__fwd *f, const char *what)
+{
+    if (f->why[0] == '\0')
+        snprintf(f->why, sizeof f->why, "%s: %s", what, strerror(errno));
+}
+
+static int make_pipe(int p[2])
+{
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
+        return -1;
+    (void)fcntl(p[1], F_SETPIPE_SZ, PIPE_SIZE); /* fewer, larger moves; the default works */
+    return 0;
+}
+
+static void close_pipe(int p[2])
+{
+    for (int i = 0; i < 2; i++)
+        if (p[i] >= 0) {
+            close(p[i]);
+            p[i] = -1;
+        }
+}
+
+/* Nothing to release: the pipe is the relay's, closed in on_close. */
+static void keep_pipe(void *arg)
+{
+    (void)arg;
+}
+
+int sk__fwd_splice_pending(const sk__fwd *f)
+{
+    return f->in_pending > 0;
+}
+
+int sk__fwd_splice_flush(sk_conn *c, sk__fwd *f)
+{
+    while (f->in_pending > 0) {
+        ssize_t n = splice(f->pipe_in[0], NULL, f->up, NULL, f->in_pending,
+                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+            f->in_pending -= (size_t)n;
+            f->up_bytes += (uint64_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return 0;
+        if (n == 0)
+            errno = EIO;
+        note(f, "target stopped taking data");
+        sk_conn_close(c);
+        return -1;
+    }
+    return 1;
+}
+
+/* The read hook: the client is readable. */
+static ssize_t splice_up(sk_conn *c, int fd, void *arg)
+{
+    sk__fwd *f = arg;
+    if (f->in_pending > 0) { /* (reading is paused while the pipe holds bytes) */
+        errno = EAGAIN;
+        return -1;
+    }
+    ssize_t n;
+    do
+        n = splice(fd, NULL, f->pipe_in[1], NULL, PIPE_SIZE, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return n; /* 0: the client's end of stream; -1: EAGAIN or its error */
+    f->in_pending = (size_t)n;
+    int r = sk__fwd_splice_flush(c, f);
+    if (r == 0) { /* the target is full: wait for it, the client waits for us */
+        sk_conn_pause_read(c, 1);
+        sk__fwd_watch(c, f, f->watching | SK_WATCH_WRITE);
+    }
+    return n;
+}
+
+void sk__fwd_splice_start(sk_conn *c, sk__fwd *f)
+{
+    if (sk_conn_tls_version(c) != NULL)
+        return; /* TLS: the copying path decrypts */
+    if (make_pipe(f->pipe_in) < 0)
+        return;
+    if (make_pipe(f->pipe_out) < 0) {
+        close_pipe(f->pipe_in);
+        return;
+    }
+    if (sk_conn_read_hook(c, splice_up, f) < 0) {
+        close_pipe(f->pipe_in);
+        close_pipe(f->pipe_out);
+        return;
+    }
+    f->splice = 1;
+}
+
+void sk__fwd_splice_down(sk_conn *c, sk__fwd *f)
+{
+    if (sk_conn_pending(c) > 0) {
+        /* The last chunk is still on its way to the client: the pipe must
+         * hold only the queued segment. Resume when it has gone. */
+        sk__fwd_watch(c, f, f->watching & ~SK_WATCH_READ);
+        sk_conn_want_drain(c, 1);
+        return;
+    }
+    ssize_t n;
+    do
+        n = splice(f->up, NULL, f->pipe_out[1], NULL, PIPE_SIZE, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EAGAIN)
+        return;
+    if (n < 0) {
+        note(f, "target");
+        sk_conn_close(c);
+        return;
+    }
+    if (n == 0) {
+        sk__fwd_upstream_eof(c, f);
+        return;
+    }
+    f->down_bytes += (uint64_t)n;
+    sk_seg seg = {
+        .kind = SK_SEG_PIPE, .fd = f->pipe_out[0], .len = (uint64_t)n, .release = keep_pipe};
+    if (sk_conn_queue(c, &seg) < 0) {
+        note(f, "client's queue refused the target's data");
+        sk_conn_close(c);
+    }
+}
+
+void sk__fwd_splice_end(sk__fwd *f)
+{
+    close_pipe(f->pipe_in);
+    close_pipe(f->pipe_out);
+    f->in_pending = 0;
+}
+
+#else /* no splice: the copying path does it all */
+
+void sk__fwd_splice_start(sk_conn *c, sk__fwd *f)
+{
+    (void)c, (void)f;
+}
+int sk__fwd_splice_pending(const sk__fwd *f)
+{
+    (void)f;
+    return 0;
+}
+int sk__fwd_splice_flush(sk_conn *c, sk__fwd *f)
+{
+    (void)c, (void)f;
+    return 1;
+}
+void sk__fwd_splice_down(sk_conn *c, sk__fwd *f)
+{
+    (void)c, (void)f;
+}
+void sk__fwd_splice_end(sk__fwd *f)
+{
+    (void)f;
+}
+
+#endif
