@@ -1,0 +1,542 @@
+"""sockit relay: a port forwarder between two addresses (issue 12 item 2).
+
+The ends are real software: socat and nc as clients and targets, curl
+through the relay to `sockit serve http`, `sockit serve echo` as a target
+on TCP, Unix and UDP. Stream checks run under an event model (epoll) and a
+blocking one (fork, sometimes thread). Everything listens on loopback, on
+ports the kernel picks (a target's port is reserved with free_port first
+where a tool cannot print its own).
+"""
+
+import hashlib
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+
+from harness import (Server, Skip, free_port, poll_until, recv_all, require,
+                     run, run_client, start, tempdir, timeout)
+import harness
+
+MODELS = ["epoll", "fork"]
+
+# relay's options that take a value, beyond serve's.
+RELAY_VALUE_OPTS = harness.SERVE_VALUE_OPTS | {"-w", "--connect-timeout",
+                                               "--linger"}
+
+
+def relay_words(args):
+    words, i = [], 0
+    while i < len(args):
+        if args[i] in RELAY_VALUE_OPTS:
+            i += 2
+            continue
+        if not args[i].startswith("-"):
+            words.append(args[i])
+        i += 1
+    return words
+
+
+class Relay(Server):
+    """`sockit relay ARGS...` (wrap: a command to run it under, e.g.
+    unshare), ready when its listening line appeared; stopped and checked as
+    a Server."""
+
+    def __init__(self, args, wrap=None, ready_timeout=10, expect_exit=0):
+        self.args = list(args)
+        self.expect_exit = expect_exit
+        self.cmd = list(wrap or []) + [harness.SOCKIT, "relay"] + self.args
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        harness._servers.append(self)
+        harness._procs.append(self.proc)
+        self.pid = self.proc.pid
+        self._out = harness._Drain(self.proc.stdout)
+        self._err = harness._Drain(self.proc.stderr)
+        self.addresses = []
+        self.returncode = None
+        try:
+            self._wait_ready(ready_timeout)
+        except BaseException:
+            self.kill()
+            raise
+
+    def _wait_ready(self, timeout):
+        words = relay_words(self.args)
+        saved = self.args
+        # serve's readiness rule, for the one listening address
+        self.args = (["-v"] if "-v" in saved else []) + ["relay", words[0]]
+        try:
+            super()._wait_ready(timeout)
+        finally:
+            self.args = saved
+
+
+def relay(args, model=None, wrap=None, **kw):
+    """Start `sockit relay [--model M] ARGS`."""
+    if model:
+        args = ["--model", model] + list(args)
+    return Relay(args, wrap=wrap, **kw)
+
+
+def connect(port, host="127.0.0.1", src=None, timeout=10):
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    if src:
+        s.bind((src, 0))
+    s.connect((host, port))
+    return s
+
+
+def relay_line(r, needle, timeout=5):
+    """Wait for the relay's -v line holding needle and return it."""
+    r.wait_stderr(needle, timeout)
+    for line in r.stderr_text().splitlines():
+        if line.startswith("sockit: relay ") and needle in line:
+            return line
+    raise AssertionError("no %r line in %r" % (needle, r.stderr_text()[-800:]))
+
+
+class Target:
+    """A TCP target in this process: accepts one connection and runs fn."""
+
+    def __init__(self, fn, host="127.0.0.1", family=socket.AF_INET):
+        self.ls = socket.socket(family, socket.SOCK_STREAM)
+        self.ls.bind((host, 0))
+        self.ls.listen(8)
+        self.ls.settimeout(20)
+        self.port = self.ls.getsockname()[1]
+        self.result = None
+        self.error = None
+        self.fn = fn
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        try:
+            s, _ = self.ls.accept()
+            s.settimeout(20)
+            with s:
+                self.result = self.fn(s)
+        except Exception as e:  # reported by join()
+            self.error = e
+
+    def join(self, timeout=30):
+        self.t.join(timeout)
+        self.ls.close()
+        assert not self.t.is_alive(), "target still running"
+        if self.error:
+            raise self.error
+        return self.result
+
+
+# -- the basic paths -------------------------------------------------------
+
+def test_tcp_to_tcp_echo_with_nc():
+    require("nc")
+    with Server(["echo", "tcp://127.0.0.1:0"]) as echo:
+        for model in MODELS:
+            with relay(["-v", "tcp://127.0.0.1:0",
+                        "127.0.0.1:%d" % echo.port], model) as r:
+                # -N: shut down the socket at end of input, then read to the end
+                out = run(["nc", "-N", "127.0.0.1", str(r.port)],
+                          input=b"through the relay\n", timeout=10)
+                assert out.stdout == b"through the relay\n", (model, out)
+                line = relay_line(r, "bytes to target")
+                assert "-> tcp://127.0.0.1:%d" % echo.port in line, line
+                assert "18 bytes to target, 18 bytes from target" in line, line
+                assert "client closed first" in line, line
+
+
+@timeout(60)
+def test_ten_megabytes_each_way_socat_sha256():
+    """socat at both ends, 10 MB of random bytes each way at once, compared
+    by SHA-256; each socat waits for the other direction (-t)."""
+    require("socat")
+    d = tempdir()
+    a, b = os.path.join(d, "a"), os.path.join(d, "b")
+    with open(a, "wb") as f:
+        f.write(os.urandom(10 << 20))
+    with open(b, "wb") as f:
+        f.write(os.urandom(10 << 20))
+    digest = lambda p: hashlib.sha256(open(p, "rb").read()).hexdigest()
+    for model in MODELS:
+        a_out, b_out = a + ".at-target." + model, b + ".at-client." + model
+        hold, tport = free_port()
+        hold.close()
+        target = start(["socat", "-t", "30",
+                        "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr" % tport,
+                        "OPEN:%s!!CREATE:%s" % (b, a_out)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        assert poll_until(lambda: _listening(tport), 5), "socat not listening"
+        with relay(["-v", "tcp://127.0.0.1:0", "127.0.0.1:%d" % tport],
+                   model) as r:
+            c = run(["socat", "-t", "30", "OPEN:%s!!CREATE:%s" % (a, b_out),
+                     "TCP:127.0.0.1:%d" % r.port], timeout=50)
+            assert c.returncode == 0, c
+            target.wait(20)
+            assert digest(a_out) == digest(a), model + ": client -> target"
+            assert digest(b_out) == digest(b), model + ": target -> client"
+            line = relay_line(r, "bytes to target")
+            assert "%d bytes to target, %d bytes from target" % (
+                10 << 20, 10 << 20) in line, line
+
+
+def _listening(port):
+    """Whether a TCP socket listens on 127.0.0.1:port (asked of /proc, not by
+    connecting: socat without fork serves only the first connection)."""
+    want = "0100007F:%04X" % port
+    with open("/proc/net/tcp") as f:
+        return any(l.split()[1] == want and l.split()[3] == "0A"
+                   for l in list(f)[1:])
+
+
+def test_tcp_to_unix_and_unix_to_tcp():
+    d = tempdir()
+    path = os.path.join(d, "echo.sock")
+    with Server(["echo", "unix:" + path, "tcp://127.0.0.1:0"]) as echo:
+        for model in ["epoll", "thread"]:
+            with relay(["tcp://127.0.0.1:0", "unix:" + path], model) as r:
+                s = connect(r.port)
+                s.sendall(b"tcp to unix")
+                s.shutdown(socket.SHUT_WR)
+                assert recv_all(s) == b"tcp to unix", model
+                s.close()
+            upath = os.path.join(d, "relay-%s.sock" % model)
+            with relay(["unix:" + upath, "tcp://127.0.0.1:%d" % echo.port],
+                       model) as r:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(10)
+                s.connect(upath)
+                s.sendall(b"unix to tcp")
+                s.shutdown(socket.SHUT_WR)
+                assert recv_all(s) == b"unix to tcp", model
+                s.close()
+
+
+def test_curl_through_relay_to_http():
+    require("curl")
+    d = tempdir()
+    body = os.urandom(300000)
+    with open(os.path.join(d, "blob.bin"), "wb") as f:
+        f.write(body)
+    with Server(["http", "--root", d, "tcp://127.0.0.1:0"]) as http:
+        for model in MODELS:
+            with relay(["tcp://127.0.0.1:0", "127.0.0.1:%d" % http.port],
+                       model) as r:
+                out = run(["curl", "-sS", "--noproxy", "*", "--max-time", "10",
+                           "http://127.0.0.1:%d/blob.bin" % r.port,
+                           "http://127.0.0.1:%d/blob.bin" % r.port])
+                assert out.returncode == 0, out
+                assert out.stdout == body + body, (model, len(out.stdout))
+
+
+# -- half-close ------------------------------------------------------------
+
+@timeout(60)
+def test_half_close_client_first_slow_answer_arrives():
+    """The client ends its direction; the target answers 3 s later: the
+    answer still arrives (socat would have cut it after 0.5 s)."""
+    for model in MODELS:
+        def target(s):
+            got = recv_all(s)
+            time.sleep(3)
+            s.sendall(b"late answer to " + got)
+            return got
+        t = Target(target)
+        with relay(["-v", "tcp://127.0.0.1:0", "127.0.0.1:%d" % t.port],
+                   model) as r:
+            c = connect(r.port, timeout=15)
+            c.sendall(b"question")
+            c.shutdown(socket.SHUT_WR)
+            assert recv_all(c) == b"late answer to question", model
+            c.close()
+            assert t.join() == b"question"
+            line = relay_line(r, "bytes to target")
+            assert "client closed first" in line, line
+
+
+@timeout(60)
+def test_half_close_target_first_slow_client_data_arrives():
+    """The target ends its direction first; the client sends 3 s later: the
+    target still receives it."""
+    for model in MODELS:
+        def target(s):
+            s.sendall(b"greeting")
+            s.shutdown(socket.SHUT_WR)
+            return recv_all(s)
+        t = Target(target)
+        with relay(["-v", "tcp://127.0.0.1:0", "127.0.0.1:%d" % t.port],
+                   model) as r:
+            c = connect(r.port, timeout=15)
+            assert recv_all(c) == b"greeting", model  # its end of stream too
+            time.sleep(3)
+            c.sendall(b"late data")
+            c.shutdown(socket.SHUT_WR)
+            assert t.join() == b"late data", model
+            assert c.recv(10) == b""
+            c.close()
+            line = relay_line(r, "bytes to target")
+            assert "target closed first" in line, line
+
+
+def test_linger_closes_after_first_end():
+    """--linger 1: the target never answers nor closes; a second after the
+    client's end of stream the relay closes both."""
+    for model in ["epoll"]:
+        release = threading.Event()
+
+        def target(s):
+            got = recv_all(s)  # the relay's close ends this too
+            release.wait(10)
+            return got
+        t = Target(target)
+        with relay(["-v", "--linger", "1", "tcp://127.0.0.1:0",
+                    "127.0.0.1:%d" % t.port], model) as r:
+            c = connect(r.port, timeout=10)
+            c.sendall(b"x")
+            c.shutdown(socket.SHUT_WR)
+            assert recv_all(c) == b""
+            c.close()
+            release.set()
+            assert t.join() == b"x"
+            line = relay_line(r, "bytes to target")
+            assert "linger" in line, line
+
+
+# -- the target ------------------------------------------------------------
+
+def test_target_down_client_sees_close_and_log_says_why():
+    for model in MODELS:
+        hold, port = free_port()  # bound, not listening: refused
+        try:
+            with relay(["-v", "tcp://127.0.0.1:0", "127.0.0.1:%d" % port],
+                       model) as r:
+                c = connect(r.port)
+                try:
+                    assert c.recv(10) == b""
+                except ConnectionResetError:
+                    pass
+                c.close()
+                line = relay_line(r, "target down")
+                assert ("connect tcp://127.0.0.1:%d: Connection refused" % port
+                        in line), line
+        finally:
+            hold.close()
+
+
+def test_target_resolving_to_several_addresses_first_dead():
+    """A name with two addresses, ::1 first (nothing listens there) and
+    127.0.0.1 (the target): the relay tries the next. The name lives in a
+    hosts file mounted over /etc/hosts in the relay's own mount namespace."""
+    require("unshare")
+    d = tempdir()
+    hosts = os.path.join(d, "hosts")
+    with open(hosts, "w") as f:
+        f.write("127.0.0.1 localhost\n::1 relay-multi.test\n"
+                "127.0.0.1 relay-multi.test\n")
+    ns = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+          'mount --bind "$0" /etc/hosts && exec "$@"', hosts]
+    probe = run(ns + ["getent", "ahosts", "relay-multi.test"], check_san=False)
+    if probe.returncode != 0:
+        raise Skip("no private mount namespace here: %s" % probe.err.strip())
+    order = [l.split()[0] for l in probe.out.splitlines() if "STREAM" in l]
+    if order[:2] != ["::1", "127.0.0.1"]:
+        raise Skip("the resolver orders relay-multi.test as %r" % order)
+    with Server(["echo", "tcp://127.0.0.1:0"]) as echo:
+        for model in MODELS:
+            with relay(["-v", "tcp://127.0.0.1:0",
+                        "relay-multi.test:%d" % echo.port], model,
+                       wrap=ns) as r:
+                for i in range(3):  # resolved and tried again each time
+                    c = connect(r.port)
+                    c.sendall(b"ping %d" % i)
+                    c.shutdown(socket.SHUT_WR)
+                    assert recv_all(c) == b"ping %d" % i, model
+                    c.close()
+                line = relay_line(r, "bytes to target")
+                assert "-> tcp://127.0.0.1:%d" % echo.port in line, line
+
+
+# -- backpressure ----------------------------------------------------------
+
+def _rss_kb(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+@timeout(90)
+def test_backpressure_memory_bounded_both_ways():
+    """200 MB pushed each way into a reader that does not read: the relay's
+    memory stays bounded (it stops reading), then every byte arrives."""
+    total = 200 << 20
+    chunk = os.urandom(1 << 20)
+    for model in MODELS:
+        pushed = threading.Event()
+
+        def target(s):
+            # target -> client: push until the relay stops taking it
+            s.settimeout(60)
+            sent = 0
+            while sent < total:
+                sent += s.send(chunk[:min(len(chunk), total - sent)])
+            s.shutdown(socket.SHUT_WR)
+            pushed.set()
+            got = 0
+            while True:
+                b = s.recv(1 << 20)
+                if not b:
+                    return got
+                got += len(b)
+        t = Target(target)
+        with relay(["tcp://127.0.0.1:0", "127.0.0.1:%d" % t.port],
+                   model) as r:
+            c = connect(r.port, timeout=60)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            pids = [r.pid]
+            time.sleep(1.5)  # the target pushes into the relay; nobody reads
+            pids += harness.children(r.pid)
+            rss_stalled = _rss_kb(pids)
+            assert not pushed.is_set(), "200 MB went through with no reader"
+            # client -> target while the target does not read either
+            c.setblocking(False)
+            pushed_up = 0
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline:
+                try:
+                    pushed_up += c.send(chunk)
+                except BlockingIOError:
+                    time.sleep(0.05)
+            rss_both = _rss_kb(pids)
+            assert pushed_up < total, "the target took 200 MB without reading"
+            assert rss_both < 64 * 1024, (model, rss_stalled, rss_both)
+            # now read everything: nothing was lost
+            c.setblocking(True)
+            c.settimeout(60)
+            got = 0
+            while True:
+                b = c.recv(1 << 20)
+                if not b:
+                    break
+                got += len(b)
+            assert got == total, (model, got)
+            c.shutdown(socket.SHUT_WR)
+            assert t.join(60) == pushed_up, model
+            c.close()
+
+
+# -- access control --------------------------------------------------------
+
+def test_access_list_on_the_relay():
+    with Server(["echo", "tcp://127.0.0.1:0"]) as echo:
+        for model in MODELS:
+            with relay(["-v", "--deny", "127.0.0.2", "tcp://127.0.0.1:0",
+                        "127.0.0.1:%d" % echo.port], model) as r:
+                c = connect(r.port, src="127.0.0.2")
+                try:
+                    c.sendall(b"denied?")
+                    c.shutdown(socket.SHUT_WR)
+                    assert recv_all(c) == b""
+                except (ConnectionResetError, BrokenPipeError):
+                    pass
+                c.close()
+                c = connect(r.port, src="127.0.0.3")
+                c.sendall(b"allowed")
+                c.shutdown(socket.SHUT_WR)
+                assert recv_all(c) == b"allowed", model
+                c.close()
+                assert "127.0.0.2" not in echo.stdout_text()
+
+
+# -- UDP -------------------------------------------------------------------
+
+@timeout(40)
+def test_udp_sessions_and_their_timeout():
+    with Server(["echo", "udp://127.0.0.1:0"]) as echo:
+        with relay(["-v", "--idle-timeout", "1", "udp://127.0.0.1:0",
+                    "udp://127.0.0.1:%d" % echo.port]) as r:
+            a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            for s in (a, b):
+                s.settimeout(5)
+                s.bind(("127.0.0.1", 0))
+            for i in range(3):
+                a.sendto(b"from a %d" % i, ("127.0.0.1", r.port))
+                b.sendto(b"from b %d" % i, ("127.0.0.1", r.port))
+                assert a.recvfrom(100) == (b"from a %d" % i,
+                                           ("127.0.0.1", r.port))
+                assert b.recvfrom(100) == (b"from b %d" % i,
+                                           ("127.0.0.1", r.port))
+            sessions = lambda: len(re.findall(r"udp session \S+ -> ",
+                                              r.stderr_text()))
+            assert sessions() == 2, r.stderr_text()
+            # silent for the idle timeout: both sessions close
+            assert r.wait_stderr("closed", 5)
+            assert poll_until(
+                lambda: r.stderr_text().count(" idle") >= 2, 5), \
+                r.stderr_text()
+            assert "3 datagrams to target, 3 from target" in r.stderr_text()
+            # a new datagram opens a new session
+            a.sendto(b"again", ("127.0.0.1", r.port))
+            assert a.recvfrom(100)[0] == b"again"
+            assert sessions() == 3, r.stderr_text()
+            a.close()
+            b.close()
+
+
+def test_udp_access_list_drops_denied_sender():
+    with Server(["echo", "udp://127.0.0.1:0"]) as echo:
+        with relay(["--deny", "127.0.0.2", "udp://127.0.0.1:0",
+                    "udp://127.0.0.1:%d" % echo.port]) as r:
+            bad = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            bad.bind(("127.0.0.2", 0))
+            bad.settimeout(0.5)
+            good = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            good.bind(("127.0.0.3", 0))
+            good.settimeout(5)
+            bad.sendto(b"denied", ("127.0.0.1", r.port))
+            good.sendto(b"allowed", ("127.0.0.1", r.port))
+            assert good.recvfrom(100)[0] == b"allowed"
+            try:
+                got = bad.recvfrom(100)
+            except socket.timeout:
+                got = None
+            assert got is None, got
+            bad.close()
+            good.close()
+
+
+# -- the command line ------------------------------------------------------
+
+def test_usage_errors_exit_2():
+    cases = [
+        (["relay"], "missing LISTEN_ADDRESS and TARGET_ADDRESS"),
+        (["relay", "tcp://127.0.0.1:0"], "missing TARGET_ADDRESS"),
+        (["relay", "tcp://127.0.0.1:0", "tcp://:70000"], "port out of range"),
+        (["relay", "tcp://127.0.0.1:0", "udp://127.0.0.1:9"],
+         "stream to stream"),
+        (["relay", "tcp://127.0.0.1:0", "127.0.0.1:9", "extra"], "extra"),
+        (["relay", "-w", "soon", "tcp://127.0.0.1:0", "127.0.0.1:9"],
+         "connect-timeout"),
+        (["relay", "--root", "/", "tcp://127.0.0.1:0", "127.0.0.1:9"],
+         "--root is an option of the http service, not of relay"),
+    ]
+    for args, needle in cases:
+        out = run_client(args)
+        assert out.returncode == 2, (args, out)
+        assert needle in out.err, (args, out.err)
+        assert len(out.err.strip().splitlines()) == 1, out.err
+    h = run_client(["relay", "--help"])
+    assert h.returncode == 0 and "LISTEN_ADDRESS TARGET_ADDRESS" in h.out
