@@ -668,6 +668,10 @@ int sk_dgram_reply(sk_dgram *d, const void *data, size_t len);
     0x4u /* connections interact: needs a model that serves them at the                            \
           * same time in one address space (thread, select, poll, epoll) */
 
+/* With verbose, the service logs its own line per connection (the relay):
+ * the engine's "connection from" and "closed" lines are left out. */
+#define SK_SVC_OWN_LOG 0x8u
+
 #define SK_DGRAM_MAX 65536 /* largest datagram a service receives or sends */
 
 /*

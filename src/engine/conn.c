@@ -75,7 +75,7 @@ sk_conn *sk__conn_new(sk_server *s, const sk_tp *tp, const struct sockaddr *peer
 
 void sk__conn_open(sk_conn *c)
 {
-    if (c->srv->o.verbose) {
+    if (c->srv->o.verbose && !(c->srv->svc->flags & SK_SVC_OWN_LOG)) {
         char tls[400];
         sk__conn_tls_describe(c, tls, sizeof tls);
         sk_server_log(c->srv, SK_LOG_INFO, "connection from %s%s", sk_conn_peer_name(c), tls);
@@ -304,7 +304,7 @@ void sk__conn_free(sk_conn *c)
     sk__conn_unwatch_all(c); /* before on_close, which may close them */
     if (opened && s->svc->on_close)
         s->svc->on_close(c);
-    if (opened && s->o.verbose) {
+    if (opened && s->o.verbose && !(s->svc->flags & SK_SVC_OWN_LOG)) {
         double secs = (double)(sk_now_ms() - c->started_ms) / 1000.0;
         sk_server_log(s, SK_LOG_INFO, "closed %s: %llu bytes in, %llu bytes out, %.3f s%s",
                       sk_conn_peer_name(c), (unsigned long long)c->bytes_in,

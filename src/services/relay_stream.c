@@ -36,6 +36,11 @@
 #define FWD_HIGH_WATER (256u * 1024) /* stop reading the target above this much queued */
 #define FWD_READ (64u * 1024)        /* one read from the target */
 #define FWD_ROUNDS 4                 /* reads per wakeup: the loop's other connections wait */
+/* Splicing costs two pipes per connection (four descriptors, eight system
+ * calls to make and close them): worth it for bulk, not for a short
+ * exchange. So a connection starts copying and switches once this much has
+ * gone through it. */
+#define FWD_SPLICE_AFTER (64u * 1024)
 
 const sk_svc_option sk__fwd_options[] = {
     {"target", "ADDRESS", "relay: where to forward each connection (resolved every time)",
@@ -175,6 +180,16 @@ static void shut_upstream(sk_conn *c, sk__fwd *f)
     sk__fwd_check_done(c, f);
 }
 
+/* Enough bytes went through by copying: splice from now on, if we may. */
+static void maybe_splice(sk_conn *c, sk__fwd *f)
+{
+    if (!f->splice && !f->no_splice && f->up_bytes + f->down_bytes >= FWD_SPLICE_AFTER) {
+        sk__fwd_splice_start(c, f);
+        if (!f->splice)
+            f->no_splice = 1; /* (TLS, no pipes): do not ask again */
+    }
+}
+
 /* ---- client -> target (copying) ---- */
 
 /* Write what waits for the target. 1: all gone, 0: wait for writability,
@@ -222,8 +237,10 @@ static void fwd_on_data(sk_conn *c, const uint8_t *data, size_t len)
             sk_conn_close(c);
             return;
         }
-        if (len == 0)
+        if (len == 0) {
+            maybe_splice(c, f);
             return;
+        }
     }
     /* The target is full: keep this read's rest (bounded: reading stops
      * until it is gone) and wait for the target to take it. */
@@ -271,7 +288,7 @@ static void read_upstream(sk_conn *c, sk__fwd *f)
                 sk_conn_close(c);
                 return;
             }
-            if ((size_t)n < sizeof buf)
+            if ((size_t)n < sizeof buf || (maybe_splice(c, f), f->splice))
                 return;
             continue;
         }
@@ -364,8 +381,7 @@ static void connected(sk_conn *c, sk__fwd *f)
     free(f->eps);
     f->eps = NULL;
     sk_conn_set_timer(c, 0);
-    if (!cfg_of(c)->no_splice)
-        sk__fwd_splice_start(c, f); /* zero copy where both ends allow it */
+    f->no_splice = (uint8_t)cfg_of(c)->no_splice; /* else zero copy once it pays (maybe_splice) */
     sk__fwd_watch(c, f, SK_WATCH_READ);
     sk_conn_pause_read(c, 0);
 }
@@ -405,6 +421,8 @@ void sk__fwd_on_upstream(sk_conn *c, int fd, unsigned fired, void *arg)
             sk_conn_pause_read(c, 0);
             if (f->cl_eof)
                 shut_upstream(c, f);
+            else
+                maybe_splice(c, f);
         }
     }
     if ((fired & SK_WATCH_READ) && (f->watching & SK_WATCH_READ)) {
@@ -498,7 +516,7 @@ static size_t fwd_describe(const void *config, const sk_listener *l, char *buf, 
 static const sk_service fwd_service = {
     .name = "relay",
     .summary = "forwards each connection to a target address (sockit relay)",
-    .flags = SK_SVC_STREAM,
+    .flags = SK_SVC_STREAM | SK_SVC_OWN_LOG, /* one -v line per connection: its own */
     .conn_size = sizeof(sk__fwd),
     .init = fwd_init,
     .on_open = fwd_on_open,

@@ -26,6 +26,7 @@ typedef struct sk__fwd {
     uint8_t first;     /* who ended first: 'c' client, 't' target, 0 neither */
     uint8_t lingering; /* the linger timer runs */
     uint8_t splice;    /* zero copy through the pipes below */
+    uint8_t no_splice; /* copy to the end (--no-splice, TLS, no pipes) */
     uint8_t neps, next;
     sk_endpoint *eps;  /* the target's addresses while connecting */
     sk_buf toup;       /* client bytes the target did not take yet (copying) */

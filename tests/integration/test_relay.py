@@ -150,6 +150,9 @@ def test_tcp_to_tcp_echo_with_nc():
                 assert "-> tcp://127.0.0.1:%d" % echo.port in line, line
                 assert "18 bytes to target, 18 bytes from target" in line, line
                 assert "client closed first" in line, line
+                # one line per connection: the engine's own are left out
+                assert "connection from" not in r.stderr_text()
+                assert "closed tcp://" not in r.stderr_text()
 
 
 @timeout(60)
