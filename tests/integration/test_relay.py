@@ -547,3 +547,99 @@ def test_usage_errors_exit_2():
         assert len(out.err.strip().splitlines()) == 1, out.err
     h = run_client(["relay", "--help"])
     assert h.returncode == 0 and "LISTEN_ADDRESS TARGET_ADDRESS" in h.out
+
+
+# -- TLS on the listening side, connect timeout ------------------------------
+
+def test_tls_listening_side_copies_to_plain_target():
+    """--tls ends TLS at the relay: the target gets the plain bytes (and the
+    copying path carries them: a TLS connection's bytes need user space)."""
+    data = os.urandom(200000)
+    with Server(["echo", "tcp://127.0.0.1:0"]) as echo:
+        for model in MODELS:
+            with relay(["-v", "--tls", "tcp://127.0.0.1:0",
+                        "127.0.0.1:%d" % echo.port], model) as r:
+                m = re.search(r"TLS certificate (sha256:[0-9a-f]{64})",
+                              r.stderr_text())
+                assert m, r.stderr_text()
+                out = run_client(["connect", "--pin", m.group(1),
+                                  "tcp://127.0.0.1:%d" % r.port], input=data,
+                                 timeout=20)
+                assert out.returncode == 0, out
+                assert out.stdout == data, (model, len(out.stdout))
+                line = relay_line(r, "bytes to target")
+                assert "%d bytes to target" % len(data) in line, line
+                assert "spliced" not in line, line
+
+
+@timeout(40)
+def test_connect_timeout_gives_up():
+    """-w: an address that never answers (a listener whose backlog is full
+    drops the SYN) is given up after the timeout (well before the kernel's
+    own, past the client's 15 s), and the client's connection closed; the
+    -v line says so."""
+    full = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    port = full.getsockname()[1]
+    fillers = []
+    for _ in range(4):  # fill the accept queue (never accepted)
+        f = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        f.setblocking(False)
+        f.connect_ex(("127.0.0.1", port))
+        fillers.append(f)
+    time.sleep(0.2)
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.settimeout(1)
+    try:
+        probe.connect(("127.0.0.1", port))
+        hangs = False
+    except socket.timeout:
+        hangs = True
+    except OSError:
+        hangs = False
+    probe.close()
+    try:
+        if not hangs:
+            raise Skip("this kernel answers a full backlog's SYN")
+        with relay(["-v", "-w", "1", "tcp://127.0.0.1:0",
+                    "127.0.0.1:%d" % port]) as r:
+            c = connect(r.port, timeout=15)
+            try:
+                assert c.recv(10) == b""
+            except ConnectionResetError:
+                pass
+            c.close()
+            line = relay_line(r, "target down", timeout=10)
+            assert "timed out" in line, line
+    finally:
+        for f in fillers:
+            f.close()
+        full.close()
+
+
+@timeout(60)
+def test_target_ends_first_then_client_uploads_and_ends():
+    """The target says its piece and ends its direction; the client then
+    uploads 20 MB and ends its own while the target reads slowly: with
+    both directions ended at the client's socket (a hangup) and its reading
+    paused, nothing of the upload may be lost."""
+    data = os.urandom(20 << 20)
+    for model, extra in [("epoll", []), ("fork", []), ("poll", []),
+                         ("fork", ["--no-splice"])]:
+        def target(s):
+            s.sendall(b"greeting")
+            s.shutdown(socket.SHUT_WR)
+            time.sleep(1)  # let the relay fill up and pause the client
+            return hashlib.sha256(recv_all(s, limit=64 << 20)).hexdigest()
+        t = Target(target)
+        with relay(extra + ["-v", "tcp://127.0.0.1:0",
+                            "127.0.0.1:%d" % t.port], model) as r:
+            c = connect(r.port, timeout=30)
+            assert recv_all(c) == b"greeting"
+            c.sendall(data)
+            c.shutdown(socket.SHUT_WR)
+            assert t.join(40) == hashlib.sha256(data).hexdigest(), (model, extra)
+            c.close()
+            line = relay_line(r, "bytes to target")
+            assert "%d bytes to target" % len(data) in line, line
