@@ -643,3 +643,47 @@ def test_target_ends_first_then_client_uploads_and_ends():
             c.close()
             line = relay_line(r, "bytes to target")
             assert "%d bytes to target" % len(data) in line, line
+
+
+def test_udp_sessions_per_source_limit():
+    """--max-per-source 1: a second client port from the same address gets
+    no session while the first lives; another address does."""
+    with Server(["echo", "udp://127.0.0.1:0"]) as echo:
+        with relay(["-v", "--max-per-source", "1", "udp://127.0.0.1:0",
+                    "udp://127.0.0.1:%d" % echo.port]) as r:
+            socks = []
+            for src in ("127.0.0.1", "127.0.0.1", "127.0.0.2"):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s.bind((src, 0))
+                s.settimeout(0.5)
+                socks.append(s)
+            got = []
+            for i, s in enumerate(socks):
+                s.sendto(b"n%d" % i, ("127.0.0.1", r.port))
+                try:
+                    got.append(s.recvfrom(100)[0])
+                except socket.timeout:
+                    got.append(None)
+            assert got == [b"n0", None, b"n2"], (got, r.stderr_text())
+            assert "too many sessions from its source" in r.stderr_text()
+            for s in socks:
+                s.close()
+
+
+def test_stop_with_open_relayed_connection():
+    """SIGTERM with a relayed connection open and idle: it gets --grace,
+    then the relay exits 0 and the client sees the end."""
+    with Server(["echo", "tcp://127.0.0.1:0"]) as echo:
+        for model in MODELS:
+            r = relay(["--grace", "1", "tcp://127.0.0.1:0",
+                       "127.0.0.1:%d" % echo.port], model)
+            c = connect(r.port, timeout=15)
+            c.sendall(b"open")
+            assert c.recv(10) == b"open"
+            assert r.stop(15) == 0, r.stderr_text()
+            try:
+                assert c.recv(10) == b""
+            except ConnectionResetError:
+                pass
+            c.close()
+            r.check_clean()
