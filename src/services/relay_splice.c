@@ -7,10 +7,11 @@
  *     what the client sent into pipe_in and at once on to the target; what
  *     the target does not take stays in the pipe (in_pending) while reading
  *     from the client is paused, until the target is writable again.
- *   target -> client: when the target is readable and the client's queue is
- *     empty, splice into pipe_out and queue it as one SK_SEG_PIPE segment:
- *     the engine splices it to the client. The next chunk waits until that
- *     one has gone (on_drain), so the pipe holds exactly the queued bytes.
+ *   target -> client: when the target is readable, splice into pipe_out and
+ *     queue what came as an SK_SEG_PIPE segment: the engine splices it to
+ *     the client. The pipe holds exactly the queued segments' bytes; once
+ *     it is half full, reading the target waits until the client took all
+ *     (on_drain).
  *
  * TLS connections (their bytes need user space) and other systems keep the
  * copying path of relay_stream.c.
@@ -34,12 +35,15 @@ static void note(sk__fwd *f, const char *what)
         snprintf(f->why, sizeof f->why, "%s: %s", what, strerror(errno));
 }
 
+/* Returns the pipe's capacity, or -1. */
 static int make_pipe(int p[2])
 {
     if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
         return -1;
-    (void)fcntl(p[1], F_SETPIPE_SZ, PIPE_SIZE); /* fewer, larger moves; the default works */
-    return 0;
+    int cap = fcntl(p[1], F_SETPIPE_SZ, PIPE_SIZE); /* fewer, larger moves */
+    if (cap < 0)
+        cap = fcntl(p[1], F_GETPIPE_SZ); /* refused (a user's pipe quota): the default */
+    return cap > 0 ? cap : 65536;
 }
 
 static void close_pipe(int p[2])
@@ -114,10 +118,12 @@ void sk__fwd_splice_start(sk_conn *c, sk__fwd *f)
         return; /* TLS: the copying path decrypts */
     if (make_pipe(f->pipe_in) < 0)
         return;
-    if (make_pipe(f->pipe_out) < 0) {
+    int cap = make_pipe(f->pipe_out);
+    if (cap < 0) {
         close_pipe(f->pipe_in);
         return;
     }
+    f->pipe_cap = (size_t)cap;
     if (sk_conn_read_hook(c, splice_up, f) < 0) {
         close_pipe(f->pipe_in);
         close_pipe(f->pipe_out);
@@ -128,9 +134,12 @@ void sk__fwd_splice_start(sk_conn *c, sk__fwd *f)
 
 void sk__fwd_splice_down(sk_conn *c, sk__fwd *f)
 {
-    if (sk_conn_pending(c) > 0) {
-        /* The last chunk is still on its way to the client: the pipe must
-         * hold only the queued segment. Resume when it has gone. */
+    /* The pipe holds exactly the queued segments (bytes copied before the
+     * switch may come first in the queue: they leave first). While it is
+     * less than half full, splice on behind them; past that, wait until the
+     * client took it all (on_drain) rather than wake for every few bytes. */
+    size_t pending = sk_conn_pending(c);
+    if (pending >= f->pipe_cap / 2) {
         sk__fwd_watch(c, f, f->watching & ~SK_WATCH_READ);
         sk_conn_want_drain(c, 1);
         return;
@@ -139,8 +148,13 @@ void sk__fwd_splice_down(sk_conn *c, sk__fwd *f)
     do
         n = splice(f->up, NULL, f->pipe_out[1], NULL, PIPE_SIZE, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     while (n < 0 && errno == EINTR);
-    if (n < 0 && errno == EAGAIN)
+    if (n < 0 && errno == EAGAIN) {
+        if (pending > 0) { /* maybe the pipe is full, not the socket empty: no spinning */
+            sk__fwd_watch(c, f, f->watching & ~SK_WATCH_READ);
+            sk_conn_want_drain(c, 1);
+        }
         return;
+    }
     if (n < 0) {
         note(f, "target");
         sk_conn_close(c);

@@ -33,6 +33,7 @@ typedef struct sk__fwd {
     int pipe_in[2];    /* splice: client -> pipe -> target */
     int pipe_out[2];   /* splice: target -> pipe -> client (an SK_SEG_PIPE segment) */
     size_t in_pending; /* bytes in pipe_in the target has not taken */
+    size_t pipe_cap;   /* pipe_out's capacity */
     uint64_t up_bytes, down_bytes;
     int64_t started_ms;
     char target[SK_NAME_MAX]; /* the address tried or connected */
