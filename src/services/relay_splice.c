@@ -83,7 +83,7 @@ int sk__fwd_splice_flush(sk_conn *c, sk__fwd *f)
         if (n == 0)
             errno = EIO;
         note(f, "target stopped taking data");
-        sk_conn_close(c);
+        sk__fwd_close(c, f);
         return -1;
     }
     return 1;
@@ -157,7 +157,7 @@ void sk__fwd_splice_down(sk_conn *c, sk__fwd *f)
     }
     if (n < 0) {
         note(f, "target");
-        sk_conn_close(c);
+        sk__fwd_close(c, f);
         return;
     }
     if (n == 0) {
@@ -169,7 +169,7 @@ void sk__fwd_splice_down(sk_conn *c, sk__fwd *f)
         .kind = SK_SEG_PIPE, .fd = f->pipe_out[0], .len = (uint64_t)n, .release = keep_pipe};
     if (sk_conn_queue(c, &seg) < 0) {
         note(f, "client's queue refused the target's data");
-        sk_conn_close(c);
+        sk__fwd_close(c, f);
     }
 }
 

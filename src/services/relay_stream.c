@@ -122,6 +122,12 @@ static void note(sk__fwd *f, const char *fmt, const char *a, const char *b)
         snprintf(f->why, sizeof f->why, fmt, a, b);
 }
 
+void sk__fwd_close(sk_conn *c, sk__fwd *f)
+{
+    f->closing = 1;
+    sk_conn_close(c);
+}
+
 /* Stop watching the upstream socket and close it. */
 static void drop_upstream(sk_conn *c, sk__fwd *f)
 {
@@ -139,7 +145,7 @@ void sk__fwd_watch(sk_conn *c, sk__fwd *f, unsigned events)
         return;
     if (sk_conn_watch(c, f->up, events, sk__fwd_on_upstream, NULL) < 0) {
         note(f, "cannot watch the target's socket: %s%s", strerror(errno), "");
-        sk_conn_close(c);
+        sk__fwd_close(c, f);
         return;
     }
     f->watching = events;
@@ -151,7 +157,7 @@ void sk__fwd_check_done(sk_conn *c, sk__fwd *f)
     int up_done = f->cl_eof && f->up_shut;
     int down_done = f->up_eof;
     if (up_done && down_done) {
-        sk_conn_close(c);
+        sk__fwd_close(c, f);
         return;
     }
     if ((up_done || down_done) && !f->lingering) {
@@ -161,7 +167,7 @@ void sk__fwd_check_done(sk_conn *c, sk__fwd *f)
         f->lingering = 1;
         if (linger == 0) {
             note(f, "%s%s", "closed at the first end of stream (--linger 0)", "");
-            sk_conn_close(c);
+            sk__fwd_close(c, f);
         } else {
             sk_conn_set_timer(c, linger);
         }
@@ -208,7 +214,7 @@ static int flush_toup(sk_conn *c, sk__fwd *f)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return 0;
         note(f, "target stopped taking data: %s%s", strerror(errno), "");
-        sk_conn_close(c);
+        sk__fwd_close(c, f);
         return -1;
     }
     sk_buf_free(&f->toup);
@@ -234,7 +240,7 @@ static void fwd_on_data(sk_conn *c, const uint8_t *data, size_t len)
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
                 break;
             note(f, "target stopped taking data: %s%s", strerror(errno), "");
-            sk_conn_close(c);
+            sk__fwd_close(c, f);
             return;
         }
         if (len == 0) {
@@ -246,7 +252,7 @@ static void fwd_on_data(sk_conn *c, const uint8_t *data, size_t len)
      * until it is gone) and wait for the target to take it. */
     if (sk_buf_append(&f->toup, data, len) < 0) {
         note(f, "out of memory%s%s", "", "");
-        sk_conn_close(c);
+        sk__fwd_close(c, f);
         return;
     }
     sk_conn_pause_read(c, 1);
@@ -260,7 +266,7 @@ static void fwd_on_eof(sk_conn *c)
     if (f->first == 0)
         f->first = 'c';
     if (f->phase != SK__FWD_OPEN) {
-        sk_conn_close(c);
+        sk__fwd_close(c, f);
         return;
     }
     if (f->toup.len == 0 && !sk__fwd_splice_pending(f))
@@ -285,7 +291,7 @@ static void read_upstream(sk_conn *c, sk__fwd *f)
             f->down_bytes += (uint64_t)n;
             if (sk_conn_send(c, buf, (size_t)n) < 0) {
                 note(f, "client's queue refused the target's data%s%s", "", "");
-                sk_conn_close(c);
+                sk__fwd_close(c, f);
                 return;
             }
             if ((size_t)n < sizeof buf || (maybe_splice(c, f), f->splice))
@@ -298,7 +304,7 @@ static void read_upstream(sk_conn *c, sk__fwd *f)
             return;
         if (n < 0) {
             note(f, "target: %s%s", strerror(errno), "");
-            sk_conn_close(c);
+            sk__fwd_close(c, f);
             return;
         }
         sk__fwd_upstream_eof(c, f);
@@ -371,7 +377,7 @@ static void try_next(sk_conn *c, sk__fwd *f)
     f->eps = NULL;
     if (f->why[0] == '\0')
         snprintf(f->why, sizeof f->why, "target down: no address");
-    sk_conn_close(c);
+    sk__fwd_close(c, f);
 }
 
 static void connected(sk_conn *c, sk__fwd *f)
@@ -443,7 +449,7 @@ static void fwd_on_timeout(sk_conn *c)
         return;
     }
     note(f, "linger time over%s%s", "", "");
-    sk_conn_close(c);
+    sk__fwd_close(c, f);
 }
 
 static void fwd_on_open(sk_conn *c)
@@ -459,7 +465,7 @@ static void fwd_on_open(sk_conn *c)
     if (f->eps == NULL) {
         f->phase = SK__FWD_FAILED;
         snprintf(f->why, sizeof f->why, "out of memory");
-        sk_conn_close(c);
+        sk__fwd_close(c, f);
         return;
     }
     size_t n = 0;
@@ -478,6 +484,15 @@ static void fwd_on_close(sk_conn *c)
 {
     sk__fwd *f = sk_conn_data(c);
     sk_server *s = sk_conn_server(c);
+    if (!f->closing && f->up >= 0 && f->phase == SK__FWD_OPEN &&
+        !(f->cl_eof && f->up_shut && f->up_eof)) {
+        /* Not the relay's decision: the client reset, or a timeout or stop
+         * cut the connection. A FIN would tell the target that the client's
+         * stream ended whole; a reset says it did not. */
+        struct linger abort_now = {.l_onoff = 1, .l_linger = 0};
+        (void)setsockopt(f->up, SOL_SOCKET, SO_LINGER, &abort_now, sizeof abort_now);
+        note(f, "cut short: %s%s", "the target's connection reset", "");
+    }
     if (sk_server_options(s)->verbose) {
         char peer[SK_NAME_MAX];
         snprintf(peer, sizeof peer, "%s", sk_conn_peer_name(c));

@@ -27,6 +27,7 @@ typedef struct sk__fwd {
     uint8_t lingering; /* the linger timer runs */
     uint8_t splice;    /* zero copy through the pipes below */
     uint8_t no_splice; /* copy to the end (--no-splice, TLS, no pipes) */
+    uint8_t closing;   /* the relay itself ended the connection (sk__fwd_close) */
     uint8_t neps, next;
     sk_endpoint *eps;  /* the target's addresses while connecting */
     sk_buf toup;       /* client bytes the target did not take yet (copying) */
@@ -43,6 +44,9 @@ typedef struct sk__fwd {
 extern const sk_svc_option sk__fwd_options[];
 
 /* relay_stream.c */
+/* End the connection (sk_conn_close), as the relay decided: a connection the
+ * engine ends otherwise (the client's reset, a timeout) resets the target. */
+void sk__fwd_close(sk_conn *c, sk__fwd *f);
 void sk__fwd_on_upstream(sk_conn *c, int fd, unsigned fired, void *arg);
 void sk__fwd_watch(sk_conn *c, sk__fwd *f, unsigned events);
 void sk__fwd_check_done(sk_conn *c, sk__fwd *f);

@@ -687,3 +687,34 @@ def test_stop_with_open_relayed_connection():
                 pass
             c.close()
             r.check_clean()
+
+
+def test_client_reset_resets_the_target():
+    """A client that resets (not an orderly end of stream) must not look
+    to the target like a complete stream: the target sees a reset too."""
+    import struct
+    for model, extra in [("epoll", []), ("fork", []), ("epoll", ["--no-splice"])]:
+        def target(s):
+            got = b""
+            try:
+                while True:
+                    b = s.recv(65536)
+                    if not b:
+                        return ("end", got)
+                    got += b
+            except ConnectionResetError:
+                return ("reset", got)
+        t = Target(target)
+        with relay(extra + ["-v", "tcp://127.0.0.1:0",
+                            "127.0.0.1:%d" % t.port], model) as r:
+            c = connect(r.port)
+            c.sendall(b"partial upload")
+            poll_until(lambda: False, 0.3)  # let it reach the target
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                         struct.pack("ii", 1, 0))
+            c.close()  # RST
+            how, got = t.join(20)
+            assert how == "reset", (model, extra, how, got)
+            assert got == b"partial upload"
+            line = relay_line(r, "bytes to target")
+            assert "cut short" in line, line
