@@ -45,6 +45,8 @@ typedef struct fwd_udp {
     session *s;
     size_t n, cap;
     int idle_ms;
+    int64_t last_refusal_ms;
+    uint64_t refusals_unlogged;
     uint8_t buf[SK_DGRAM_MAX];
 } fwd_udp;
 
@@ -59,6 +61,24 @@ static void logf_(fwd_udp *u, const char *fmt, ...)
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     u->o->log(u->o->arg, SK_LOG_INFO, line);
+}
+
+/* A refused sender, logged at most once a second (a flood of datagrams
+ * must not become a flood of lines), with the number left out. */
+static void refused(fwd_udp *u, const char *name, const char *why)
+{
+    int64_t now = sk_now_ms();
+    if (u->last_refusal_ms != 0 && now - u->last_refusal_ms < 1000) {
+        u->refusals_unlogged++;
+        return;
+    }
+    if (u->refusals_unlogged > 0)
+        logf_(u, "refused %s: %s (and %llu more datagrams refused in the last second)", name, why,
+              (unsigned long long)u->refusals_unlogged);
+    else
+        logf_(u, "refused %s: %s", name, why);
+    u->last_refusal_ms = now;
+    u->refusals_unlogged = 0;
 }
 
 static void end_session(fwd_udp *u, size_t i, const char *why)
@@ -88,15 +108,17 @@ static session *open_session(fwd_udp *u, const struct sockaddr *peer, socklen_t 
 {
     char name[SK_NAME_MAX];
     sk_sockaddr_format(peer, plen, u->t, name, sizeof name);
-    if (u->o->access && !sk_access_check(u->o->access, peer, plen))
+    if (u->o->access && !sk_access_check(u->o->access, peer, plen)) {
+        refused(u, name, "not allowed by the access list");
         return NULL; /* dropped before anything is done for it */
+    }
     int held = 0;
     if (u->o->limits) {
         int r = sk_limits_acquire(u->o->limits, peer, plen, sk_now_ms(), SK_LIMITS_HOLD);
         if (r != SK_LIMIT_OK) {
-            logf_(u, "udp %s refused: %s", name,
-                  r == SK_LIMIT_COUNT ? "too many sessions from its source"
-                                      : "too many new sessions from its source");
+            refused(u, name,
+                    r == SK_LIMIT_COUNT ? "too many sessions from its source"
+                                        : "too many new sessions from its source");
             return NULL;
         }
         held = 1;

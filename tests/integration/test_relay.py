@@ -510,7 +510,7 @@ def test_udp_sessions_and_their_timeout():
 
 def test_udp_access_list_drops_denied_sender():
     with Server(["echo", "udp://127.0.0.1:0"]) as echo:
-        with relay(["--deny", "127.0.0.2", "udp://127.0.0.1:0",
+        with relay(["-v", "--deny", "127.0.0.2", "udp://127.0.0.1:0",
                     "udp://127.0.0.1:%d" % echo.port]) as r:
             bad = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             bad.bind(("127.0.0.2", 0))
@@ -526,6 +526,8 @@ def test_udp_access_list_drops_denied_sender():
             except socket.timeout:
                 got = None
             assert got is None, got
+            assert r.wait_stderr("refused udp://127.0.0.2:", 5), r.stderr_text()
+            assert "not allowed by the access list" in r.stderr_text()
             bad.close()
             good.close()
 
