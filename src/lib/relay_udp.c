@@ -26,6 +26,33 @@
 #define UDP_IDLE_DEFAULT_MS 60000
 #define UDP_SESSIONS_DEFAULT 4096
 #define UDP_BATCH 64 /* datagrams per socket per wakeup: the others get their turn */
+#define UDP_MMSG 16  /* datagrams per system call */
+
+#ifndef __linux__
+/* recvmmsg/sendmmsg are Linux's (and some BSDs'): one datagram per call elsewhere. */
+struct mmsghdr {
+    struct msghdr msg_hdr;
+    unsigned msg_len;
+};
+static int recvmmsg(int fd, struct mmsghdr *m, unsigned n, int flags, void *timeout)
+{
+    (void)n, (void)timeout;
+    ssize_t r = recvmsg(fd, &m[0].msg_hdr, flags);
+    if (r < 0)
+        return -1;
+    m[0].msg_len = (unsigned)r;
+    return 1;
+}
+static int sendmmsg(int fd, struct mmsghdr *m, unsigned n, int flags)
+{
+    (void)n;
+    ssize_t r = sendmsg(fd, &m[0].msg_hdr, flags);
+    if (r < 0)
+        return -1;
+    m[0].msg_len = (unsigned)r;
+    return 1;
+}
+#endif
 
 typedef struct session {
     struct sockaddr_storage peer;
@@ -47,7 +74,11 @@ typedef struct fwd_udp {
     int idle_ms;
     int64_t last_refusal_ms;
     uint64_t refusals_unlogged;
-    uint8_t buf[SK_DGRAM_MAX];
+    /* One batch of datagrams (recvmmsg/sendmmsg where the system has them). */
+    uint8_t *bufs; /* UDP_MMSG * SK_DGRAM_MAX */
+    struct sockaddr_storage peers[UDP_MMSG];
+    struct iovec iov[UDP_MMSG];
+    struct mmsghdr msg[UDP_MMSG];
 } fwd_udp;
 
 static void logf_(fwd_udp *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -157,72 +188,106 @@ static session *open_session(fwd_udp *u, const struct sockaddr *peer, socklen_t 
     return s;
 }
 
-/* Datagrams from clients: to their sessions' sockets. */
+/* Make the batch's headers ready for a receive of up to n datagrams. */
+static void arm_batch(fwd_udp *u, unsigned n, int named)
+{
+    for (unsigned i = 0; i < n; i++) {
+        u->iov[i] = (struct iovec){u->bufs + (size_t)i * SK_DGRAM_MAX, SK_DGRAM_MAX};
+        u->msg[i].msg_hdr = (struct msghdr){.msg_iov = &u->iov[i], .msg_iovlen = 1};
+        if (named) {
+            u->msg[i].msg_hdr.msg_name = &u->peers[i];
+            u->msg[i].msg_hdr.msg_namelen = sizeof u->peers[i];
+        }
+    }
+}
+
+/* One datagram from a client: to its session's socket. */
+static void from_client(fwd_udp *u, const struct sockaddr *peer, socklen_t plen,
+                        const uint8_t *data, size_t len)
+{
+    if (plen <= (socklen_t)sizeof(sa_family_t)) {
+        if (u->st)
+            u->st->dropped++; /* an unnamed Unix sender: no way to answer it */
+        return;
+    }
+    session *s = find(u, peer, plen);
+    if (s == NULL)
+        s = open_session(u, peer, plen);
+    if (s == NULL) {
+        if (u->st)
+            u->st->dropped++;
+        return;
+    }
+    s->last_ms = sk_now_ms();
+    ssize_t w;
+    do
+        w = send(s->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    if (w < 0) {
+        if (u->st)
+            u->st->dropped++; /* full, or the target said no (ICMP): UDP may lose it */
+        return;
+    }
+    s->to_target++;
+    if (u->st)
+        u->st->to_target++;
+}
+
+/* Datagrams from clients, a batch per call. */
 static void from_clients(fwd_udp *u)
 {
-    for (int k = 0; k < UDP_BATCH; k++) {
-        struct sockaddr_storage peer;
-        socklen_t plen = sizeof peer;
-        ssize_t n =
-            recvfrom(u->lfd, u->buf, sizeof u->buf, MSG_DONTWAIT, (struct sockaddr *)&peer, &plen);
+    for (int got = 0; got < UDP_BATCH;) {
+        arm_batch(u, UDP_MMSG, 1);
+        int n = recvmmsg(u->lfd, u->msg, UDP_MMSG, MSG_DONTWAIT, NULL);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             return; /* EAGAIN, or an error reported by an earlier send (ICMP): next time */
         }
-        if (plen <= (socklen_t)sizeof(sa_family_t)) {
-            if (u->st)
-                u->st->dropped++; /* an unnamed Unix sender: no way to answer it */
-            continue;
-        }
-        session *s = find(u, (struct sockaddr *)&peer, plen);
-        if (s == NULL)
-            s = open_session(u, (struct sockaddr *)&peer, plen);
-        if (s == NULL) {
-            if (u->st)
-                u->st->dropped++;
-            continue;
-        }
-        s->last_ms = sk_now_ms();
-        ssize_t w;
-        do
-            w = send(s->fd, u->buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
-        while (w < 0 && errno == EINTR);
-        if (w < 0) {
-            if (u->st)
-                u->st->dropped++; /* full, or the target said no (ICMP): UDP may lose it */
-            continue;
-        }
-        s->to_target++;
-        if (u->st)
-            u->st->to_target++;
+        for (int i = 0; i < n; i++)
+            from_client(u, (struct sockaddr *)&u->peers[i], u->msg[i].msg_hdr.msg_namelen,
+                        u->bufs + (size_t)i * SK_DGRAM_MAX, u->msg[i].msg_len);
+        got += n;
+        if (n < UDP_MMSG)
+            return;
     }
 }
 
-/* Datagrams from the target on session i: back to its client. */
+/* Datagrams from the target on a session: back to its client, a batch each way. */
 static void from_target(fwd_udp *u, session *s)
 {
-    for (int k = 0; k < UDP_BATCH; k++) {
-        ssize_t n = recv(s->fd, u->buf, sizeof u->buf, MSG_DONTWAIT);
+    for (int got = 0; got < UDP_BATCH;) {
+        arm_batch(u, UDP_MMSG, 0);
+        int n = recvmmsg(s->fd, u->msg, UDP_MMSG, MSG_DONTWAIT, NULL);
         if (n < 0) {
             if (errno == EINTR || errno == ECONNREFUSED)
                 continue; /* a refusal is about an earlier datagram: go on */
             return;
         }
         s->last_ms = sk_now_ms();
-        ssize_t w;
-        do
-            w = sendto(u->lfd, u->buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL,
-                       (struct sockaddr *)&s->peer, s->plen);
-        while (w < 0 && errno == EINTR);
-        if (w < 0) {
-            if (u->st)
-                u->st->dropped++;
-            continue;
+        for (int i = 0; i < n; i++) {
+            u->iov[i].iov_len = u->msg[i].msg_len;
+            u->msg[i].msg_hdr.msg_name = &s->peer;
+            u->msg[i].msg_hdr.msg_namelen = s->plen;
         }
-        s->from_target++;
-        if (u->st)
-            u->st->from_target++;
+        for (int sent = 0; sent < n;) {
+            int w =
+                sendmmsg(u->lfd, u->msg + sent, (unsigned)(n - sent), MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) { /* the client's side is full or gone: UDP may lose them */
+                if (u->st)
+                    u->st->dropped += (uint64_t)(n - sent);
+                break;
+            }
+            sent += w;
+            s->from_target += (uint64_t)w;
+            if (u->st)
+                u->st->from_target += (uint64_t)w;
+        }
+        got += n;
+        if (n < UDP_MMSG)
+            return;
     }
 }
 
@@ -252,9 +317,10 @@ int sk_forward_udp(int listen_fd, const sk_addr *target, const sk_forward_udp_op
     u->cap = o->max_sessions ? o->max_sessions : UDP_SESSIONS_DEFAULT;
     u->idle_ms = o->idle_timeout_ms > 0 ? o->idle_timeout_ms : UDP_IDLE_DEFAULT_MS;
     u->s = calloc(u->cap, sizeof *u->s);
+    u->bufs = malloc((size_t)UDP_MMSG * SK_DGRAM_MAX);
     struct pollfd *p = calloc(u->cap + 2, sizeof *p);
     int rc = 0;
-    if (u->s == NULL || p == NULL) {
+    if (u->s == NULL || p == NULL || u->bufs == NULL) {
         rc = sk_errno(err, ENOMEM, "relay: %zu sessions", u->cap);
         goto out;
     }
@@ -302,6 +368,7 @@ out:
         end_session(u, u->n - 1, "stopped");
     free(p);
     free(u->s);
+    free(u->bufs);
     free(u);
     return rc;
 }

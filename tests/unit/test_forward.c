@@ -224,12 +224,36 @@ static void test_udp_relay(void **state)
     assert_int_equal(recv(client, buf, sizeof buf, 0), 5);
     assert_memory_equal(buf, "pong2", 5);
 
+    /* Bursts past one batch (recvmmsg/sendmmsg) each way, in order. */
+    for (int i = 0; i < 40; i++) {
+        char d[16];
+        int len = snprintf(d, sizeof d, "up %d", i);
+        assert_int_equal(sendto(client, d, (size_t)len, 0, (struct sockaddr *)&to, sizeof to), len);
+    }
+    for (int i = 0; i < 40; i++) {
+        char want[16];
+        int len = snprintf(want, sizeof want, "up %d", i);
+        assert_int_equal(recv(target, buf, sizeof buf, 0), len);
+        assert_memory_equal(buf, want, (size_t)len);
+    }
+    for (int i = 0; i < 40; i++) {
+        char d[16];
+        int len = snprintf(d, sizeof d, "down %d", i);
+        assert_int_equal(sendto(target, d, (size_t)len, 0, (struct sockaddr *)&from, flen), len);
+    }
+    for (int i = 0; i < 40; i++) {
+        char want[16];
+        int len = snprintf(want, sizeof want, "down %d", i);
+        assert_int_equal(recv(client, buf, sizeof buf, 0), len);
+        assert_memory_equal(buf, want, (size_t)len);
+    }
+
     assert_int_equal(write(stop[1], "s", 1), 1);
     assert_int_equal(pthread_join(u.tid, NULL), 0);
     assert_int_equal(u.rc, 0);
     assert_int_equal(u.st.sessions, 1);
-    assert_int_equal(u.st.to_target, 1);
-    assert_int_equal(u.st.from_target, 2);
+    assert_int_equal(u.st.to_target, 41);
+    assert_int_equal(u.st.from_target, 42);
     close(client);
     close(target);
     close(u.lfd);
