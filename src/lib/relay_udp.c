@@ -28,22 +28,32 @@
 #define UDP_BATCH 64 /* datagrams per socket per wakeup: the others get their turn */
 #define UDP_MMSG 16  /* datagrams per system call */
 
-#ifndef __linux__
-/* recvmmsg/sendmmsg are Linux's (and some BSDs'): one datagram per call elsewhere. */
-struct mmsghdr {
+#ifdef __linux__
+typedef struct mmsghdr batch_msg;
+static int recv_batch(int fd, batch_msg *m, unsigned n, int flags)
+{
+    return recvmmsg(fd, m, n, flags, NULL);
+}
+static int send_batch(int fd, batch_msg *m, unsigned n, int flags)
+{
+    return sendmmsg(fd, m, n, flags);
+}
+#else
+/* Elsewhere one datagram per call, through the same shapes. */
+typedef struct batch_msg {
     struct msghdr msg_hdr;
     unsigned msg_len;
-};
-static int recvmmsg(int fd, struct mmsghdr *m, unsigned n, int flags, void *timeout)
+} batch_msg;
+static int recv_batch(int fd, batch_msg *m, unsigned n, int flags)
 {
-    (void)n, (void)timeout;
+    (void)n;
     ssize_t r = recvmsg(fd, &m[0].msg_hdr, flags);
     if (r < 0)
         return -1;
     m[0].msg_len = (unsigned)r;
     return 1;
 }
-static int sendmmsg(int fd, struct mmsghdr *m, unsigned n, int flags)
+static int send_batch(int fd, batch_msg *m, unsigned n, int flags)
 {
     (void)n;
     ssize_t r = sendmsg(fd, &m[0].msg_hdr, flags);
@@ -78,7 +88,7 @@ typedef struct fwd_udp {
     uint8_t *bufs; /* UDP_MMSG * SK_DGRAM_MAX */
     struct sockaddr_storage peers[UDP_MMSG];
     struct iovec iov[UDP_MMSG];
-    struct mmsghdr msg[UDP_MMSG];
+    batch_msg msg[UDP_MMSG];
 } fwd_udp;
 
 static void logf_(fwd_udp *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -238,7 +248,7 @@ static void from_clients(fwd_udp *u)
 {
     for (int got = 0; got < UDP_BATCH;) {
         arm_batch(u, UDP_MMSG, 1);
-        int n = recvmmsg(u->lfd, u->msg, UDP_MMSG, MSG_DONTWAIT, NULL);
+        int n = recv_batch(u->lfd, u->msg, UDP_MMSG, MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -258,7 +268,7 @@ static void from_target(fwd_udp *u, session *s)
 {
     for (int got = 0; got < UDP_BATCH;) {
         arm_batch(u, UDP_MMSG, 0);
-        int n = recvmmsg(s->fd, u->msg, UDP_MMSG, MSG_DONTWAIT, NULL);
+        int n = recv_batch(s->fd, u->msg, UDP_MMSG, MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EINTR || errno == ECONNREFUSED)
                 continue; /* a refusal is about an earlier datagram: go on */
@@ -271,8 +281,8 @@ static void from_target(fwd_udp *u, session *s)
             u->msg[i].msg_hdr.msg_namelen = s->plen;
         }
         for (int sent = 0; sent < n;) {
-            int w =
-                sendmmsg(u->lfd, u->msg + sent, (unsigned)(n - sent), MSG_DONTWAIT | MSG_NOSIGNAL);
+            int w = send_batch(u->lfd, u->msg + sent, (unsigned)(n - sent),
+                               MSG_DONTWAIT | MSG_NOSIGNAL);
             if (w < 0 && errno == EINTR)
                 continue;
             if (w <= 0) { /* the client's side is full or gone: UDP may lose them */
