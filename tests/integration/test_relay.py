@@ -726,3 +726,25 @@ def test_client_reset_resets_the_target():
             assert got == b"partial upload"
             line = relay_line(r, "bytes to target")
             assert "cut short" in line, line
+
+
+ALL_MODELS = ["iterative", "fork", "thread", "prefork", "select", "poll",
+              "epoll"]
+
+
+def test_every_model_relays_both_ways():
+    """Every model drives the relay (its upstream is a watch of the
+    connection): 200 KB each way, past the switch to splice."""
+    data = os.urandom(200000)
+    with Server(["echo", "tcp://127.0.0.1:0"]) as echo:
+        for model in ALL_MODELS:
+            with relay(["-v", "tcp://127.0.0.1:0",
+                        "127.0.0.1:%d" % echo.port], model) as r:
+                c = connect(r.port)
+                c.sendall(data)
+                c.shutdown(socket.SHUT_WR)
+                assert recv_all(c) == data, model
+                c.close()
+                line = relay_line(r, "bytes to target")
+                assert "200000 bytes to target, 200000 bytes from target" \
+                    in line, (model, line)
