@@ -89,25 +89,32 @@ int sk__fwd_splice_flush(sk_conn *c, sk__fwd *f)
     return 1;
 }
 
-/* The read hook: the client is readable. */
+/* The read hook: the client is readable. Its bytes go into the pipe and on
+ * to the target; what the target does not take waits in the pipe, and the
+ * client is read on until the pipe is half full (then paused until the
+ * target took it all), so a slow target costs few interest changes. */
 static ssize_t splice_up(sk_conn *c, int fd, void *arg)
 {
     sk__fwd *f = arg;
-    if (f->in_pending > 0) { /* (reading is paused while the pipe holds bytes) */
+    if (f->in_pending >= f->pipe_in_cap / 2) { /* (paused by now: see below) */
         errno = EAGAIN;
         return -1;
     }
     ssize_t n;
     do
-        n = splice(fd, NULL, f->pipe_in[1], NULL, PIPE_SIZE, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        n = splice(fd, NULL, f->pipe_in[1], NULL, f->pipe_in_cap - f->in_pending,
+                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     while (n < 0 && errno == EINTR);
     if (n <= 0)
         return n; /* 0: the client's end of stream; -1: EAGAIN or its error */
-    f->in_pending = (size_t)n;
-    int r = sk__fwd_splice_flush(c, f);
-    if (r == 0) { /* the target is full: wait for it, the client waits for us */
-        sk_conn_pause_read(c, 1);
+    f->in_pending += (size_t)n;
+    int r = 0;
+    if (!(f->watching & SK_WATCH_WRITE)) /* (else the target is known to be full) */
+        r = sk__fwd_splice_flush(c, f);
+    if (r == 0) { /* the target is full: wait for it */
         sk__fwd_watch(c, f, f->watching | SK_WATCH_WRITE);
+        if (f->in_pending >= f->pipe_in_cap / 2)
+            sk_conn_pause_read(c, 1); /* and the client waits for us */
     }
     return n;
 }
@@ -116,8 +123,10 @@ void sk__fwd_splice_start(sk_conn *c, sk__fwd *f)
 {
     if (sk_conn_tls_version(c) != NULL)
         return; /* TLS: the copying path decrypts */
-    if (make_pipe(f->pipe_in) < 0)
+    int in_cap = make_pipe(f->pipe_in);
+    if (in_cap < 0)
         return;
+    f->pipe_in_cap = (size_t)in_cap;
     int cap = make_pipe(f->pipe_out);
     if (cap < 0) {
         close_pipe(f->pipe_in);

@@ -29,12 +29,13 @@ typedef struct sk__fwd {
     uint8_t no_splice; /* copy to the end (--no-splice, TLS, no pipes) */
     uint8_t closing;   /* the relay itself ended the connection (sk__fwd_close) */
     uint8_t neps, next;
-    sk_endpoint *eps;  /* the target's addresses while connecting */
-    sk_buf toup;       /* client bytes the target did not take yet (copying) */
-    int pipe_in[2];    /* splice: client -> pipe -> target */
-    int pipe_out[2];   /* splice: target -> pipe -> client (an SK_SEG_PIPE segment) */
-    size_t in_pending; /* bytes in pipe_in the target has not taken */
-    size_t pipe_cap;   /* pipe_out's capacity */
+    sk_endpoint *eps;   /* the target's addresses while connecting */
+    sk_buf toup;        /* client bytes the target did not take yet (copying) */
+    int pipe_in[2];     /* splice: client -> pipe -> target */
+    int pipe_out[2];    /* splice: target -> pipe -> client (an SK_SEG_PIPE segment) */
+    size_t in_pending;  /* bytes in pipe_in the target has not taken */
+    size_t pipe_cap;    /* pipe_out's capacity */
+    size_t pipe_in_cap; /* pipe_in's */
     uint64_t up_bytes, down_bytes;
     int64_t started_ms;
     char target[SK_NAME_MAX]; /* the address tried or connected */
