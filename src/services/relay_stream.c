@@ -382,6 +382,8 @@ static void try_next(sk_conn *c, sk__fwd *f)
 
 static void connected(sk_conn *c, sk__fwd *f)
 {
+    /* (A PROXY protocol header for the target, `--send-proxy`, would be
+     * written here, before any of the client's bytes.) */
     f->phase = SK__FWD_OPEN;
     f->why[0] = '\0'; /* an earlier address's failure is not this connection's story */
     free(f->eps);
