@@ -2,7 +2,7 @@
 
 The ends are real software: socat and nc as clients and targets, curl
 through the relay to `sockit serve http`, `sockit serve echo` as a target
-on TCP, Unix and UDP. Stream checks run under an event model (epoll) and a
+on TCP and Unix (UDP: test_relay_udp.py). Checks run under an event model (epoll) and a
 blocking one (fork, sometimes thread). Everything listens on loopback, on
 ports the kernel picks (a target's port is reserved with free_port first
 where a tool cannot print its own).
@@ -20,119 +20,7 @@ import time
 from harness import (Server, Skip, free_port, poll_until, recv_all, require,
                      run, run_client, start, tempdir, timeout)
 import harness
-
-MODELS = ["epoll", "fork"]
-
-# relay's options that take a value, beyond serve's.
-RELAY_VALUE_OPTS = harness.SERVE_VALUE_OPTS | {"-w", "--connect-timeout",
-                                               "--linger"}
-
-
-def relay_words(args):
-    words, i = [], 0
-    while i < len(args):
-        if args[i] in RELAY_VALUE_OPTS:
-            i += 2
-            continue
-        if not args[i].startswith("-"):
-            words.append(args[i])
-        i += 1
-    return words
-
-
-class Relay(Server):
-    """`sockit relay ARGS...` (wrap: a command to run it under, e.g.
-    unshare), ready when its listening line appeared; stopped and checked as
-    a Server."""
-
-    def __init__(self, args, wrap=None, ready_timeout=10, expect_exit=0):
-        self.args = list(args)
-        self.expect_exit = expect_exit
-        self.cmd = list(wrap or []) + [harness.SOCKIT, "relay"] + self.args
-        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
-        harness._servers.append(self)
-        harness._procs.append(self.proc)
-        self.pid = self.proc.pid
-        self._out = harness._Drain(self.proc.stdout)
-        self._err = harness._Drain(self.proc.stderr)
-        self.addresses = []
-        self.returncode = None
-        try:
-            self._wait_ready(ready_timeout)
-        except BaseException:
-            self.kill()
-            raise
-
-    def _wait_ready(self, timeout):
-        words = relay_words(self.args)
-        saved = self.args
-        # serve's readiness rule, for the one listening address
-        self.args = (["-v"] if "-v" in saved else []) + ["relay", words[0]]
-        try:
-            super()._wait_ready(timeout)
-        finally:
-            self.args = saved
-
-
-def relay(args, model=None, wrap=None, **kw):
-    """Start `sockit relay [--model M] ARGS`."""
-    if model:
-        args = ["--model", model] + list(args)
-    return Relay(args, wrap=wrap, **kw)
-
-
-def connect(port, host="127.0.0.1", src=None, timeout=10):
-    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    s = socket.socket(fam, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    if src:
-        s.bind((src, 0))
-    s.connect((host, port))
-    return s
-
-
-def relay_line(r, needle, timeout=5):
-    """Wait for the relay's -v line holding needle and return it."""
-    r.wait_stderr(needle, timeout)
-    for line in r.stderr_text().splitlines():
-        if line.startswith("sockit: relay ") and needle in line:
-            return line
-    raise AssertionError("no %r line in %r" % (needle, r.stderr_text()[-800:]))
-
-
-class Target:
-    """A TCP target in this process: accepts one connection and runs fn."""
-
-    def __init__(self, fn, host="127.0.0.1", family=socket.AF_INET):
-        self.ls = socket.socket(family, socket.SOCK_STREAM)
-        self.ls.bind((host, 0))
-        self.ls.listen(8)
-        self.ls.settimeout(20)
-        self.port = self.ls.getsockname()[1]
-        self.result = None
-        self.error = None
-        self.fn = fn
-        self.t = threading.Thread(target=self._run, daemon=True)
-        self.t.start()
-
-    def _run(self):
-        try:
-            s, _ = self.ls.accept()
-            s.settimeout(20)
-            with s:
-                self.result = self.fn(s)
-        except Exception as e:  # reported by join()
-            self.error = e
-
-    def join(self, timeout=30):
-        self.t.join(timeout)
-        self.ls.close()
-        assert not self.t.is_alive(), "target still running"
-        if self.error:
-            raise self.error
-        return self.result
+from relayh import MODELS, Target, connect, relay, relay_line
 
 
 # -- the basic paths -------------------------------------------------------
@@ -470,68 +358,6 @@ def test_access_list_on_the_relay():
                 assert "127.0.0.2" not in echo.stdout_text()
 
 
-# -- UDP -------------------------------------------------------------------
-
-@timeout(40)
-def test_udp_sessions_and_their_timeout():
-    with Server(["echo", "udp://127.0.0.1:0"]) as echo:
-        with relay(["-v", "--idle-timeout", "1", "udp://127.0.0.1:0",
-                    "udp://127.0.0.1:%d" % echo.port]) as r:
-            a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            for s in (a, b):
-                s.settimeout(5)
-                s.bind(("127.0.0.1", 0))
-            for i in range(3):
-                a.sendto(b"from a %d" % i, ("127.0.0.1", r.port))
-                b.sendto(b"from b %d" % i, ("127.0.0.1", r.port))
-                assert a.recvfrom(100) == (b"from a %d" % i,
-                                           ("127.0.0.1", r.port))
-                assert b.recvfrom(100) == (b"from b %d" % i,
-                                           ("127.0.0.1", r.port))
-            sessions = lambda: len(re.findall(r"udp session \S+ -> ",
-                                              r.stderr_text()))
-            # (the log lines travel apart from the datagrams: wait for them)
-            assert poll_until(lambda: sessions() == 2, 5), r.stderr_text()
-            # silent for the idle timeout: both sessions close
-            assert r.wait_stderr("closed", 5)
-            assert poll_until(
-                lambda: r.stderr_text().count(" idle") >= 2, 5), \
-                r.stderr_text()
-            assert r.stderr_text().count(
-                "3 datagrams to target, 3 from target") == 2, r.stderr_text()
-            # a new datagram opens a new session
-            a.sendto(b"again", ("127.0.0.1", r.port))
-            assert a.recvfrom(100)[0] == b"again"
-            assert poll_until(lambda: sessions() == 3, 5), r.stderr_text()
-            a.close()
-            b.close()
-
-
-def test_udp_access_list_drops_denied_sender():
-    with Server(["echo", "udp://127.0.0.1:0"]) as echo:
-        with relay(["-v", "--deny", "127.0.0.2", "udp://127.0.0.1:0",
-                    "udp://127.0.0.1:%d" % echo.port]) as r:
-            bad = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            bad.bind(("127.0.0.2", 0))
-            bad.settimeout(0.5)
-            good = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            good.bind(("127.0.0.3", 0))
-            good.settimeout(5)
-            bad.sendto(b"denied", ("127.0.0.1", r.port))
-            good.sendto(b"allowed", ("127.0.0.1", r.port))
-            assert good.recvfrom(100)[0] == b"allowed"
-            try:
-                got = bad.recvfrom(100)
-            except socket.timeout:
-                got = None
-            assert got is None, got
-            assert r.wait_stderr("refused udp://127.0.0.2:", 5), r.stderr_text()
-            assert "not allowed by the access list" in r.stderr_text()
-            bad.close()
-            good.close()
-
-
 # -- the command line ------------------------------------------------------
 
 def test_usage_errors_exit_2():
@@ -650,32 +476,6 @@ def test_target_ends_first_then_client_uploads_and_ends():
             c.close()
             line = relay_line(r, "bytes to target")
             assert "%d bytes to target" % len(data) in line, line
-
-
-def test_udp_sessions_per_source_limit():
-    """--max-per-source 1: a second client port from the same address gets
-    no session while the first lives; another address does."""
-    with Server(["echo", "udp://127.0.0.1:0"]) as echo:
-        with relay(["-v", "--max-per-source", "1", "udp://127.0.0.1:0",
-                    "udp://127.0.0.1:%d" % echo.port]) as r:
-            socks = []
-            for src in ("127.0.0.1", "127.0.0.1", "127.0.0.2"):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                s.bind((src, 0))
-                s.settimeout(0.5)
-                socks.append(s)
-            got = []
-            for i, s in enumerate(socks):
-                s.sendto(b"n%d" % i, ("127.0.0.1", r.port))
-                try:
-                    got.append(s.recvfrom(100)[0])
-                except socket.timeout:
-                    got.append(None)
-            assert got == [b"n0", None, b"n2"], (got, r.stderr_text())
-            assert r.wait_stderr("too many sessions from its source", 5), \
-                r.stderr_text()
-            for s in socks:
-                s.close()
 
 
 def test_stop_with_open_relayed_connection():
