@@ -548,3 +548,42 @@ def test_every_model_relays_both_ways():
                 line = relay_line(r, "bytes to target")
                 assert "200000 bytes to target, 200000 bytes from target" \
                     in line, (model, line)
+
+
+def test_many_short_connections_leave_no_descriptors():
+    """300 short relayed connections (some past the switch to splice, some
+    to a dead target): the relay's descriptors come back to where they
+    were, and under fork no child is left unreaped."""
+    from harness import fd_count, zombies
+    big = os.urandom(100000)
+    hold, dead = free_port()
+    try:
+        with Server(["echo", "tcp://127.0.0.1:0"]) as echo:
+            for model in MODELS:
+                with relay(["tcp://127.0.0.1:0",
+                            "127.0.0.1:%d" % echo.port], model) as r:
+                    before = fd_count(r.pid)
+                    for i in range(150):
+                        c = connect(r.port)
+                        data = big if i % 10 == 0 else b"short %d" % i
+                        c.sendall(data)
+                        c.shutdown(socket.SHUT_WR)
+                        assert recv_all(c) == data, (model, i)
+                        c.close()
+                    assert poll_until(lambda: fd_count(r.pid) == before, 5), \
+                        (model, before, fd_count(r.pid))
+                    assert poll_until(lambda: not zombies(r.pid), 5), model
+                with relay(["tcp://127.0.0.1:0", "127.0.0.1:%d" % dead],
+                           model) as r:
+                    before = fd_count(r.pid)
+                    for i in range(150):
+                        c = connect(r.port)
+                        try:
+                            assert c.recv(10) == b""
+                        except ConnectionResetError:
+                            pass
+                        c.close()
+                    assert poll_until(lambda: fd_count(r.pid) == before, 5), \
+                        (model, before, fd_count(r.pid))
+    finally:
+        hold.close()
