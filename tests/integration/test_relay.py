@@ -562,6 +562,14 @@ def test_many_short_connections_leave_no_descriptors():
             for model in MODELS:
                 with relay(["tcp://127.0.0.1:0",
                             "127.0.0.1:%d" % echo.port], model) as r:
+                    # a first connection: the model's own descriptors (a
+                    # fork server's child pipe) are made as it starts to run
+                    c = connect(r.port)
+                    c.sendall(b"warm")
+                    c.shutdown(socket.SHUT_WR)
+                    assert recv_all(c) == b"warm"
+                    c.close()
+                    time.sleep(0.2)
                     before = fd_count(r.pid)
                     for i in range(150):
                         c = connect(r.port)
@@ -575,6 +583,13 @@ def test_many_short_connections_leave_no_descriptors():
                     assert poll_until(lambda: not zombies(r.pid), 5), model
                 with relay(["tcp://127.0.0.1:0", "127.0.0.1:%d" % dead],
                            model) as r:
+                    c = connect(r.port)
+                    try:
+                        recv_all(c)
+                    except ConnectionResetError:
+                        pass
+                    c.close()
+                    time.sleep(0.2)
                     before = fd_count(r.pid)
                     for i in range(150):
                         c = connect(r.port)
