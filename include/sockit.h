@@ -851,6 +851,10 @@ int sk_conn_queue(sk_conn *c, const sk_seg *seg);
 void sk_conn_set_timer(sk_conn *c, int ms);
 /* Close once the queued output has been written. */
 void sk_conn_close(sk_conn *c);
+/* Close now with a reset (RST) instead of an orderly end of stream: queued
+ * output is dropped, and the peer learns that the stream broke (a relay
+ * whose target reset). on_close still runs. */
+void sk_conn_abort(sk_conn *c);
 /* Ask for on_drain whenever the output queue empties (chargen's generator). */
 void sk_conn_want_drain(sk_conn *c, int on);
 /* Bytes queued and not yet written. */
@@ -1081,7 +1085,8 @@ void sk_server_log(sk_server *s, int level, const char *fmt, ...)
  * connection's flow of control). Each direction's end of stream is passed on
  * by itself; the connection ends when both directions are done (or `linger`
  * after the first); both directions have bounded buffers (a slow reader on
- * either side stops reading from the other). On Linux, plain connections
+ * either side stops reading from the other); a reset on either side is
+ * passed on as a reset (a cut stream never looks whole). On Linux, plain connections
  * move their bytes with splice() through pipes (no user-space copy).
  * Settings, by name (sk_service_set):
  *   "target"           ADDRESS: a stream address (tcp://, HOST:PORT, unix:); required

@@ -198,6 +198,16 @@ void sk__conn_peer_cred(sk_conn *c)
     }
 }
 
+void sk_conn_abort(sk_conn *c)
+{
+    /* Closed with a zero linger time, the socket sends a reset instead of
+     * an orderly end of stream. */
+    struct linger now = {.l_onoff = 1, .l_linger = 0};
+    if (c->tp.fd >= 0)
+        (void)setsockopt(c->tp.fd, SOL_SOCKET, SO_LINGER, &now, sizeof now);
+    c->flags |= SK_C_DEAD;
+}
+
 void sk__conn_close_file(int fd)
 {
     close(fd);

@@ -166,7 +166,7 @@ void sk__fwd_splice_down(sk_conn *c, sk__fwd *f)
     }
     if (n < 0) {
         note(f, "target");
-        sk__fwd_close(c, f);
+        sk__fwd_abort(c, f);
         return;
     }
     if (n == 0) {

@@ -128,6 +128,14 @@ void sk__fwd_close(sk_conn *c, sk__fwd *f)
     sk_conn_close(c);
 }
 
+void sk__fwd_abort(sk_conn *c, sk__fwd *f)
+{
+    /* The target's stream broke (a reset): so does the client's. An orderly
+     * end would tell the client that what it got was the whole of it. */
+    f->closing = 1;
+    sk_conn_abort(c);
+}
+
 /* Stop watching the upstream socket and close it. */
 static void drop_upstream(sk_conn *c, sk__fwd *f)
 {
@@ -304,7 +312,7 @@ static void read_upstream(sk_conn *c, sk__fwd *f)
             return;
         if (n < 0) {
             note(f, "target: %s%s", strerror(errno), "");
-            sk__fwd_close(c, f);
+            sk__fwd_abort(c, f);
             return;
         }
         sk__fwd_upstream_eof(c, f);

@@ -48,6 +48,8 @@ extern const sk_svc_option sk__fwd_options[];
 /* End the connection (sk_conn_close), as the relay decided: a connection the
  * engine ends otherwise (the client's reset, a timeout) resets the target. */
 void sk__fwd_close(sk_conn *c, sk__fwd *f);
+/* The target reset: reset the client too (sk_conn_abort). */
+void sk__fwd_abort(sk_conn *c, sk__fwd *f);
 void sk__fwd_on_upstream(sk_conn *c, int fd, unsigned fired, void *arg);
 void sk__fwd_watch(sk_conn *c, sk__fwd *f, unsigned events);
 void sk__fwd_check_done(sk_conn *c, sk__fwd *f);

@@ -602,3 +602,38 @@ def test_many_short_connections_leave_no_descriptors():
                         (model, before, fd_count(r.pid))
     finally:
         hold.close()
+
+
+def test_target_reset_resets_the_client():
+    """A target that resets mid-answer: the client sees a reset too, not an
+    orderly end that would make a cut answer look whole."""
+    import struct
+    for model, extra in [("epoll", []), ("fork", []), ("epoll", ["--no-splice"])]:
+        def target(s):
+            s.recv(100)
+            s.sendall(b"partial answer")
+            time.sleep(0.3)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                         struct.pack("ii", 1, 0))
+            # unread input makes close() reset as well: both ways a reset
+            s.close()
+        t = Target(target)
+        with relay(extra + ["-v", "tcp://127.0.0.1:0",
+                            "127.0.0.1:%d" % t.port], model) as r:
+            c = connect(r.port)
+            c.sendall(b"question")
+            got, how = b"", None
+            try:
+                while True:
+                    b = c.recv(100)
+                    if not b:
+                        how = "end"
+                        break
+                    got += b
+            except ConnectionResetError:
+                how = "reset"
+            c.close()
+            t.join(10)
+            assert how == "reset", (model, extra, how, got)
+            line = relay_line(r, "bytes to target")
+            assert "Connection reset by peer" in line, line

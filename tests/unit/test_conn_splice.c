@@ -9,8 +9,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -234,6 +236,38 @@ static void test_pipe_segment(void **state)
     close(p[1]);
 }
 
+/* sk_conn_abort: the queued output is dropped and the peer gets a reset. */
+static void test_abort_resets(void **state)
+{
+    (void)state;
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(ls >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(ls, (struct sockaddr *)&sin, sizeof sin), 0);
+    assert_int_equal(listen(ls, 1), 0);
+    socklen_t len = sizeof sin;
+    assert_int_equal(getsockname(ls, (struct sockaddr *)&sin, &len), 0);
+    int peer = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_int_equal(connect(peer, (struct sockaddr *)&sin, sizeof sin), 0);
+    int fd = accept(ls, NULL, NULL);
+    assert_true(fd >= 0);
+    sk_tp tp;
+    sk__tp_plain(&tp, fd);
+    sk_conn *c = sk__conn_new(srv, &tp, NULL, 0, SK_TCP);
+    assert_non_null(c);
+    sk__conn_open(c);
+    assert_int_equal(sk_conn_send(c, "never sent", 10), 0);
+    sk_conn_abort(c);
+    assert_int_equal(sk__conn_close_step(c), 1); /* at once, output dropped */
+    sk__conn_destroy(c);
+    char b[16];
+    errno = 0;
+    assert_int_equal(recv(peer, b, sizeof b, 0), -1);
+    assert_int_equal(errno, ECONNRESET);
+    close(peer);
+    close(ls);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +276,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_hook_not_while_closing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_on_other_transports, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipe_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abort_resets, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
