@@ -684,6 +684,10 @@ int sk_dgram_reply(sk_dgram *d, const void *data, size_t len);
     0x4u /* connections interact: needs a model that serves them at the                            \
           * same time in one address space (thread, select, poll, epoll) */
 
+/* With verbose, the service logs its own line per connection (the relay):
+ * the engine's "connection from" and "closed" lines are left out. */
+#define SK_SVC_OWN_LOG 0x8u
+
 #define SK_DGRAM_MAX 65536 /* largest datagram a service receives or sends */
 
 /*
@@ -858,15 +862,22 @@ int sk_conn_post(sk_conn *target, const void *data, size_t len);
  *                 longer needs it (descriptors shared between responses). If the
  *                 file turns out shorter than len, the connection is reset: the
  *                 length promised to the peer cannot be kept.
+ *   SK_SEG_PIPE   len bytes already waiting in the pipe fd (its read end,
+ *                 non-blocking), sent with splice() without a user-space copy
+ *                 (Linux, plain connections only: elsewhere, and over TLS, the
+ *                 call fails with EOPNOTSUPP). The pipe must hold exactly the
+ *                 queued PIPE segments' bytes, in order; release and fd
+ *                 ownership as for FILE (a relay passes a release and keeps
+ *                 its pipe).
  */
-typedef enum sk_seg_kind { SK_SEG_BYTES = 1, SK_SEG_MEM, SK_SEG_FILE } sk_seg_kind;
+typedef enum sk_seg_kind { SK_SEG_BYTES = 1, SK_SEG_MEM, SK_SEG_FILE, SK_SEG_PIPE } sk_seg_kind;
 typedef struct sk_seg {
     sk_seg_kind kind;
     const void *mem; /* BYTES, MEM */
-    int fd;          /* FILE */
+    int fd;          /* FILE, PIPE */
     off_t off;       /* FILE: where the bytes start */
     uint64_t len;
-    void (*release)(void *arg); /* MEM, FILE: see above */
+    void (*release)(void *arg); /* MEM, FILE, PIPE: see above */
     void *arg;
 } sk_seg;
 /*
@@ -884,6 +895,10 @@ int sk_conn_queue(sk_conn *c, const sk_seg *seg);
 void sk_conn_set_timer(sk_conn *c, int ms);
 /* Close once the queued output has been written. */
 void sk_conn_close(sk_conn *c);
+/* Close now with a reset (RST) instead of an orderly end of stream: queued
+ * output is dropped, and the peer learns that the stream broke (a relay
+ * whose target reset). on_close still runs. */
+void sk_conn_abort(sk_conn *c);
 /* Ask for on_drain whenever the output queue empties (chargen's generator). */
 void sk_conn_want_drain(sk_conn *c, int on);
 /* Bytes queued and not yet written. */
@@ -921,6 +936,22 @@ void sk_conn_pause_read(sk_conn *c, int on);
  * queued. sk_conn_close still ends the connection. */
 void sk_conn_shutdown(sk_conn *c);
 /*
+ * Read hook (zero copy: a relay splices the peer's bytes into a pipe): while
+ * set on a plain connection, the engine calls cb(c, fd, arg) whenever it would
+ * read from the peer, instead of reading itself; cb moves the bytes from fd
+ * (the connection's socket) wherever it likes and returns how many it took
+ * (> 0: counted as bytes in, the idle clock restarts; on_data is not
+ * called), 0 at the peer's end of stream (on_eof follows), or -1 with errno:
+ * EAGAIN (nothing to read now; wait for readability) or an error (the
+ * connection is reset, as after a failed read). Backpressure is the
+ * service's: sk_conn_pause_read while its other side is full. Once the
+ * connection is closing the engine reads (and discards) by itself again.
+ * cb NULL removes the hook. Returns 0, or -1 with errno: EOPNOTSUPP (a TLS
+ * connection: its bytes must be decrypted; copy them from on_data), ENOMEM.
+ */
+typedef ssize_t sk_conn_read_cb(sk_conn *c, int fd, void *arg);
+int sk_conn_read_hook(sk_conn *c, sk_conn_read_cb *cb, void *arg);
+/*
  * The peer as an address word ("tcp://127.0.0.1:40000"); a Unix stream peer
  * by the credentials the kernel gives ("unix peer pid 1234 uid 1000", or
  * "unix peer uid 1000" where there is no pid, else "unix:"). The string is in a buffer of the
@@ -930,6 +961,10 @@ void sk_conn_shutdown(sk_conn *c);
  */
 const char *sk_conn_peer_name(sk_conn *c);
 void sk_conn_peer_host_port(sk_conn *c, char *host, size_t cap, unsigned *port);
+/* The peer's address as the engine holds it (the PROXY header's source on a
+ * proxied connection), or NULL for a Unix stream peer (unnamed) or a v2
+ * header's Unix source. *len is set to its length. Valid while c is. */
+const struct sockaddr *sk_conn_peer_addr(sk_conn *c, socklen_t *len);
 /*
  * The TLS session of a connection made on a TLS server (sk_server_opts.tls),
  * or NULL for a plain connection. Services only see a connection once its
@@ -1121,6 +1156,68 @@ void sk_server_report(sk_server *s, const char *fmt, ...) __attribute__((format(
 /* Emit a log line through opts.log (printf-style). */
 void sk_server_log(sk_server *s, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------- forwarding (sockit relay) */
+
+/*
+ * The port forwarder behind `sockit relay` (not to be confused with sk_relay
+ * above, which joins a socket to stdin/stdout for `connect`).
+ *
+ * Streams: a service, run by an sk_server like any other (so access lists,
+ * per-source limits, every model, TLS on the listening side apply). Each
+ * connection gets its own connection to the target: the target is resolved
+ * on every connection and each address tried in turn (non-blocking, in the
+ * connection's flow of control). Each direction's end of stream is passed on
+ * by itself; the connection ends when both directions are done (or `linger`
+ * after the first); both directions have bounded buffers (a slow reader on
+ * either side stops reading from the other); a reset on either side is
+ * passed on as a reset (a cut stream never looks whole). On Linux, plain connections
+ * move their bytes with splice() through pipes (no user-space copy).
+ * Settings, by name (sk_service_set):
+ *   "target"           ADDRESS: a stream address (tcp://, HOST:PORT, unix:); required
+ *   "connect-timeout"  SECS per address (default: the kernel's)
+ *   "linger"           SECS: close this long after the first direction ended
+ *                      (default: no limit)
+ *   "no-splice"        flag: always copy
+ * With opts.verbose, one line per connection is logged when it ends: the
+ * client, the target's endpoint, bytes each way, duration, which side
+ * ended first (or why the target could not be reached):
+ *   relay tcp://127.0.0.1:40000 -> tcp://127.0.0.1:8080: 10 bytes to target,
+ *   20 bytes from target, 0.004 s, client closed first
+ * The service is never NULL and lives as long as the program.
+ */
+const sk_service *sk_forward_service(void);
+
+typedef struct sk_forward_udp_opts {
+    int idle_timeout_ms;     /* a session silent this long is forgotten; 0 = 60 s */
+    size_t max_sessions;     /* sessions at once (the oldest is forgotten); 0 = 4096 */
+    const sk_access *access; /* who may send (others' datagrams dropped); NULL = everyone */
+    sk_limits *limits;       /* per-source sessions at once and new sessions per second;
+                              * NULL = none */
+    int stop_fd;             /* readable (a pipe a signal handler writes to): return;
+                              * -1 = never */
+    int verbose;             /* log each session's start and end through log */
+    void (*log)(void *arg, int level, const char *line); /* NULL: silent */
+    void *arg;
+} sk_forward_udp_opts;
+
+typedef struct sk_forward_udp_stats {
+    uint64_t sessions;               /* sessions opened */
+    uint64_t to_target, from_target; /* datagrams relayed each way */
+    uint64_t dropped;                /* datagrams dropped (denied, limited, failed) */
+} sk_forward_udp_stats;
+
+/*
+ * Relay datagrams from the bound datagram socket listen_fd (sk_listen) to
+ * target: each client address gets its own upstream socket, connected to the
+ * target (resolved for each new session), so replies go back to the client
+ * that caused them; a session silent for idle_timeout_ms is closed. Runs
+ * until o->stop_fd is readable; returns 0 then, or -1 with err (a usage
+ * error for a target that is not a datagram address). listen_fd stays the
+ * caller's; st (may be NULL) is filled in either case.
+ */
+int sk_forward_udp(int listen_fd, const sk_addr *target, const sk_forward_udp_opts *o,
+                   sk_forward_udp_stats *st, sk_err *err);
 
 /* ----------------------------------------------------------- file transfer */
 

@@ -80,6 +80,16 @@ void cli_tls_client_finish(struct cli_tls_client *t, const sk_addr *a);
 void cli_tls_client_help(FILE *f);
 
 int cli_serve(int argc, char **argv);
+/* relay.c: `sockit relay` is serve's parser and server with the relay
+ * service (cli_relay, in serve.c); these are its own parts. */
+int cli_relay(int argc, char **argv);
+void cli_relay_help(FILE *f);
+/* Check LISTEN_ADDRESS TARGET_ADDRESS at argv[optind..]: usage errors exit 2.
+ * Sets *target and *dgram (a datagram relay); returns the argc that leaves
+ * only LISTEN_ADDRESS after optind. */
+int cli_relay_words(int argc, char **argv, int optind_, int inetd, const char **target, int *dgram);
+/* UDP to UDP (sk_forward_udp) with serve's parsed options. Returns the exit status. */
+int cli_relay_udp(const sk_server_opts *o, const char *listen, const char *target, int quiet);
 int cli_connect(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_send(int argc, char **argv);

@@ -16,6 +16,7 @@ static void usage(FILE *f)
             "  connect ADDRESS | HOST PORT  the client: stdin to the socket, the socket to stdout\n"
             "  bench [OPTIONS] ADDRESS      load generator, checking every reply\n"
             "  send [OPTIONS] PATH... ADDRESS  files and trees to `serve recv`, verified\n"
+            "  relay [OPTIONS] LISTEN_ADDRESS TARGET_ADDRESS  forward connections (or UDP)\n"
             "\n"
             "Addresses: PORT, HOST:PORT, [IPV6]:PORT, tcp://HOST:PORT, udp://HOST:PORT,\n"
             "tcp4:// tcp6:// udp4:// udp6://, unix:PATH, unixgram:PATH, unix:@NAME.\n"
@@ -67,7 +68,10 @@ int main(int argc, char **argv)
         return cli_bench(argc - 1, argv + 1);
     if (strcmp(cmd, "send") == 0)
         return cli_send(argc - 1, argv + 1);
+    if (strcmp(cmd, "relay") == 0)
+        return cli_relay(argc - 1, argv + 1);
     if (cmd[0] == '-')
         cli_usage("unknown option \"%s\" (see sockit --help)", cmd);
-    cli_usage("unknown subcommand \"%s\" (serve, connect, bench, send; see sockit --help)", cmd);
+    cli_usage("unknown subcommand \"%s\" (serve, connect, bench, send, relay; see sockit --help)",
+              cmd);
 }

@@ -59,6 +59,11 @@ struct serve_cfg {
 };
 
 static sk_server *g_server;
+/* `sockit relay` is this command with the relay service (relay.c): the
+ * stream relay's listening side is an ordinary server. */
+static int g_relay;
+static const char *g_relay_target;
+static int g_relay_dgram; /* a datagram LISTEN_ADDRESS: sk_forward_udp instead */
 /* serve stdio: the listeners a signal must clean up (until the peer is accepted). */
 static sk_listener *g_stdio_ls;
 static volatile sig_atomic_t g_stdio_n;
@@ -299,7 +304,9 @@ static size_t all_options(struct option *longs, const struct option *common, siz
 {
     size_t nl = ncommon;
     memcpy(longs, common, ncommon * sizeof *common);
-    for (const sk_service *const *s = sk_services(); *s; s++) {
+    const sk_service *relay[] = {sk_forward_service(), NULL}; /* relay: its options first */
+    for (const sk_service *const *s = g_relay ? relay : sk_services(); *s;
+         s = (*s == relay[0] ? sk_services() : s + 1)) {
         for (const sk_svc_option *o = (*s)->options; o && o->name; o++) {
             size_t k = 0;
             while (k < nl && strcmp(longs[k].name, o->name) != 0)
@@ -466,9 +473,13 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
     for (int i = 1; i < argc && dd == argc; i++)
         if (strcmp(argv[i], "--") == 0)
             dd = i;
-    while ((ch = getopt_long(dd, argv, ":vqkh", longs, NULL)) != -1) {
+    while ((ch = getopt_long(dd, argv, g_relay ? ":vqkhw:" : ":vqkh", longs, NULL)) != -1) {
         if (ch >= O_SVC && ch < O_SVC + (int)(nl - ncommon)) {
             given[ngiven++] = (struct svc_arg){longs[ncommon + (size_t)(ch - O_SVC)].name, optarg};
+            continue;
+        }
+        if (ch == 'w') { /* relay -w SECS, as connect's */
+            given[ngiven++] = (struct svc_arg){"connect-timeout", optarg};
             continue;
         }
         switch (ch) {
@@ -538,11 +549,14 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
             if (c->o.proxy_timeout_ms == 0)
                 cli_usage("--proxy-timeout: give a time above 0");
             break;
-        default: cli_bad_option("serve", ch, argv);
+        default: cli_bad_option(g_relay ? "relay" : "serve", ch, argv);
         }
     }
     if (help) { /* `serve http --help`: the service's own options too */
-        serve_help(stdout, optind < dd ? sk_service_find(argv[optind]) : NULL);
+        if (g_relay)
+            cli_relay_help(stdout);
+        else
+            serve_help(stdout, optind < dd ? sk_service_find(argv[optind]) : NULL);
         exit(0);
     }
     if (c->quiet && c->o.verbose)
@@ -551,9 +565,21 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
         optind = dd + 1;
         dd = argc;
     }
+    if (g_relay && dd < argc) { /* relay: a "--" only ends the options */
+        memmove(argv + dd, argv + dd + 1, (size_t)(argc - dd) * sizeof *argv);
+        argc--;
+        dd = argc;
+    }
+    if (g_relay) /* LISTEN_ADDRESS TARGET_ADDRESS: checked there, taken apart here */
+        argc = cli_relay_words(argc, argv, optind, c->inetd, &g_relay_target, &g_relay_dgram);
+    if (g_relay && !g_relay_dgram)
+        given[ngiven++] = (struct svc_arg){"target", g_relay_target};
+    if (g_relay && g_relay_dgram && ngiven > 0)
+        cli_usage("--%s is for stream relays (a datagram relay takes --idle-timeout)",
+                  given[0].name);
     if (optind >= argc)
         cli_usage("serve: missing SERVICE (see sockit serve --help)");
-    c->service = argv[optind++];
+    c->service = g_relay ? "relay" : argv[optind++];
     /* The words after "--": a service's (exec's program), else more addresses. */
     const sk_service *args_svc = sk_service_find(c->service);
     char **words_after = NULL;
@@ -567,7 +593,7 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
         argc--; /* the "--" is gone; argv[argc] is NULL again */
     }
     sk_addr a;
-    if (strcmp(c->service, "stdio") != 0 && sk_service_find(c->service) == NULL &&
+    if (!g_relay && strcmp(c->service, "stdio") != 0 && sk_service_find(c->service) == NULL &&
         sk_addr_parse(&a, c->service, NULL) == 0) /* `sockit serve 8080` */
         cli_usage("\"%s\" is an address; the service comes first: sockit serve SERVICE "
                   "ADDRESS (services: %s)",
@@ -613,7 +639,9 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
                   "already on standard input and output)");
     if (c->keep_open && strcmp(c->service, "stdio") != 0)
         cli_usage("-k/--keep-open is an option of the stdio service, not of %s", c->service);
-    const sk_service *svc = strcmp(c->service, "stdio") != 0 ? sk_service_find(c->service) : NULL;
+    const sk_service *svc = g_relay                            ? sk_forward_service()
+                            : strcmp(c->service, "stdio") != 0 ? sk_service_find(c->service)
+                                                               : NULL;
     for (size_t i = 0; i < ngiven; i++)
         if (svc == NULL || sk_service_option(svc, given[i].name) == NULL)
             cli_usage("--%s is an option of the %s service, not of %s", given[i].name,
@@ -877,12 +905,25 @@ static void reload_all(void *arg)
     }
 }
 
+int cli_relay(int argc, char **argv)
+{
+    g_relay = 1;
+    return cli_serve(argc, argv);
+}
+
 int cli_serve(int argc, char **argv)
 {
     struct serve_cfg c = {0};
     cli_deploy_early(argc, argv, &c.d); /* deploy: before any message */
     sk_notify_enabled();                /* read and unset NOTIFY_SOCKET before any child */
     parse(argc, argv, &c);
+    if (g_relay_dgram) { /* UDP to UDP: its own loop (relay.c) */
+        int rc = cli_relay_udp(&c.o, c.addrs[0], g_relay_target, c.quiet);
+        sk_service_config_free(c.o.service, c.config);
+        sk_access_free(c.access);
+        free(c.acc);
+        return rc;
+    }
     if (c.inetd)
         g_report_fd = STDERR_FILENO;
     c.o.report = c.quiet ? NULL : report_line;

@@ -150,10 +150,13 @@ void sk__serve_stream_blocking(sk_server *s, int fd, const struct sockaddr *peer
             p[0].events |= POLLIN;
         if (want & SK_TP_WANT_WRITE)
             p[0].events |= POLLOUT;
-        /* Nothing to read or write (both ends half-closed) while the service
-         * waits on its own descriptors (exec's child still running): the
-         * socket's POLLHUP is not news, and must neither spin nor end it. */
-        if (want == 0 && sk__conn_watching(c))
+        /* Nothing wanted from the socket while the service waits on its
+         * other side (paused, or its watches: a relay whose target has not
+         * taken the client's last bytes yet): a hangup there (the peer
+         * ended after our half-close) is no error. The event loops stop
+         * watching such a socket; poll() would report the hangup anyway,
+         * so leave the socket out until something is wanted from it. */
+        if (want == 0 && ((c->flags & SK_C_PAUSED) || sk__conn_watching(c)))
             p[0].fd = -1;
         nfds_t np = 3 + watch_fds(c, p + 3);
         int r = poll(p, np, timeout);

@@ -75,7 +75,7 @@ sk_conn *sk__conn_new(sk_server *s, const sk_tp *tp, const struct sockaddr *peer
 
 void sk__conn_open(sk_conn *c)
 {
-    if (c->srv->o.verbose) {
+    if (c->srv->o.verbose && !(c->srv->svc->flags & SK_SVC_OWN_LOG)) {
         char tls[400];
         sk__conn_tls_describe(c, tls, sizeof tls);
         sk_server_log(c->srv, SK_LOG_INFO, "connection from %s%s", sk_conn_peer_name(c), tls);
@@ -162,6 +162,7 @@ static void pop_seg(sk_conn *c)
 int sk__conn_output(sk_conn *c, struct iovec *iov, int max, sk__conn_file *file, int *more)
 {
     file->len = 0;
+    file->pipe = 0;
     *more = 0;
     for (int round = 0; round < 2; round++) {
         if (c->flags & SK_C_DEAD)
@@ -180,6 +181,7 @@ int sk__conn_output(sk_conn *c, struct iovec *iov, int max, sk__conn_file *file,
                     file->fd = f->fd;
                     file->off = f->off;
                     file->len = f->left;
+                    file->pipe = f->pipe;
                 }
                 break;
             }
@@ -219,7 +221,8 @@ void sk__conn_sent(sk_conn *c, size_t n)
         if (f == NULL)
             break; /* more than was handed out: cannot happen */
         uint64_t k = n < f->left ? n : f->left;
-        f->off += (off_t)k;
+        if (!f->pipe)
+            f->off += (off_t)k;
         f->left -= k;
         c->fbytes -= k;
         n -= (size_t)k;
@@ -303,7 +306,7 @@ void sk__conn_free(sk_conn *c)
     sk__conn_unwatch_all(c); /* before on_close, which may close them */
     if (opened && s->svc->on_close)
         s->svc->on_close(c);
-    if (opened && s->o.verbose) {
+    if (opened && s->o.verbose && !(s->svc->flags & SK_SVC_OWN_LOG)) {
         double secs = (double)(sk_now_ms() - c->started_ms) / 1000.0;
         sk_server_log(s, SK_LOG_INFO, "closed %s: %llu bytes in, %llu bytes out, %.3f s%s",
                       sk_conn_peer_name(c), (unsigned long long)c->bytes_in,
@@ -419,10 +422,27 @@ int sk_conn_queue(sk_conn *c, const sk_seg *seg)
         if (seg->fd < 0)
             break;
         return queue_seg(c, seg->fd, seg->off, seg->len, NULL, seg->release, seg->arg);
+    case SK_SEG_PIPE:
+#ifdef __linux__
+        if (seg->fd < 0 || c->tp.impl != NULL || c->tp.ops != &sk__tp_plain_ops)
+            break; /* splice sends a pipe's bytes to a plain socket only */
+        if (queue_seg(c, seg->fd, 0, seg->len, NULL, seg->release, seg->arg) < 0)
+            return -1;
+        if (seg->len > 0)
+            last_seg(c)->pipe = 1;
+        return 0;
+#else
+        break;
+#endif
     }
     /* A malformed segment: still hand it back to its owner, as promised. */
-    sk_fileseg tmp = {
-        .fd = seg->kind == SK_SEG_FILE ? seg->fd : -1, .release = seg->release, .arg = seg->arg};
+    int owned = seg->kind == SK_SEG_FILE || seg->kind == SK_SEG_PIPE;
+    sk_fileseg tmp = {.fd = owned ? seg->fd : -1, .release = seg->release, .arg = seg->arg};
+    if (seg->kind == SK_SEG_PIPE && seg->fd >= 0) {
+        fileseg_done(&tmp);
+        errno = EOPNOTSUPP;
+        return -1;
+    }
     fileseg_done(&tmp);
     errno = EINVAL;
     return -1;
@@ -544,6 +564,15 @@ const char *sk_conn_peer_name(sk_conn *c)
     if (c->transport == SK_UNIX && c->peer.cred.has_uid)
         return sk_unix_peer_format(c->peer.cred.pid, c->peer.cred.uid, buf, sizeof buf);
     return sk_sockaddr_format(&c->peer.sa, c->peer_len, c->transport, buf, sizeof buf);
+}
+
+const struct sockaddr *sk_conn_peer_addr(sk_conn *c, socklen_t *len)
+{
+    *len = 0;
+    if (c->peer.sa.sa_family != AF_INET && c->peer.sa.sa_family != AF_INET6)
+        return NULL;
+    *len = c->peer_len;
+    return &c->peer.sa;
 }
 
 void sk_conn_peer_host_port(sk_conn *c, char *host, size_t cap, unsigned *port)

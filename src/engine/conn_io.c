@@ -40,7 +40,27 @@ ssize_t sk__conn_pump_read(sk_conn *c, uint8_t *scratch, size_t cap)
             return h;
         /* done: application data may have come with the client's Finished */
     }
-    ssize_t n = sk__tp_read(&c->tp, scratch, cap);
+    void *arg;
+    sk_conn_read_cb *hook = sk__conn_read_hook(c, &arg);
+    ssize_t n;
+    if (hook != NULL) {
+        /* The service moves the bytes itself (a relay's splice): keep the
+         * bookkeeping a read would have done. */
+        n = hook(c, c->tp.fd, arg);
+        if (n > 0) {
+            c->last_io_ms = sk_now_ms();
+            c->bytes_in += (uint64_t)n;
+            return n;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            c->tp.want = SK_TP_WANT_READ;
+            n = SK_TP_AGAIN;
+        } else if (n < 0) {
+            n = SK_TP_ERR;
+        }
+    } else {
+        n = sk__tp_read(&c->tp, scratch, cap);
+    }
     if (n > 0) {
         c->flags &= (uint16_t)~SK_C_RD_WANTS_W;
         sk__conn_feed(c, scratch, (size_t)n);
@@ -97,9 +117,16 @@ int sk__conn_pump_write(sk_conn *c, size_t budget)
             if (len > budget + HEAD_SLACK)
                 len = budget + HEAD_SLACK;
             off_t off = f.off;
-            n = sk__tp_sendfile(&c->tp, f.fd, &off, len, 0);
-            if (n == SK_TP_UNSUPPORTED)
+            if (f.pipe) /* a relay's pipe (SK_SEG_PIPE: plain connections only) */
+                n = sk__tp_sendfile(&c->tp, f.fd, NULL, len, SK_TP_PIPE);
+            else
+                n = sk__tp_sendfile(&c->tp, f.fd, &off, len, 0);
+            if (n == SK_TP_UNSUPPORTED && f.pipe) {
+                errno = EOPNOTSUPP;
+                n = SK_TP_ERR;
+            } else if (n == SK_TP_UNSUPPORTED) {
                 n = copy_file(c, &f, len);
+            }
             if (n == 0) {
                 errno = EIO; /* the file shrank under us: the promised length cannot be kept */
                 n = SK_TP_ERR;
@@ -174,6 +201,16 @@ void sk__conn_peer_cred(sk_conn *c)
         c->peer.cred.uid = uid;
         c->peer.cred.has_uid = 1;
     }
+}
+
+void sk_conn_abort(sk_conn *c)
+{
+    /* Closed with a zero linger time, the socket sends a reset instead of
+     * an orderly end of stream. */
+    struct linger now = {.l_onoff = 1, .l_linger = 0};
+    if (c->tp.fd >= 0)
+        (void)setsockopt(c->tp.fd, SOL_SOCKET, SO_LINGER, &now, sizeof now);
+    c->flags |= SK_C_DEAD;
 }
 
 void sk__conn_close_file(int fd)

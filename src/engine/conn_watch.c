@@ -1,7 +1,9 @@
 /*
  * conn_watch.c - a service's second descriptors (sk_conn_watch), pausing and
  * half-closing: what a service needs to join a connection to something else
- * (exec's child, a relay's upstream) with backpressure both ways.
+ * (exec's child, a relay's upstream) with backpressure both ways; and the
+ * read hook (sk_conn_read_hook), with which a relay splices the peer's bytes
+ * on without the engine reading them.
  *
  * The entries are kept here, with the connection; how they are waited on is
  * the model's: an event loop registers each with its backend through the
@@ -20,6 +22,43 @@ static sk__watch *find(sk__watches *ws, int fd)
     return NULL;
 }
 
+/* The entries (and the read hook), made at first use. */
+static int ensure(sk_conn *c)
+{
+    if (c->watches == NULL && (c->watches = calloc(1, sizeof *c->watches)) == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return 0;
+}
+
+int sk_conn_read_hook(sk_conn *c, sk_conn_read_cb *cb, void *arg)
+{
+    if (cb == NULL) {
+        if (c->watches != NULL)
+            c->watches->read_cb = NULL;
+        return 0;
+    }
+    if (c->tp.impl != NULL || c->tp.ops != &sk__tp_plain_ops) {
+        errno = EOPNOTSUPP; /* TLS: the bytes on the socket are not the peer's data */
+        return -1;
+    }
+    if (ensure(c) < 0)
+        return -1;
+    c->watches->read_cb = cb;
+    c->watches->read_arg = arg;
+    return 0;
+}
+
+sk_conn_read_cb *sk__conn_read_hook(const sk_conn *c, void **arg)
+{
+    if (c->watches == NULL || c->watches->read_cb == NULL ||
+        (c->flags & (SK_C_CLOSING | SK_C_WSHUT | SK_C_DEAD | SK_C_HANDSHAKE)))
+        return NULL; /* closing: the engine reads and discards by itself */
+    *arg = c->watches->read_arg;
+    return c->watches->read_cb;
+}
+
 int sk_conn_watch(sk_conn *c, int fd, unsigned events, sk_conn_watch_cb *cb, void *arg)
 {
     events &= SK_WATCH_READ | SK_WATCH_WRITE;
@@ -30,11 +69,8 @@ int sk_conn_watch(sk_conn *c, int fd, unsigned events, sk_conn_watch_cb *cb, voi
     if (c->watches == NULL) {
         if (events == 0)
             return 0;
-        c->watches = calloc(1, sizeof *c->watches);
-        if (c->watches == NULL) {
-            errno = ENOMEM;
+        if (ensure(c) < 0)
             return -1;
-        }
     }
     sk__watch *w = find(c->watches, fd);
     if (w == NULL) {

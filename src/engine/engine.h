@@ -117,6 +117,7 @@ typedef struct sk_fileseg {
     uint64_t left;
     sk_buf after;
     const uint8_t *mem;         /* not NULL: a memory segment (mem + off), no file */
+    int pipe;                   /* fd is a pipe holding `left` bytes (splice), no offset */
     void (*release)(void *arg); /* NULL: close fd when done */
     void *arg;
 } sk_fileseg;
@@ -203,6 +204,7 @@ typedef struct sk__conn_file {
     int fd;
     off_t off;
     uint64_t len;
+    int pipe; /* fd is a pipe (SK_SEG_PIPE): splice, no offset */
 } sk__conn_file;
 int sk__conn_output(sk_conn *c, struct iovec *iov, int max, sk__conn_file *file, int *more);
 /* The transport took n bytes of what sk__conn_output handed out. */
@@ -276,6 +278,8 @@ typedef struct sk__watch {
 } sk__watch;
 typedef struct sk__watches {
     sk__watch w[SK_CONN_WATCH_MAX];
+    sk_conn_read_cb *read_cb; /* sk_conn_read_hook: reads instead of the transport */
+    void *read_arg;
 } sk__watches;
 /* Run a watch's callback for what fired (SK_WATCH_READ also for hangup and
  * error). The caller then settles the connection as after a read. */
@@ -285,6 +289,9 @@ void sk__watch_fire(sk__watch *w, unsigned fired);
 void sk__conn_unwatch_all(sk_conn *c);
 /* 1 if the service watches any descriptor (the connection is busy). */
 int sk__conn_watching(const sk_conn *c);
+/* The service's read hook (sk_conn_read_hook) if it applies now: a plain
+ * connection that is not closing. NULL: read through the transport. */
+sk_conn_read_cb *sk__conn_read_hook(const sk_conn *c, void **arg);
 
 /* conn_tls.c: the one place an accepted connection is made, for every model */
 /* Make the connection for fd with its transport (TLS when the server has a

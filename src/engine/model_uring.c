@@ -228,10 +228,35 @@ static void on_wake(worker *w)
 
 /* ---- stopping ---- */
 
+/* Stopping: take what waits in the listeners' backlogs before they close
+ * (as model_event.c does: closing would reset those clients). */
+#define DRAIN_MAX 4096
+
+static void drain_backlog(worker *w)
+{
+    for (size_t i = 0; i < w->s->nls; i++) {
+        const sk_listener *l = w->ls[i].l;
+        if (!sk_transport_is_stream(l->transport))
+            continue;
+        for (int n = 0; n < DRAIN_MAX; n++) {
+            if (w->s->o.max_conns > 0 && atomic_load(&w->s->nconns) >= w->s->o.max_conns)
+                return;
+            struct sockaddr_storage peer;
+            socklen_t plen = sizeof peer;
+            int fd = sk__accept(w->s, l, (struct sockaddr *)&peer, &plen, 1);
+            if (fd < 0)
+                break;
+            new_conn(w, l, fd, &peer, plen);
+        }
+    }
+}
+
 static void begin_stop(worker *w)
 {
     if (w->stopping)
         return;
+    if (w->accepting && !w->s->o.once && !sk__stopping_now(w->s))
+        drain_backlog(w);
     w->stopping = 1;
     w->accepting = 0;
     for (size_t i = 0; i < w->s->nls; i++) {
@@ -255,7 +280,12 @@ static void begin_stop(worker *w)
             sk__conn_pump_read(u->c, w->scratch, SK_LOOP_READ_CHUNK);
         sk__uring_settle(w, u);
     }
-    sk__grace_busy(w->s, (int)w->nconns);
+    /* Announced as busy: those with work in flight (not the ones only given
+     * a moment for a request that may be on its way: policy.c). */
+    int busy = 0;
+    for (size_t i = 0; i < w->nconns; i++)
+        busy += w->conns[i]->c != NULL && !sk__conn_idle(w->conns[i]->c);
+    sk__grace_busy(w->s, busy);
 }
 
 /* Once this loop's listener operations are over (the kernel holds a
