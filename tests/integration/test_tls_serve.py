@@ -29,6 +29,9 @@ PIN = re.compile(r"^sockit: TLS certificate (sha256:[0-9a-f]{64}) \(pin it with 
 
 
 def pin_of(srv):
+    # The line is read from the server's stderr by a thread of the harness:
+    # under load it may not have been taken in yet when the port is known.
+    poll_until(lambda: PIN.search(srv.stderr_text()), 5)
     m = PIN.search(srv.stderr_text())
     assert m, "no pin line in %r" % srv.stderr_text()
     return m.group(1)
