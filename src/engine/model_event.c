@@ -29,12 +29,20 @@
  * the connections ready in this wakeup, between SHARE_MIN and SHARE_MAX. So
  * a single fast reader gets large writes, and many readers of large files
  * (a slow-read attack) cannot make one pass of the loop so long that new
- * connections wait to be accepted and read. A connection still writable
- * after its share is reported again by the (level-triggered) backend on the
- * next wakeup, after the others had theirs. */
+ * connections wait to be accepted and read. A connection that used its
+ * share while its socket was still writable goes on the loop's ready list
+ * and is served again after the next (non-sleeping) wait's events, without
+ * asking the backend for writability: that would cost an interest change
+ * each way (two epoll_ctl per large response) for a socket known to be
+ * writable. */
 #define PASS_BUDGET (16u << 20)
 #define SHARE_MIN (64u * 1024)
 #define SHARE_MAX (1u << 20)
+/* The ready list is served in order, at most this many per wakeup, counting
+ * the wakeup's events: with the shares above, a pass writes about
+ * PASS_BUDGET, however many connections have output waiting. */
+#define PASS_CONNS (PASS_BUDGET / SHARE_MIN)
+#define AGAIN_MIN 16 /* ready connections served per wakeup however busy it is */
 
 struct worker;
 
@@ -59,10 +67,12 @@ typedef struct worker {
     size_t nconns, capconns;
     sk__timers timers; /* each connection's earliest deadline */
     int64_t now;       /* sk_now_ms() after the last wait */
-    /* Connections with bytes inside their transport (decrypted, not yet
-     * read): readable although the socket is not, so served without waiting. */
+    /* Connections to serve again without waiting: bytes inside their
+     * transport (decrypted, not yet read: readable although the socket is
+     * not), or output left after their write share with the socket still
+     * writable (the ready list). First in, first served: again[ahead..nagain). */
     sk_conn **again;
-    size_t nagain, capagain;
+    size_t ahead, nagain, capagain;
     int accepting;
     int stopping;
     int64_t grace_deadline;
@@ -102,6 +112,54 @@ static void unlist(sk_conn **v, size_t *n, const sk_conn *c)
             v[k] = v[--*n];
 }
 
+/* The again list, in order. */
+static int again_push(worker *w, sk_conn *c)
+{
+    if (w->nagain == w->capagain && w->ahead > 0) { /* room at the front: slide down */
+        memmove(w->again, w->again + w->ahead, (w->nagain - w->ahead) * sizeof *w->again);
+        w->nagain -= w->ahead;
+        w->ahead = 0;
+    }
+    if (push(&w->again, &w->nagain, &w->capagain, c) < 0)
+        return -1;
+    c->flags |= SK_C_AGAIN;
+    return 0;
+}
+
+static sk_conn *again_pop(worker *w)
+{
+    sk_conn *c = w->again[w->ahead++];
+    if (w->ahead == w->nagain)
+        w->ahead = w->nagain = 0;
+    c->flags &= (uint16_t)~SK_C_AGAIN;
+    return c;
+}
+
+static void again_remove(worker *w, const sk_conn *c)
+{
+    for (size_t k = w->ahead; k < w->nagain; k++)
+        if (w->again[k] == c) {
+            memmove(w->again + k, w->again + k + 1, (w->nagain - k - 1) * sizeof *w->again);
+            if (--w->nagain == w->ahead)
+                w->ahead = w->nagain = 0;
+            return;
+        }
+}
+
+static size_t again_len(const worker *w)
+{
+    return w->nagain - w->ahead;
+}
+
+/* How many of the again list this wakeup serves. */
+static size_t again_quota(const worker *w)
+{
+    size_t batch = (size_t)sk__ev_batch(w->loop);
+    size_t q = batch + AGAIN_MIN >= PASS_CONNS ? AGAIN_MIN : PASS_CONNS - batch;
+    size_t n = again_len(w);
+    return n < q ? n : q;
+}
+
 static int add_conn(worker *w, sk_conn *c)
 {
     c->loop_index = (int)w->nconns;
@@ -112,7 +170,7 @@ static void drop(worker *w, sk_conn *c)
 {
     sk__timer_cancel(&w->timers, &c->timer);
     if (c->flags & SK_C_AGAIN)
-        unlist(w->again, &w->nagain, c);
+        again_remove(w, c);
     sk__ev_forget(w->loop, c->tp.fd); /* sk__conn_destroy closes it right after */
     size_t i = (size_t)c->loop_index;
     w->conns[i] = w->conns[--w->nconns];
@@ -135,6 +193,8 @@ static void on_conn(sk__ev_loop *loop, int fd, unsigned fired, void *ud)
     (void)fd;
     sk_conn *c = ud;
     worker *w = c->loop_data;
+    if ((c->flags & SK_C_AGAIN) && !sk__conn_wants_read(c))
+        return; /* on the ready list: its turn to write comes after the others' */
     if ((fired & SK_EV_READ) || ((fired & SK_EV_WRITE) && (c->flags & SK_C_RD_WANTS_W))) {
         if (sk__conn_wants_read(c))
             sk__conn_pump_read(c, w->scratch, SK_LOOP_READ_CHUNK);
@@ -186,20 +246,25 @@ static int arm(worker *w, sk_conn *c)
 
 static size_t write_share(const worker *w)
 {
-    int n = sk__ev_batch(w->loop);
-    size_t share = n > 0 ? PASS_BUDGET / (unsigned)n : SHARE_MAX;
+    size_t n = (size_t)sk__ev_batch(w->loop) + again_quota(w);
+    size_t share = n > 0 ? PASS_BUDGET / n : SHARE_MAX;
     return share < SHARE_MIN ? SHARE_MIN : share > SHARE_MAX ? SHARE_MAX : share;
 }
 
 /* After any event: write what is queued, then free or re-arm. */
 static void settle(worker *w, sk_conn *c)
 {
-    if (sk__conn_wants_write(c))
-        sk__conn_pump_write(c, write_share(w)); /* optimistic: most writes complete at once */
+    /* optimistic: most writes complete at once */
+    int more = sk__conn_wants_write(c) && sk__conn_pump_write(c, write_share(w));
     if (sk__conn_pump_close(c) || (w->stopping && sk__conn_may_stop(c)) || arm(w, c) < 0) {
         drop(w, c);
         return;
     }
+    /* On the ready list the interest stays as it is: the socket is known to
+     * be writable, and reading paused by backpressure comes back before
+     * the list lets the connection go. */
+    if (more && ((c->flags & SK_C_AGAIN) || again_push(w, c) == 0))
+        return;
     unsigned want = sk__conn_interest(c), mask = 0;
     if (want & SK_TP_WANT_READ)
         mask |= SK_EV_READ;
@@ -211,9 +276,8 @@ static void settle(worker *w, sk_conn *c)
         drop(w, c);
         return;
     }
-    if ((want & SK_TP_WANT_READ) && !(c->flags & SK_C_AGAIN) && sk__tp_buffered(&c->tp) > 0 &&
-        push(&w->again, &w->nagain, &w->capagain, c) == 0)
-        c->flags |= SK_C_AGAIN;
+    if ((want & SK_TP_WANT_READ) && !(c->flags & SK_C_AGAIN) && sk__tp_buffered(&c->tp) > 0)
+        again_push(w, c);
 }
 
 static void ev_wake(sk_conn *c)
@@ -397,18 +461,20 @@ static void fire_timers(worker *w)
     }
 }
 
-/* Connections with bytes buffered inside their transport: serve them as if
- * readable, after everything the backend reported. */
+/* After everything the backend reported: connections with bytes buffered
+ * inside their transport are served as if readable, and those on the ready
+ * list write their next share (no read: input on the socket is reported by
+ * the backend; a recv here would mostly find nothing). */
 static void run_again(worker *w)
 {
-    size_t n = w->nagain;
-    for (size_t i = n; i-- > 0;) {
-        if (i >= w->nagain)
-            continue;
-        sk_conn *c = w->again[i];
-        w->again[i] = w->again[--w->nagain];
-        c->flags &= (uint16_t)~SK_C_AGAIN;
-        on_conn(w->loop, c->tp.fd, SK_EV_READ, c);
+    /* Those queued before this wakeup, first come first served; one that
+     * queues itself again goes to the back. */
+    for (size_t n = again_quota(w); n > 0 && again_len(w) > 0; n--) {
+        sk_conn *c = again_pop(w);
+        if (sk__tp_buffered(&c->tp) > 0)
+            on_conn(w->loop, c->tp.fd, SK_EV_READ, c);
+        else
+            settle(w, c);
     }
 }
 
@@ -417,7 +483,7 @@ static void *worker_main(void *arg)
     worker *w = arg;
     while (!(w->stopping && w->nconns == 0)) {
         w->now = sk_now_ms();
-        int timeout = w->nagain ? 0 : sk__timers_timeout(&w->timers, w->now);
+        int timeout = again_len(w) ? 0 : sk__timers_timeout(&w->timers, w->now);
         int retry = !w->accepting && !w->stopping && w->s->o.max_conns > 0;
         if (retry && (timeout < 0 || timeout > ACCEPT_RETRY_MS))
             timeout = ACCEPT_RETRY_MS;

@@ -1,0 +1,108 @@
+"""The event engine's hot path (issue 14): the system calls the server makes
+per operation, counted with strace (no timing: counts do not depend on how
+busy the machine is).
+
+Each test attaches `strace -f` to a running server, drives a bounded
+workload with a client of its own, and checks what the server called.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+
+from harness import Server, require, tempdir, timeout, read_http_response
+
+CALL = re.compile(r"^(?:\d+\s+)?(\w+)\((.*)\)\s+=\s+(-?\d+|\?)(.*)$")
+
+
+class Strace:
+    """strace -f attached to pid for the `with` block; .calls is a list of
+    (name, args, result, rest) for the traced system calls."""
+
+    def __init__(self, pid, calls):
+        require("strace")
+        self.out = os.path.join(tempdir(), "strace.txt")
+        self.proc = subprocess.Popen(
+            ["strace", "-f", "-e", "trace=" + calls, "-o", self.out, "-p", str(pid)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.calls = []
+
+    def __enter__(self):
+        # strace says "Process N attached" once per thread of the server.
+        line = self.proc.stderr.readline().decode()
+        if "attached" not in line:
+            self.proc.kill()
+            raise AssertionError("strace did not attach: %r" % line)
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        with open(self.out) as f:
+            for line in f:
+                m = CALL.match(line.strip())
+                if m:
+                    self.calls.append((m.group(1), m.group(2), m.group(3), m.group(4)))
+        return False
+
+    def count(self, name, args="", rest=""):
+        return sum(1 for c in self.calls
+                   if c[0] == name and args in c[1] and rest in c[3])
+
+
+def get_many(port, n, path, rounds):
+    """n keep-alive connections; each round every connection sends its
+    request while the server is stopped (so it sees them all in one wakeup,
+    and each connection's write share is a fraction of the response), then
+    every response is read whole."""
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(n)]
+    files = [s.makefile("rb") for s in socks]
+    try:
+        for _ in range(rounds):
+            yield socks
+            for f in files:
+                r = read_http_response(f)
+                assert r is not None and r.status == 200, r
+    finally:
+        for f in files:
+            f.close()
+        for s in socks:
+            s.close()
+
+
+@timeout(90)
+def test_large_responses_change_no_interest_while_writable():
+    """A connection that used its write share with its socket still writable
+    is served again after the others without asking epoll for writability:
+    large responses cost no epoll_ctl beyond what a full socket needs (the
+    old loop made two per 1 MiB response: EPOLLOUT on, then off)."""
+    root = tempdir()
+    with open(os.path.join(root, "big"), "wb") as f:
+        f.write(os.urandom(1 << 20))
+    n, rounds = 32, 3
+    with Server(["http", "-q", "--root", root, "--model", "epoll",
+                 "tcp://127.0.0.1:0"]) as srv:
+        with Strace(srv.pid, "epoll_ctl,sendfile") as st:
+            for socks in get_many(srv.port, n, "/big", rounds):
+                os.kill(srv.pid, signal.SIGSTOP)
+                try:
+                    for s in socks:
+                        s.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+                finally:
+                    os.kill(srv.pid, signal.SIGCONT)
+        mods = st.count("epoll_ctl", "EPOLL_CTL_MOD")
+        full = st.count("sendfile", rest="EAGAIN")
+        sent = st.count("sendfile") - full
+        assert sent >= n * rounds, st.calls[:20]
+        # A socket that is full (EAGAIN) may wait for writability: at most
+        # one change each way for each time that happened.
+        assert mods <= 2 * full + 2, \
+            "%d epoll_ctl MOD for %d responses (%d sendfile, %d EAGAIN)" % (
+                mods, n * rounds, sent, full)
+        assert srv.alive()
