@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../lib/outq.h"
 #include "engine.h"
 #include "ev.h"
 
@@ -481,7 +482,9 @@ static void run_again(worker *w)
 static void *worker_main(void *arg)
 {
     worker *w = arg;
+    sk__outq_batch_begin(); /* reports and logs: one write per wakeup, not per line */
     while (!(w->stopping && w->nconns == 0)) {
+        sk__outq_batch_flush(); /* before sleeping */
         w->now = sk_now_ms();
         int timeout = again_len(w) ? 0 : sk__timers_timeout(&w->timers, w->now);
         int retry = !w->accepting && !w->stopping && w->s->o.max_conns > 0;
@@ -501,6 +504,7 @@ static void *worker_main(void *arg)
     /* Whatever is left (an error exit): close it. */
     while (w->nconns > 0)
         drop(w, w->conns[w->nconns - 1]);
+    sk__outq_batch_end();
     return NULL;
 }
 

@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 
-from harness import Server, require, tempdir, timeout, read_http_response
+from harness import Server, poll_until, read_http_response, require, tempdir, timeout
 
 CALL = re.compile(r"^(?:\d+\s+)?(\w+)\((.*)\)\s+=\s+(-?\d+|\?)(.*)$")
 
@@ -105,4 +105,50 @@ def test_large_responses_change_no_interest_while_writable():
         assert mods <= 2 * full + 2, \
             "%d epoll_ctl MOD for %d responses (%d sendfile, %d EAGAIN)" % (
                 mods, n * rounds, sent, full)
+        assert srv.alive()
+
+
+@timeout(60)
+def test_reports_of_one_wakeup_leave_in_one_write():
+    """The per-read report lines (the default output) of one wakeup leave
+    together, in one write to stdout, instead of a poll and a write each."""
+    n = 20
+    with Server(["echo", "--model", "epoll", "tcp://127.0.0.1:0"]) as srv:
+        socks = [socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+                 for _ in range(n)]
+        try:
+            # Every connection is open (its report-free accept is done)
+            # before the calls are counted.
+            for s in socks:
+                s.sendall(b"warm\n")
+                assert s.recv(64) == b"warm\n"
+            assert srv.wait_stdout("Received 5 bytes", timeout=10)
+            with Strace(srv.pid, "write,writev,pwritev2,poll,sendto") as st:
+                os.kill(srv.pid, signal.SIGSTOP)
+                try:
+                    for i, s in enumerate(socks):
+                        s.sendall(b"msg%03d\n" % i)
+                finally:
+                    os.kill(srv.pid, signal.SIGCONT)
+                for i, s in enumerate(socks):
+                    got = b""
+                    while not got.endswith(b"\n"):
+                        b = s.recv(64)
+                        assert b, "connection %d closed" % i
+                        got += b
+                    assert got == b"msg%03d\n" % i
+                ok = poll_until(lambda: srv.stdout_text().count("Received 7 bytes") == n, 10)
+                assert ok, srv.stdout_text()[-500:]
+        finally:
+            for s in socks:
+                s.close()
+        to_stdout = sum(1 for c in st.calls
+                        if c[0] in ("write", "writev", "pwritev2", "poll")
+                        and (c[1].startswith("1,") or c[1].startswith("[{fd=1,")))
+        replies = st.count("sendto")
+        assert replies >= n, st.calls[:30]
+        # One wakeup (or a few, if the kernel handed the reads over in
+        # parts): far fewer calls than one (or two) per line.
+        assert to_stdout <= n // 4, "%d calls on stdout for %d report lines: %r" % (
+            to_stdout, n, [c for c in st.calls if c[1].startswith(("1,", "[{fd=1,"))][:10])
         assert srv.alive()
