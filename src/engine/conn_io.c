@@ -15,6 +15,7 @@
 #include "engine.h"
 
 #define OUT_IOV 8
+#define DISCARD_MAX (64u << 20) /* dropped unseen in one call (SK_SVC_DISCARDS_INPUT) */
 #define HEAD_SLACK (16u * 1024) /* see the file chunk in sk__conn_pump_write */
 
 static void note_want(sk_conn *c, uint16_t cross_flag, unsigned cross_want)
@@ -35,10 +36,17 @@ ssize_t sk__conn_pump_read(sk_conn *c, uint8_t *scratch, size_t cap)
             return h;
         /* done: application data may have come with the client's Finished */
     }
-    ssize_t n = sk__tp_read(&c->tp, scratch, cap);
+    /* A service that ignores its input: a TCP socket drops it in the kernel,
+     * no copy, and as much as is there in one call. */
+    int drop = (c->srv->svc->flags & SK_SVC_DISCARDS_INPUT) && c->transport == SK_TCP &&
+               sk__tp_can_discard(&c->tp);
+    ssize_t n = drop ? sk__tp_discard(&c->tp, DISCARD_MAX) : sk__tp_read(&c->tp, scratch, cap);
     if (n > 0) {
         c->flags &= (uint16_t)~SK_C_RD_WANTS_W;
-        sk__conn_feed(c, scratch, (size_t)n);
+        if (drop)
+            sk__conn_feed_dropped(c, (size_t)n);
+        else
+            sk__conn_feed(c, scratch, (size_t)n);
     } else if (n == 0) {
         sk__conn_feed_eof(c);
     } else if (n == SK_TP_AGAIN) {

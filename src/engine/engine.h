@@ -165,6 +165,9 @@ sk_conn *sk__conn_new(sk_server *s, const sk_tp *tp, const struct sockaddr *peer
 void sk__conn_open(sk_conn *c);
 /* Bytes arrived (n > 0): the service sees them unless it is done with input. */
 void sk__conn_feed(sk_conn *c, const uint8_t *data, size_t n);
+/* n bytes arrived and were dropped unseen (SK_SVC_DISCARDS_INPUT): counted
+ * as input, and no on_data. */
+void sk__conn_feed_dropped(sk_conn *c, size_t n);
 /* The peer's end of stream (FIN). */
 void sk__conn_feed_eof(sk_conn *c);
 /* A transport error (errno value): the connection is dead, its output dropped. */

@@ -152,3 +152,25 @@ def test_reports_of_one_wakeup_leave_in_one_write():
         assert to_stdout <= n // 4, "%d calls on stdout for %d report lines: %r" % (
             to_stdout, n, [c for c in st.calls if c[1].startswith(("1,", "[{fd=1,"))][:10])
         assert srv.alive()
+
+
+@timeout(60)
+def test_discard_drops_input_in_the_kernel():
+    """serve discard drops a TCP stream's bytes with recv(MSG_TRUNC) and no
+    buffer (nothing copied to user space), and still counts them (-v)."""
+    total = 4 << 20
+    with Server(["discard", "-v", "--model", "epoll", "tcp://127.0.0.1:0"]) as srv:
+        with Strace(srv.pid, "recvfrom") as st:
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            chunk = b"d" * 65536
+            for _ in range(total // len(chunk)):
+                s.sendall(chunk)
+            s.shutdown(socket.SHUT_WR)
+            assert s.recv(1) == b""  # the server saw our FIN and closed
+            s.close()
+            assert srv.wait_stderr("%d bytes in" % total, timeout=10), srv.stderr_text()
+        dropped = [c for c in st.calls if "NULL" in c[1] and "MSG_TRUNC" in c[1]]
+        copied = [c for c in st.calls if "MSG_TRUNC" not in c[1] and c[2] not in ("0", "-1")]
+        got = sum(int(c[2]) for c in dropped if int(c[2]) > 0)
+        assert got == total, (got, st.calls[:5])
+        assert not copied, copied[:5]
