@@ -575,6 +575,8 @@ static int worker_init(worker *w, sk_server *s, const sk__ev_backend *be, int in
         w->lw[i] = (lwatch){.w = w, .l = &s->ls[i]};
     if (index > 0 && s->o.reuseport && own_listeners(w, err) < 0)
         return -1;
+    for (size_t i = 0; i < s->nls; i++)
+        sk__dgram_listener_setup(w->lw[i].l);
     set_accepting(w, 1);
     return 0;
 }

@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 
-from harness import Server, poll_until, read_http_response, require, tempdir, timeout
+from harness import Server, Skip, poll_until, read_http_response, require, tempdir, timeout
 
 CALL = re.compile(r"^(?:\d+\s+)?(\w+)\((.*)\)\s+=\s+(-?\d+|\?)(.*)$")
 
@@ -174,3 +174,69 @@ def test_discard_drops_input_in_the_kernel():
         got = sum(int(c[2]) for c in dropped if int(c[2]) > 0)
         assert got == total, (got, st.calls[:5])
         assert not copied, copied[:5]
+
+
+SOL_UDP = 17
+UDP_SEGMENT = 103
+
+
+def udp_replies(sock, n):
+    got = []
+    for _ in range(n):
+        got.append(sock.recv(65536))
+    return got
+
+
+@timeout(60)
+def test_udp_replies_to_one_peer_leave_as_one_gso_send():
+    """Datagrams from one peer answered in one batch leave as one
+    UDP_SEGMENT (GSO) message, and the peer still gets each reply as its
+    own datagram, in order."""
+    n = 8
+    with Server(["echo", "-q", "--model", "epoll", "udp://127.0.0.1:0"]) as srv:
+        c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        c.settimeout(10)
+        try:
+            with Strace(srv.pid, "sendmmsg,sendmsg,sendto") as st:
+                os.kill(srv.pid, signal.SIGSTOP)
+                try:
+                    for i in range(n):
+                        c.sendto(b"gso-%04d" % i, ("127.0.0.1", srv.port_of("udp")))
+                finally:
+                    os.kill(srv.pid, signal.SIGCONT)
+                got = udp_replies(c, n)
+        finally:
+            c.close()
+        assert got == [b"gso-%04d" % i for i in range(n)], got
+        # (strace names it UDP_SEGMENT, or only by number: 0x67)
+        gso = [x for x in st.calls if x[0] == "sendmmsg" and "cmsg_level=SOL_UDP" in x[1]
+               and ("UDP_SEGMENT" in x[1] or "0x67" in x[1])]
+        assert len(gso) == 1 and st.count("sendmmsg") + st.count("sendto") == 1, st.calls
+        assert srv.alive()
+
+
+@timeout(60)
+def test_udp_coalesced_receive_is_split_into_datagrams():
+    """A peer's GSO message reaches the server's socket (UDP_GRO) whole;
+    the server answers each datagram in it on its own."""
+    n, size = 6, 100
+    with Server(["echo", "-q", "--model", "epoll", "udp://127.0.0.1:0"]) as srv:
+        c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        c.settimeout(10)
+        try:
+            payload = b"".join(bytes([65 + i]) * size for i in range(n))
+            with Strace(srv.pid, "recvmmsg") as st:
+                try:
+                    c.sendmsg([payload], [(SOL_UDP, UDP_SEGMENT, size.to_bytes(2, "little"))],
+                              0, ("127.0.0.1", srv.port_of("udp")))
+                except OSError as e:  # a kernel without UDP GSO
+                    raise Skip("no UDP_SEGMENT here: %s" % e)
+                got = udp_replies(c, n)
+        finally:
+            c.close()
+        assert got == [bytes([65 + i]) * size for i in range(n)], [g[:4] for g in got]
+        # It came in coalesced (UDP_GRO: 0x68), as one message.
+        gro = [x for x in st.calls if "cmsg_level=SOL_UDP" in x[1]
+               and ("UDP_GRO" in x[1] or "0x68" in x[1])]
+        assert gro, st.calls
+        assert srv.alive()
