@@ -75,8 +75,37 @@ static ssize_t copy_file(sk_conn *c, const sk__conn_file *f, size_t len)
     return sk__tp_write(&c->tp, tmp, (size_t)r, 0); /* nothing consumed until sent */
 }
 
+/* The common case, bytes only (an echo, a small reply): one write of the
+ * queue without assembling iovecs. 1: done (all sent, the transport would
+ * block, or the connection failed); 0: not taken, or some left (the general
+ * loop goes on). */
+static int write_bytes_only(sk_conn *c, size_t *budget)
+{
+    if (c->fhead != NULL || c->out.len == 0 || c->out.len > *budget ||
+        (c->flags & (SK_C_DEAD | SK_C_DRAIN)))
+        return 0;
+    size_t len = c->out.len;
+    ssize_t n = sk__tp_write(&c->tp, sk_buf_head(&c->out), len, 0);
+    if (n == SK_TP_AGAIN) {
+        note_want(c, SK_C_WR_WANTS_R, SK_TP_WANT_READ);
+        return 1;
+    }
+    if (n < 0) {
+        sk__conn_feed_error(c, errno);
+        return 1;
+    }
+    if (n == 0)
+        return 0;
+    c->flags &= (uint16_t)~SK_C_WR_WANTS_R;
+    sk__conn_sent(c, (size_t)n);
+    *budget -= (size_t)n;
+    return (size_t)n == len;
+}
+
 int sk__conn_pump_write(sk_conn *c, size_t budget)
 {
+    if (write_bytes_only(c, &budget))
+        return 0;
     int files = 0;
     while (budget > 0) {
         struct iovec iov[OUT_IOV];

@@ -239,6 +239,13 @@ static int ev_watch_fd(sk__watch *wt, unsigned old, unsigned events)
  * finds nothing due and re-arms, so busy connections cost no heap work. */
 static int arm(worker *w, sk_conn *c)
 {
+    /* Only the idle timeout matters (no service timer, linger, handshake or
+     * grace): if armed, it stands (the idle deadline moves later with I/O,
+     * never earlier); with no idle timeout there is nothing to arm. No work
+     * per operation on a busy connection either way. */
+    if (!w->stopping && !(c->flags & (SK_C_TIMER | SK_C_WSHUT | SK_C_HANDSHAKE)) &&
+        (sk__timer_armed(&c->timer) || c->srv->o.idle_timeout_ms <= 0))
+        return 0;
     int64_t d = sk__conn_next_deadline(c, w->now, w->stopping ? w->grace_deadline : -1);
     if (d < 0 || (sk__timer_armed(&c->timer) && c->timer.at <= d))
         return 0;
