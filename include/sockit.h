@@ -671,11 +671,6 @@ int sk_dgram_reply(sk_dgram *d, const void *data, size_t len);
  * (discard): on_data is not called (the bytes are still counted), and the
  * engine may drop them in the kernel without copying them (TCP on Linux). */
 #define SK_SVC_DISCARDS_INPUT 0x100u
-/* hotpath: the client speaks first (the service sends nothing before the
- * first bytes arrive): an event loop may have the kernel hold a TCP
- * connection until its first bytes are there (TCP_DEFER_ACCEPT) and read
- * them at once. Not for daytime, chargen and the like. */
-#define SK_SVC_CLIENT_FIRST 0x200u
 
 #define SK_DGRAM_MAX 65536 /* largest datagram a service receives or sends */
 

@@ -15,7 +15,6 @@
 #define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/tcp.h> /* TCP_DEFER_ACCEPT */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -52,7 +51,6 @@ struct worker;
 typedef struct lwatch {
     struct worker *w;
     const sk_listener *l;
-    int deferred; /* TCP_DEFER_ACCEPT: a connection comes with its first bytes */
 } lwatch;
 
 typedef struct worker {
@@ -332,9 +330,8 @@ static void on_wake(sk__ev_loop *loop, int fd, unsigned fired, void *ud)
     }
 }
 
-static void new_conn(worker *w, const lwatch *lw, int fd, struct sockaddr *peer, socklen_t plen)
+static void new_conn(worker *w, const sk_listener *l, int fd, struct sockaddr *peer, socklen_t plen)
 {
-    const sk_listener *l = lw->l;
     sk_conn *c = sk__conn_accepted(w->s, fd, peer, plen, l->transport);
     if (c == NULL)
         return;
@@ -346,12 +343,7 @@ static void new_conn(worker *w, const lwatch *lw, int fd, struct sockaddr *peer,
         sk__conn_destroy(c);
         return;
     }
-    /* The request is already there (TCP_DEFER_ACCEPT): read it now, answer,
-     * and watch the descriptor only if the connection goes on (settle adds
-     * it); a connection done in one exchange never costs an epoll_ctl. */
-    int now =
-        lw->deferred && !(c->flags & SK_C_HANDSHAKE) && !(w->be->fd_limit && fd >= w->be->fd_limit);
-    if (!now && sk__ev_watch(w->loop, fd, SK_EV_READ, on_conn, c) < 0) {
+    if (sk__ev_watch(w->loop, fd, SK_EV_READ, on_conn, c) < 0) {
         sk_server_log(w->s, SK_LOG_ERROR, "%s cannot watch descriptor %d: connection closed",
                       w->be->name, fd);
         c->flags |= SK_C_DEAD;
@@ -359,8 +351,6 @@ static void new_conn(worker *w, const lwatch *lw, int fd, struct sockaddr *peer,
         return;
     }
     sk__conn_begin(c);
-    if (now)
-        sk__conn_pump_read(c, w->scratch, SK_LOOP_READ_CHUNK);
     settle(w, c);
 }
 
@@ -389,7 +379,7 @@ static void on_listener(sk__ev_loop *loop, int fd, unsigned fired, void *ud)
         int cfd = sk__accept(w->s, l, (struct sockaddr *)&peer, &plen, 1);
         if (cfd < 0)
             break;
-        new_conn(w, lw, cfd, (struct sockaddr *)&peer, plen);
+        new_conn(w, l, cfd, (struct sockaddr *)&peer, plen);
         if (w->s->o.once) {
             set_accepting(w, 0); /* one connection is all --once serves */
             break;
@@ -567,26 +557,6 @@ static int own_listeners(worker *w, sk_err *err)
     return 0;
 }
 
-/* A service whose client speaks first: the kernel holds a TCP connection
- * until its first bytes arrive (at most DEFER_S seconds; a client that says
- * nothing is then handed over anyway), so accepting it is reading it. Not
- * with access rules or per-source limits (a silent client is refused at
- * once, as ever) nor with -v (its "connection from" line comes at once). */
-#define DEFER_S 1
-static int defer_accept(const sk_server *s, const sk_listener *l)
-{
-#ifdef TCP_DEFER_ACCEPT
-    int secs = DEFER_S;
-    return (s->svc->flags & SK_SVC_CLIENT_FIRST) && l->transport == SK_TCP && !s->o.verbose &&
-           s->o.access == NULL && s->limits == NULL &&
-           setsockopt(l->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof secs) == 0;
-#else
-    (void)s;
-    (void)l;
-    return 0;
-#endif
-}
-
 static int worker_init(worker *w, sk_server *s, const sk__ev_backend *be, int index, sk_err *err)
 {
     memset(w, 0, sizeof *w);
@@ -612,10 +582,8 @@ static int worker_init(worker *w, sk_server *s, const sk__ev_backend *be, int in
         w->lw[i] = (lwatch){.w = w, .l = &s->ls[i]};
     if (index > 0 && s->o.reuseport && own_listeners(w, err) < 0)
         return -1;
-    for (size_t i = 0; i < s->nls; i++) {
+    for (size_t i = 0; i < s->nls; i++)
         sk__dgram_listener_setup(w->lw[i].l);
-        w->lw[i].deferred = defer_accept(s, w->lw[i].l);
-    }
     set_accepting(w, 1);
     return 0;
 }

@@ -456,7 +456,7 @@ static int http_reload(sk_server *srv, void *state, sk_err *err)
 const sk_service sk__svc_http = {
     .name = "http",
     .summary = "static files over HTTP/1.1 (--root DIR, --index, --listing, --auth, --access-log)",
-    .flags = SK_SVC_STREAM | SK_SVC_CLIENT_FIRST,
+    .flags = SK_SVC_STREAM,
     .conn_size = sizeof(struct http_conn),
     .init = http_init,
     .fini = http_fini,

@@ -87,7 +87,7 @@ static int ack_datagram(sk_dgram *d)
 const sk_service sk__svc_ack = {
     .name = "ack",
     .summary = "the tutorial server: shows one message, replies \"I got your message\"",
-    .flags = SK_SVC_STREAM | SK_SVC_DGRAM | SK_SVC_CLIENT_FIRST,
+    .flags = SK_SVC_STREAM | SK_SVC_DGRAM,
     .conn_size = sizeof(struct ack_conn),
     .on_data = ack_data,
     .on_eof = ack_eof,

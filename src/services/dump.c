@@ -56,7 +56,7 @@ static int dump_datagram(sk_dgram *d)
 const sk_service sk__svc_dump = {
     .name = "dump",
     .summary = "prints each message or datagram as hex, with the sender's address",
-    .flags = SK_SVC_STREAM | SK_SVC_DGRAM | SK_SVC_CLIENT_FIRST,
+    .flags = SK_SVC_STREAM | SK_SVC_DGRAM,
     .on_data = dump_data,
     .on_datagram = dump_datagram,
 };

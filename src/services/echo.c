@@ -35,7 +35,7 @@ static int echo_datagram(sk_dgram *d)
 const sk_service sk__svc_echo = {
     .name = "echo",
     .summary = "RFC 862: sends back everything it receives",
-    .flags = SK_SVC_STREAM | SK_SVC_DGRAM | SK_SVC_CLIENT_FIRST,
+    .flags = SK_SVC_STREAM | SK_SVC_DGRAM,
     .on_data = echo_data,
     .on_datagram = echo_datagram,
 };

@@ -525,7 +525,7 @@ static void recv_close(sk_conn *c)
 const sk_service sk__svc_recv = {
     .name = "recv",
     .summary = "receives files sent by `sockit send` into --dir DIR (verified, resumable)",
-    .flags = SK_SVC_STREAM | SK_SVC_CLIENT_FIRST,
+    .flags = SK_SVC_STREAM,
     .conn_size = sizeof(rx_conn),
     .init = sk__recv_init,
     .fini = sk__recv_fini,

@@ -240,34 +240,3 @@ def test_udp_coalesced_receive_is_split_into_datagrams():
                and ("UDP_GRO" in x[1] or "0x68" in x[1])]
         assert gro, st.calls
         assert srv.alive()
-
-
-@timeout(60)
-def test_client_first_connection_is_read_at_accept():
-    """A service whose client speaks first has the kernel hold a TCP
-    connection until its first bytes are there (TCP_DEFER_ACCEPT): the loop
-    reads and answers it right after accept4, before it asks epoll to watch
-    it (the old loop watched first and read on the next wakeup)."""
-    n = 10
-    with Server(["echo", "-q", "--model", "epoll", "tcp://127.0.0.1:0"]) as srv:
-        with Strace(srv.pid, "accept4,recvfrom,sendto,epoll_ctl,epoll_wait") as st:
-            for i in range(n):
-                s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-                s.sendall(b"hello %d\n" % i)
-                assert s.recv(64) == b"hello %d\n" % i
-                s.close()
-        # The first thing done with each accepted descriptor (numbers are
-        # reused: each accept4 starts a new connection).
-        firsts = []  # [fd, first call] per connection
-        pending = {}
-        for name, args, res, _ in st.calls:
-            if name == "accept4" and int(res) >= 0:
-                firsts.append([res, None])
-                pending[res] = firsts[-1]
-                continue
-            fd = args.split(",")[2].strip() if name == "epoll_ctl" else args.split(",")[0]
-            if fd in pending:
-                pending.pop(fd)[1] = name
-        assert len(firsts) >= n, st.calls[:20]
-        assert all(f == "recvfrom" for _, f in firsts), firsts
-        assert srv.alive()
