@@ -136,6 +136,25 @@ static ssize_t handle(sk_server *s, const sk_listener *l, const uint8_t *in, siz
  * for the process (then one message per reply, as before). */
 static atomic_int gso_off;
 
+/* The same peer: an IPv4 or IPv6 address and port compared directly (the
+ * common case, and cheaper than memcmp of the whole sockaddr). */
+static int same_peer(const struct sockaddr *a, socklen_t alen, const struct sockaddr *b,
+                     socklen_t blen)
+{
+    if (alen != blen || a->sa_family != b->sa_family)
+        return 0;
+    if (a->sa_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+    }
+    return memcmp(a, b, (size_t)alen) == 0;
+}
+
 size_t sk__dgram_runs(const size_t *len, const struct sockaddr *const *peer, const socklen_t *plen,
                       size_t n, size_t *run)
 {
@@ -146,7 +165,7 @@ size_t sk__dgram_runs(const size_t *len, const struct sockaddr *const *peer, con
          * shorter; no empty segment; within one UDP datagram's limits. */
         while (len[i] > 0 && len[i] <= SK_GSO_SEG_MAX && i + k < n && k < SK_GSO_MAX_SEGS &&
                len[i + k] > 0 && len[i + k] <= len[i] && bytes + len[i + k] <= SK_GSO_MAX_BYTES &&
-               plen[i + k] == plen[i] && memcmp(peer[i + k], peer[i], (size_t)plen[i]) == 0) {
+               same_peer(peer[i + k], plen[i + k], peer[i], plen[i])) {
             bytes += len[i + k];
             k++;
             if (len[i + k - 1] < len[i])
