@@ -31,19 +31,15 @@
  * a single fast reader gets large writes, and many readers of large files
  * (a slow-read attack) cannot make one pass of the loop so long that new
  * connections wait to be accepted and read. A connection that used its
- * share while its socket was still writable goes on the loop's ready list
- * and is served again after the next (non-sleeping) wait's events, without
- * asking the backend for writability: that would cost an interest change
- * each way (two epoll_ctl per large response) for a socket known to be
- * writable. */
+ * share while its socket was still writable goes on the loop's ready list:
+ * after the next (non-sleeping) wait's events, the list is served in order,
+ * SHARE_MAX each, until the pass has written PASS_BUDGET (at least one is
+ * served); the rest wait for the next pass. Asking the backend for
+ * writability instead would cost an interest change each way (two epoll_ctl
+ * per large response) for a socket known to be writable. */
 #define PASS_BUDGET (16u << 20)
 #define SHARE_MIN (64u * 1024)
 #define SHARE_MAX (1u << 20)
-/* The ready list is served in order, at most this many per wakeup, counting
- * the wakeup's events: with the shares above, a pass writes about
- * PASS_BUDGET, however many connections have output waiting. */
-#define PASS_CONNS (PASS_BUDGET / SHARE_MIN)
-#define AGAIN_MIN 16 /* ready connections served per wakeup however busy it is */
 
 struct worker;
 
@@ -74,6 +70,8 @@ typedef struct worker {
      * writable (the ready list). First in, first served: again[ahead..nagain). */
     sk_conn **again;
     size_t ahead, nagain, capagain;
+    uint64_t pass_bytes; /* written in this pass (the budget) */
+    int in_again;        /* serving the again list */
     int accepting;
     int stopping;
     int64_t grace_deadline;
@@ -150,15 +148,6 @@ static void again_remove(worker *w, const sk_conn *c)
 static size_t again_len(const worker *w)
 {
     return w->nagain - w->ahead;
-}
-
-/* How many of the again list this wakeup serves. */
-static size_t again_quota(const worker *w)
-{
-    size_t batch = (size_t)sk__ev_batch(w->loop);
-    size_t q = batch + AGAIN_MIN >= PASS_CONNS ? AGAIN_MIN : PASS_CONNS - batch;
-    size_t n = again_len(w);
-    return n < q ? n : q;
 }
 
 static int add_conn(worker *w, sk_conn *c)
@@ -254,8 +243,13 @@ static int arm(worker *w, sk_conn *c)
 
 static size_t write_share(const worker *w)
 {
-    size_t n = (size_t)sk__ev_batch(w->loop) + again_quota(w);
-    size_t share = n > 0 ? PASS_BUDGET / n : SHARE_MAX;
+    size_t share;
+    if (w->in_again) { /* what is left of the pass's budget */
+        share = w->pass_bytes < PASS_BUDGET ? PASS_BUDGET - (size_t)w->pass_bytes : 0;
+    } else {
+        int n = sk__ev_batch(w->loop);
+        share = n > 0 ? PASS_BUDGET / (unsigned)n : SHARE_MAX;
+    }
     return share < SHARE_MIN ? SHARE_MIN : share > SHARE_MAX ? SHARE_MAX : share;
 }
 
@@ -263,7 +257,12 @@ static size_t write_share(const worker *w)
 static void settle(worker *w, sk_conn *c)
 {
     /* optimistic: most writes complete at once */
-    int more = sk__conn_wants_write(c) && sk__conn_pump_write(c, write_share(w));
+    int more = 0;
+    if (sk__conn_wants_write(c)) {
+        uint64_t was = c->bytes_out;
+        more = sk__conn_pump_write(c, write_share(w));
+        w->pass_bytes += c->bytes_out - was;
+    }
     if (sk__conn_pump_close(c) || (w->stopping && sk__conn_may_stop(c)) || arm(w, c) < 0) {
         drop(w, c);
         return;
@@ -477,13 +476,16 @@ static void run_again(worker *w)
 {
     /* Those queued before this wakeup, first come first served; one that
      * queues itself again goes to the back. */
-    for (size_t n = again_quota(w); n > 0 && again_len(w) > 0; n--) {
+    w->in_again = 1;
+    size_t n = again_len(w);
+    for (size_t k = 0; k < n && again_len(w) > 0 && (k == 0 || w->pass_bytes < PASS_BUDGET); k++) {
         sk_conn *c = again_pop(w);
         if (sk__tp_buffered(&c->tp) > 0)
             on_conn(w->loop, c->tp.fd, SK_EV_READ, c);
         else
             settle(w, c);
     }
+    w->in_again = 0;
 }
 
 static void *worker_main(void *arg)
@@ -494,6 +496,7 @@ static void *worker_main(void *arg)
         sk__outq_batch_flush(); /* before sleeping */
         w->now = sk_now_ms();
         int timeout = again_len(w) ? 0 : sk__timers_timeout(&w->timers, w->now);
+        w->pass_bytes = 0;
         int retry = !w->accepting && !w->stopping && w->s->o.max_conns > 0;
         if (retry && (timeout < 0 || timeout > ACCEPT_RETRY_MS))
             timeout = ACCEPT_RETRY_MS;
