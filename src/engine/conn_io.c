@@ -17,6 +17,7 @@
 #define OUT_IOV 8
 #define DISCARD_MAX (64u << 20) /* dropped unseen in one call (SK_SVC_DISCARDS_INPUT) */
 #define HEAD_SLACK (16u * 1024) /* see the file chunk in sk__conn_pump_write */
+#define COPY_CHUNK 16384        /* copy_file's most per call */
 
 static void note_want(sk_conn *c, uint16_t cross_flag, unsigned cross_want)
 {
@@ -60,7 +61,7 @@ ssize_t sk__conn_pump_read(sk_conn *c, uint8_t *scratch, size_t cap)
 /* The transport cannot send from the file (an encrypting one): copy it. */
 static ssize_t copy_file(sk_conn *c, const sk__conn_file *f, size_t len)
 {
-    uint8_t tmp[16384];
+    uint8_t tmp[COPY_CHUNK];
     if (len > sizeof tmp)
         len = sizeof tmp;
     ssize_t r;
@@ -99,7 +100,8 @@ static int write_bytes_only(sk_conn *c, size_t *budget)
     c->flags &= (uint16_t)~SK_C_WR_WANTS_R;
     sk__conn_sent(c, (size_t)n);
     *budget -= (size_t)n;
-    return (size_t)n == len;
+    /* Short on a plain socket: it is full (see sk__conn_pump_write). */
+    return (size_t)n == len || c->tp.impl == NULL;
 }
 
 int sk__conn_pump_write(sk_conn *c, size_t budget)
@@ -113,7 +115,10 @@ int sk__conn_pump_write(sk_conn *c, size_t budget)
         int more;
         int k = sk__conn_output(c, iov, OUT_IOV, &f, &more);
         ssize_t n;
+        size_t asked = 0; /* what the call was asked to move */
         if (k > 0) {
+            for (int i = 0; i < k; i++)
+                asked += iov[i].iov_len;
             n = sk__tp_writev(&c->tp, iov, k, more ? SK_TP_MORE : 0);
         } else if (f.len > 0) {
             /* One file chunk per call: a reader of a large file takes its turn
@@ -129,9 +134,12 @@ int sk__conn_pump_write(sk_conn *c, size_t budget)
             if (len > budget + HEAD_SLACK)
                 len = budget + HEAD_SLACK;
             off_t off = f.off;
+            asked = len;
             n = sk__tp_sendfile(&c->tp, f.fd, &off, len, 0);
-            if (n == SK_TP_UNSUPPORTED)
+            if (n == SK_TP_UNSUPPORTED) {
+                asked = len < COPY_CHUNK ? len : COPY_CHUNK;
                 n = copy_file(c, &f, len);
+            }
             if (n == 0) {
                 errno = EIO; /* the file shrank under us: the promised length cannot be kept */
                 n = SK_TP_ERR;
@@ -149,6 +157,12 @@ int sk__conn_pump_write(sk_conn *c, size_t budget)
         }
         c->flags &= (uint16_t)~SK_C_WR_WANTS_R;
         sk__conn_sent(c, (size_t)n);
+        /* A plain socket that took less than asked is full: wait for
+         * writability (0), rather than learn it from one more call that
+         * fails with EAGAIN, or count it as writable (1: the ready list). An
+         * encrypting transport may stop at a record's end: go on. */
+        if ((size_t)n < asked && c->tp.impl == NULL)
+            return 0;
         budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
     }
     return sk__conn_wants_write(c);
