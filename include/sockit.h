@@ -668,8 +668,8 @@ int sk_dgram_reply(sk_dgram *d, const void *data, size_t len);
     0x4u /* connections interact: needs a model that serves them at the                            \
           * same time in one address space (thread, select, poll, epoll) */
 /* hotpath: the service never looks at what a stream connection sends
- * (discard): on_data is not called (the bytes are still counted), and the
- * engine may drop them in the kernel without copying them (TCP on Linux). */
+ * (discard): the engine may drop those bytes in the kernel without copying
+ * them (TCP on Linux) and without calling on_data; they are still counted. */
 #define SK_SVC_DISCARDS_INPUT 0x100u
 
 #define SK_DGRAM_MAX 65536 /* largest datagram a service receives or sends */
