@@ -85,6 +85,13 @@ typedef struct worker {
 } worker;
 
 #define SK_C_AGAIN 0x200 /* in its worker's again list */
+/* The flags that bring no deadline of their own (policy.c). Any other (the
+ * service timer, lingering close, a handshake, a PROXY header, whatever is
+ * added next) makes arm() ask policy.c: a list of the harmless ones, so that
+ * a new flag is safe without an edit here. */
+#define NO_DEADLINE_FLAGS                                                                          \
+    (SK_C_EOF | SK_C_CLOSING | SK_C_DRAIN | SK_C_DEAD | SK_C_WR_WANTS_R | SK_C_RD_WANTS_W |        \
+     SK_C_SHUT_AGAIN | SK_C_PAUSED | SK_C_HALF | SK_C_HALF_DONE | SK_C_AGAIN)
 
 static void settle(worker *w, sk_conn *c);
 
@@ -228,11 +235,11 @@ static int ev_watch_fd(sk__watch *wt, unsigned old, unsigned events)
  * finds nothing due and re-arms, so busy connections cost no heap work. */
 static int arm(worker *w, sk_conn *c)
 {
-    /* Only the idle timeout matters (no service timer, linger, handshake or
-     * grace): if armed, it stands (the idle deadline moves later with I/O,
-     * never earlier); with no idle timeout there is nothing to arm. No work
-     * per operation on a busy connection either way. */
-    if (!w->stopping && !(c->flags & (SK_C_TIMER | SK_C_WSHUT | SK_C_HANDSHAKE)) &&
+    /* Only the idle timeout matters (no flag that brings a deadline of its
+     * own, no grace): if armed, it stands (the idle deadline moves later
+     * with I/O, never earlier); with no idle timeout there is nothing to arm.
+     * No work per operation on a busy connection either way. */
+    if (!w->stopping && !(c->flags & ~NO_DEADLINE_FLAGS) &&
         (sk__timer_armed(&c->timer) || c->srv->o.idle_timeout_ms <= 0))
         return 0;
     int64_t d = sk__conn_next_deadline(c, w->now, w->stopping ? w->grace_deadline : -1);
