@@ -683,6 +683,10 @@ int sk_dgram_reply(sk_dgram *d, const void *data, size_t len);
 #define SK_SVC_SHARED                                                                              \
     0x4u /* connections interact: needs a model that serves them at the                            \
           * same time in one address space (thread, select, poll, epoll) */
+/* hotpath: the service never looks at what a stream connection sends
+ * (discard): the engine may drop those bytes in the kernel without copying
+ * them (TCP on Linux) and without calling on_data; they are still counted. */
+#define SK_SVC_DISCARDS_INPUT 0x100u
 
 /* With verbose, the service logs its own line per connection (the relay):
  * the engine's "connection from" and "closed" lines are left out. */

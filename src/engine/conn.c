@@ -94,6 +94,12 @@ void sk__conn_feed(sk_conn *c, const uint8_t *data, size_t n)
         c->srv->svc->on_data(c, data, n);
 }
 
+void sk__conn_feed_dropped(sk_conn *c, size_t n)
+{
+    c->last_io_ms = sk_now_ms();
+    c->bytes_in += (uint64_t)n;
+}
+
 void sk__conn_feed_eof(sk_conn *c)
 {
     if (c->flags & SK_C_EOF)

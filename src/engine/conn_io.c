@@ -15,7 +15,9 @@
 #include "engine.h"
 
 #define OUT_IOV 8
+#define DISCARD_MAX (64u << 20) /* dropped unseen in one call (SK_SVC_DISCARDS_INPUT) */
 #define HEAD_SLACK (16u * 1024) /* see the file chunk in sk__conn_pump_write */
+#define COPY_CHUNK 16384        /* copy_file's most per call */
 
 static void note_want(sk_conn *c, uint16_t cross_flag, unsigned cross_want)
 {
@@ -42,6 +44,10 @@ ssize_t sk__conn_pump_read(sk_conn *c, uint8_t *scratch, size_t cap)
     }
     void *arg;
     sk_conn_read_cb *hook = sk__conn_read_hook(c, &arg);
+    /* A service that ignores its input: a TCP socket drops it in the kernel,
+     * no copy, and as much as is there in one call. */
+    int drop = hook == NULL && (c->srv->svc->flags & SK_SVC_DISCARDS_INPUT) &&
+               c->transport == SK_TCP && sk__tp_can_discard(&c->tp);
     ssize_t n;
     if (hook != NULL) {
         /* The service moves the bytes itself (a relay's splice): keep the
@@ -59,11 +65,14 @@ ssize_t sk__conn_pump_read(sk_conn *c, uint8_t *scratch, size_t cap)
             n = SK_TP_ERR;
         }
     } else {
-        n = sk__tp_read(&c->tp, scratch, cap);
+        n = drop ? sk__tp_discard(&c->tp, DISCARD_MAX) : sk__tp_read(&c->tp, scratch, cap);
     }
     if (n > 0) {
         c->flags &= (uint16_t)~SK_C_RD_WANTS_W;
-        sk__conn_feed(c, scratch, (size_t)n);
+        if (drop)
+            sk__conn_feed_dropped(c, (size_t)n);
+        else
+            sk__conn_feed(c, scratch, (size_t)n);
     } else if (n == 0) {
         sk__conn_feed_eof(c);
     } else if (n == SK_TP_AGAIN) {
@@ -77,7 +86,7 @@ ssize_t sk__conn_pump_read(sk_conn *c, uint8_t *scratch, size_t cap)
 /* The transport cannot send from the file (an encrypting one): copy it. */
 static ssize_t copy_file(sk_conn *c, const sk__conn_file *f, size_t len)
 {
-    uint8_t tmp[16384];
+    uint8_t tmp[COPY_CHUNK];
     if (len > sizeof tmp)
         len = sizeof tmp;
     ssize_t r;
@@ -92,8 +101,38 @@ static ssize_t copy_file(sk_conn *c, const sk__conn_file *f, size_t len)
     return sk__tp_write(&c->tp, tmp, (size_t)r, 0); /* nothing consumed until sent */
 }
 
+/* The common case, bytes only (an echo, a small reply): one write of the
+ * queue without assembling iovecs. 1: done (all sent, the transport would
+ * block, or the connection failed); 0: not taken, or some left (the general
+ * loop goes on). */
+static int write_bytes_only(sk_conn *c, size_t *budget)
+{
+    if (c->fhead != NULL || c->out.len == 0 || c->out.len > *budget ||
+        (c->flags & (SK_C_DEAD | SK_C_DRAIN)))
+        return 0;
+    size_t len = c->out.len;
+    ssize_t n = sk__tp_write(&c->tp, sk_buf_head(&c->out), len, 0);
+    if (n == SK_TP_AGAIN) {
+        note_want(c, SK_C_WR_WANTS_R, SK_TP_WANT_READ);
+        return 1;
+    }
+    if (n < 0) {
+        sk__conn_feed_error(c, errno);
+        return 1;
+    }
+    if (n == 0)
+        return 0;
+    c->flags &= (uint16_t)~SK_C_WR_WANTS_R;
+    sk__conn_sent(c, (size_t)n);
+    *budget -= (size_t)n;
+    /* Short on a plain socket: it is full (see sk__conn_pump_write). */
+    return (size_t)n == len || c->tp.impl == NULL;
+}
+
 int sk__conn_pump_write(sk_conn *c, size_t budget)
 {
+    if (write_bytes_only(c, &budget))
+        return 0;
     int files = 0;
     while (budget > 0) {
         struct iovec iov[OUT_IOV];
@@ -101,7 +140,10 @@ int sk__conn_pump_write(sk_conn *c, size_t budget)
         int more;
         int k = sk__conn_output(c, iov, OUT_IOV, &f, &more);
         ssize_t n;
+        size_t asked = 0; /* what the call was asked to move */
         if (k > 0) {
+            for (int i = 0; i < k; i++)
+                asked += iov[i].iov_len;
             n = sk__tp_writev(&c->tp, iov, k, more ? SK_TP_MORE : 0);
         } else if (f.len > 0) {
             /* One file chunk per call: a reader of a large file takes its turn
@@ -117,6 +159,8 @@ int sk__conn_pump_write(sk_conn *c, size_t budget)
             if (len > budget + HEAD_SLACK)
                 len = budget + HEAD_SLACK;
             off_t off = f.off;
+            /* (a pipe may hold less than asked: short is not full there) */
+            asked = f.pipe ? 0 : len;
             if (f.pipe) /* a relay's pipe (SK_SEG_PIPE: plain connections only) */
                 n = sk__tp_sendfile(&c->tp, f.fd, NULL, len, SK_TP_PIPE);
             else
@@ -125,6 +169,7 @@ int sk__conn_pump_write(sk_conn *c, size_t budget)
                 errno = EOPNOTSUPP;
                 n = SK_TP_ERR;
             } else if (n == SK_TP_UNSUPPORTED) {
+                asked = len < COPY_CHUNK ? len : COPY_CHUNK;
                 n = copy_file(c, &f, len);
             }
             if (n == 0) {
@@ -144,6 +189,12 @@ int sk__conn_pump_write(sk_conn *c, size_t budget)
         }
         c->flags &= (uint16_t)~SK_C_WR_WANTS_R;
         sk__conn_sent(c, (size_t)n);
+        /* A plain socket that took less than asked is full: wait for
+         * writability (0), rather than learn it from one more call that
+         * fails with EAGAIN, or count it as writable (1: the ready list). An
+         * encrypting transport may stop at a record's end: go on. */
+        if ((size_t)n < asked && c->tp.impl == NULL)
+            return 0;
         budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
     }
     return sk__conn_wants_write(c);

@@ -191,6 +191,9 @@ sk_conn *sk__conn_new(sk_server *s, const sk_tp *tp, const struct sockaddr *peer
 void sk__conn_open(sk_conn *c);
 /* Bytes arrived (n > 0): the service sees them unless it is done with input. */
 void sk__conn_feed(sk_conn *c, const uint8_t *data, size_t n);
+/* n bytes arrived and were dropped unseen (SK_SVC_DISCARDS_INPUT): counted
+ * as input, and no on_data. */
+void sk__conn_feed_dropped(sk_conn *c, size_t n);
 /* The peer's end of stream (FIN). */
 void sk__conn_feed_eof(sk_conn *c);
 /* A transport error (errno value): the connection is dead, its output dropped. */
@@ -327,6 +330,19 @@ void sk__dgram_batch_free(sk_dgram_batch *b);
 /* Receive and answer datagrams on a listener until it would block (at most
  * `max`). Returns how many were handled. */
 int sk__serve_datagrams(sk_server *s, const sk_listener *l, int max, sk_dgram_batch *b);
+/* An event loop's UDP listener: ask for coalesced receives (UDP_GRO, Linux;
+ * best effort, nothing elsewhere). sk__serve_datagrams splits them. */
+void sk__dgram_listener_setup(const sk_listener *l);
+/* Linux: group n replies into UDP_SEGMENT (GSO) runs: replies in a row to
+ * the same peer, all of a run's but the last of the same non-zero length
+ * (the segment size), the last no longer; at most SK_GSO_MAX_SEGS replies
+ * and SK_GSO_MAX_BYTES in a run. Fills run[] with each run's number of
+ * replies (a run of 1 is sent plain) and returns the number of runs. */
+#define SK_GSO_MAX_SEGS 64      /* UDP_MAX_SEGMENTS of older kernels */
+#define SK_GSO_MAX_BYTES 65000u /* one UDP datagram's payload, with room */
+#define SK_GSO_SEG_MAX 1400u    /* larger segments may exceed a path's MTU */
+size_t sk__dgram_runs(const size_t *len, const struct sockaddr *const *peer, const socklen_t *plen,
+                      size_t n, size_t *run);
 
 /* deploy.c: a second socket bound to l's address with SO_REUSEPORT (the
  * --workers N --reuseport loops each have their own). TCP and UDP. Returns 0,

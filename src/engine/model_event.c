@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../lib/outq.h"
 #include "engine.h"
 #include "ev.h"
 
@@ -30,9 +31,13 @@
  * the connections ready in this wakeup, between SHARE_MIN and SHARE_MAX. So
  * a single fast reader gets large writes, and many readers of large files
  * (a slow-read attack) cannot make one pass of the loop so long that new
- * connections wait to be accepted and read. A connection still writable
- * after its share is reported again by the (level-triggered) backend on the
- * next wakeup, after the others had theirs. */
+ * connections wait to be accepted and read. A connection that used its
+ * share while its socket was still writable goes on the loop's ready list:
+ * after the next (non-sleeping) wait's events, the list is served in order,
+ * SHARE_MAX each, until the pass has written PASS_BUDGET (at least one is
+ * served); the rest wait for the next pass. Asking the backend for
+ * writability instead would cost an interest change each way (two epoll_ctl
+ * per large response) for a socket known to be writable. */
 #define PASS_BUDGET (16u << 20)
 #define SHARE_MIN (64u * 1024)
 #define SHARE_MAX (1u << 20)
@@ -60,10 +65,14 @@ typedef struct worker {
     size_t nconns, capconns;
     sk__timers timers; /* each connection's earliest deadline */
     int64_t now;       /* sk_now_ms() after the last wait */
-    /* Connections with bytes inside their transport (decrypted, not yet
-     * read): readable although the socket is not, so served without waiting. */
+    /* Connections to serve again without waiting: bytes inside their
+     * transport (decrypted, not yet read: readable although the socket is
+     * not), or output left after their write share with the socket still
+     * writable (the ready list). First in, first served: again[ahead..nagain). */
     sk_conn **again;
-    size_t nagain, capagain;
+    size_t ahead, nagain, capagain;
+    uint64_t pass_bytes; /* written in this pass (the budget) */
+    int in_again;        /* serving the again list */
     int accepting;
     int stopping;
     int64_t grace_deadline;
@@ -77,6 +86,13 @@ typedef struct worker {
 } worker;
 
 #define SK_C_AGAIN 0x200 /* in its worker's again list */
+/* The flags that bring no deadline of their own (policy.c). Any other (the
+ * service timer, lingering close, a handshake, a PROXY header, whatever is
+ * added next) makes arm() ask policy.c: a list of the harmless ones, so that
+ * a new flag is safe without an edit here. */
+#define NO_DEADLINE_FLAGS                                                                          \
+    (SK_C_EOF | SK_C_CLOSING | SK_C_DRAIN | SK_C_DEAD | SK_C_WR_WANTS_R | SK_C_RD_WANTS_W |        \
+     SK_C_SHUT_AGAIN | SK_C_PAUSED | SK_C_HALF | SK_C_HALF_DONE | SK_C_AGAIN)
 
 static void settle(worker *w, sk_conn *c);
 
@@ -103,6 +119,45 @@ static void unlist(sk_conn **v, size_t *n, const sk_conn *c)
             v[k] = v[--*n];
 }
 
+/* The again list, in order. */
+static int again_push(worker *w, sk_conn *c)
+{
+    if (w->nagain == w->capagain && w->ahead > 0) { /* room at the front: slide down */
+        memmove(w->again, w->again + w->ahead, (w->nagain - w->ahead) * sizeof *w->again);
+        w->nagain -= w->ahead;
+        w->ahead = 0;
+    }
+    if (push(&w->again, &w->nagain, &w->capagain, c) < 0)
+        return -1;
+    c->flags |= SK_C_AGAIN;
+    return 0;
+}
+
+static sk_conn *again_pop(worker *w)
+{
+    sk_conn *c = w->again[w->ahead++];
+    if (w->ahead == w->nagain)
+        w->ahead = w->nagain = 0;
+    c->flags &= (uint16_t)~SK_C_AGAIN;
+    return c;
+}
+
+static void again_remove(worker *w, const sk_conn *c)
+{
+    for (size_t k = w->ahead; k < w->nagain; k++)
+        if (w->again[k] == c) {
+            memmove(w->again + k, w->again + k + 1, (w->nagain - k - 1) * sizeof *w->again);
+            if (--w->nagain == w->ahead)
+                w->ahead = w->nagain = 0;
+            return;
+        }
+}
+
+static size_t again_len(const worker *w)
+{
+    return w->nagain - w->ahead;
+}
+
 static int add_conn(worker *w, sk_conn *c)
 {
     c->loop_index = (int)w->nconns;
@@ -113,7 +168,7 @@ static void drop(worker *w, sk_conn *c)
 {
     sk__timer_cancel(&w->timers, &c->timer);
     if (c->flags & SK_C_AGAIN)
-        unlist(w->again, &w->nagain, c);
+        again_remove(w, c);
     sk__ev_forget(w->loop, c->tp.fd); /* sk__conn_destroy closes it right after */
     size_t i = (size_t)c->loop_index;
     w->conns[i] = w->conns[--w->nconns];
@@ -136,6 +191,8 @@ static void on_conn(sk__ev_loop *loop, int fd, unsigned fired, void *ud)
     (void)fd;
     sk_conn *c = ud;
     worker *w = c->loop_data;
+    if ((c->flags & SK_C_AGAIN) && !sk__conn_wants_read(c))
+        return; /* on the ready list: its turn to write comes after the others' */
     if ((fired & SK_EV_READ) || ((fired & SK_EV_WRITE) && (c->flags & SK_C_RD_WANTS_W))) {
         if (sk__conn_wants_read(c))
             sk__conn_pump_read(c, w->scratch, SK_LOOP_READ_CHUNK);
@@ -179,6 +236,13 @@ static int ev_watch_fd(sk__watch *wt, unsigned old, unsigned events)
  * finds nothing due and re-arms, so busy connections cost no heap work. */
 static int arm(worker *w, sk_conn *c)
 {
+    /* Only the idle timeout matters (no flag that brings a deadline of its
+     * own, no grace): if armed, it stands (the idle deadline moves later
+     * with I/O, never earlier); with no idle timeout there is nothing to arm.
+     * No work per operation on a busy connection either way. */
+    if (!w->stopping && !(c->flags & ~NO_DEADLINE_FLAGS) &&
+        (sk__timer_armed(&c->timer) || c->srv->o.idle_timeout_ms <= 0))
+        return 0;
     int64_t d = sk__conn_next_deadline(c, w->now, w->stopping ? w->grace_deadline : -1);
     if (d < 0 || (sk__timer_armed(&c->timer) && c->timer.at <= d))
         return 0;
@@ -187,20 +251,35 @@ static int arm(worker *w, sk_conn *c)
 
 static size_t write_share(const worker *w)
 {
-    int n = sk__ev_batch(w->loop);
-    size_t share = n > 0 ? PASS_BUDGET / (unsigned)n : SHARE_MAX;
+    size_t share;
+    if (w->in_again) { /* what is left of the pass's budget */
+        share = w->pass_bytes < PASS_BUDGET ? PASS_BUDGET - (size_t)w->pass_bytes : 0;
+    } else {
+        int n = sk__ev_batch(w->loop);
+        share = n > 0 ? PASS_BUDGET / (unsigned)n : SHARE_MAX;
+    }
     return share < SHARE_MIN ? SHARE_MIN : share > SHARE_MAX ? SHARE_MAX : share;
 }
 
 /* After any event: write what is queued, then free or re-arm. */
 static void settle(worker *w, sk_conn *c)
 {
-    if (sk__conn_wants_write(c))
-        sk__conn_pump_write(c, write_share(w)); /* optimistic: most writes complete at once */
+    /* optimistic: most writes complete at once */
+    int more = 0;
+    if (sk__conn_wants_write(c)) {
+        uint64_t was = c->bytes_out;
+        more = sk__conn_pump_write(c, write_share(w));
+        w->pass_bytes += c->bytes_out - was;
+    }
     if (sk__conn_pump_close(c) || (w->stopping && sk__conn_may_stop(c)) || arm(w, c) < 0) {
         drop(w, c);
         return;
     }
+    /* On the ready list the interest stays as it is: the socket is known to
+     * be writable, and reading paused by backpressure comes back before
+     * the list lets the connection go. */
+    if (more && ((c->flags & SK_C_AGAIN) || again_push(w, c) == 0))
+        return;
     unsigned want = sk__conn_interest(c), mask = 0;
     if (want & SK_TP_WANT_READ)
         mask |= SK_EV_READ;
@@ -212,9 +291,8 @@ static void settle(worker *w, sk_conn *c)
         drop(w, c);
         return;
     }
-    if ((want & SK_TP_WANT_READ) && !(c->flags & SK_C_AGAIN) && sk__tp_buffered(&c->tp) > 0 &&
-        push(&w->again, &w->nagain, &w->capagain, c) == 0)
-        c->flags |= SK_C_AGAIN;
+    if ((want & SK_TP_WANT_READ) && !(c->flags & SK_C_AGAIN) && sk__tp_buffered(&c->tp) > 0)
+        again_push(w, c);
 }
 
 static void ev_wake(sk_conn *c)
@@ -429,27 +507,35 @@ static void fire_timers(worker *w)
     }
 }
 
-/* Connections with bytes buffered inside their transport: serve them as if
- * readable, after everything the backend reported. */
+/* After everything the backend reported: connections with bytes buffered
+ * inside their transport are served as if readable, and those on the ready
+ * list write their next share (no read: input on the socket is reported by
+ * the backend; a recv here would mostly find nothing). */
 static void run_again(worker *w)
 {
-    size_t n = w->nagain;
-    for (size_t i = n; i-- > 0;) {
-        if (i >= w->nagain)
-            continue;
-        sk_conn *c = w->again[i];
-        w->again[i] = w->again[--w->nagain];
-        c->flags &= (uint16_t)~SK_C_AGAIN;
-        on_conn(w->loop, c->tp.fd, SK_EV_READ, c);
+    /* Those queued before this wakeup, first come first served; one that
+     * queues itself again goes to the back. */
+    w->in_again = 1;
+    size_t n = again_len(w);
+    for (size_t k = 0; k < n && again_len(w) > 0 && (k == 0 || w->pass_bytes < PASS_BUDGET); k++) {
+        sk_conn *c = again_pop(w);
+        if (sk__tp_buffered(&c->tp) > 0)
+            on_conn(w->loop, c->tp.fd, SK_EV_READ, c);
+        else
+            settle(w, c);
     }
+    w->in_again = 0;
 }
 
 static void *worker_main(void *arg)
 {
     worker *w = arg;
+    sk__outq_batch_begin(); /* reports and logs: one write per wakeup, not per line */
     while (!(w->stopping && w->nconns == 0)) {
+        sk__outq_batch_flush(); /* before sleeping */
         w->now = sk_now_ms();
-        int timeout = w->nagain ? 0 : sk__timers_timeout(&w->timers, w->now);
+        int timeout = again_len(w) ? 0 : sk__timers_timeout(&w->timers, w->now);
+        w->pass_bytes = 0;
         int retry = !w->accepting && !w->stopping && w->s->o.max_conns > 0;
         if (retry && (timeout < 0 || timeout > ACCEPT_RETRY_MS))
             timeout = ACCEPT_RETRY_MS;
@@ -467,6 +553,7 @@ static void *worker_main(void *arg)
     /* Whatever is left (an error exit): close it. */
     while (w->nconns > 0)
         drop(w, w->conns[w->nconns - 1]);
+    sk__outq_batch_end();
     return NULL;
 }
 
@@ -537,6 +624,8 @@ static int worker_init(worker *w, sk_server *s, const sk__ev_backend *be, int in
         w->lw[i] = (lwatch){.w = w, .l = &s->ls[i]};
     if (index > 0 && s->o.reuseport && own_listeners(w, err) < 0)
         return -1;
+    for (size_t i = 0; i < s->nls; i++)
+        sk__dgram_listener_setup(w->lw[i].l);
     set_accepting(w, 1);
     return 0;
 }

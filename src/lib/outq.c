@@ -6,6 +6,13 @@
  * path takes no thread at all: when poll() says the descriptor can take the
  * line now, it is written at once, which is also what keeps a forked worker
  * that reports and then calls _exit() from losing its lines.
+ *
+ * How a line is tried at once is decided once per descriptor (a regular
+ * file: write; a socket: send with MSG_DONTWAIT; a pipe: pwritev2 with
+ * RWF_NOWAIT where the kernel has it; otherwise poll, then write), so a line
+ * costs one system call where it can. An event loop batches its lines
+ * (sk__outq_batch_begin): whole lines gather in a per-thread buffer of
+ * PIPE_BUF bytes and leave in one write before the loop sleeps.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -15,8 +22,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,7 +36,7 @@
 #define PIPE_BUF 512 /* POSIX minimum */
 #endif
 
-#define MAX_QUEUES 4
+#define MAX_QUEUES 8 /* stdout, stderr, an access log (and the unit tests' own) */
 
 struct line {
     struct line *next;
@@ -43,10 +52,15 @@ struct queue {
     struct line *head, *tail;
     size_t bytes;
     uint64_t dropped;
-    int thread;       /* a writer thread runs in this process */
-    int broken;       /* the reader went away (EPIPE) */
-    int never_blocks; /* a regular file or /dev/null: write at once, no poll */
+    int thread; /* a writer thread runs in this process */
+    int broken; /* the reader went away (EPIPE) */
+    int how;    /* how a line is tried at once: one of the below */
 };
+
+#define HOW_WRITE 0  /* a regular file or /dev/null: never blocks, write at once */
+#define HOW_POLL 1   /* a terminal (or anything else): poll, then write */
+#define HOW_SEND 2   /* a socket: send(MSG_DONTWAIT) */
+#define HOW_NOWAIT 3 /* a pipe: pwritev2(RWF_NOWAIT), HOW_POLL if the kernel refuses */
 
 static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct queue queues[MAX_QUEUES];
@@ -75,11 +89,19 @@ static void queue_init(struct queue *q, int fd)
     q->thread = 0;
     q->broken = 0;
     /* Decided once per descriptor: only pipes, terminals and sockets can
-     * stall a writer, so only they need the poll before each line. */
+     * stall a writer, and each has its own way of not waiting. */
     struct stat st;
-    q->never_blocks = fstat(fd, &st) == 0 &&
-                      (S_ISREG(st.st_mode) ||
-                       (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3))); /* /dev/null */
+    q->how = HOW_POLL;
+    if (fstat(fd, &st) == 0) {
+        if (S_ISREG(st.st_mode) || (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)))
+            q->how = HOW_WRITE; /* a file, /dev/null */
+        else if (S_ISSOCK(st.st_mode))
+            q->how = HOW_SEND;
+#ifdef RWF_NOWAIT
+        else if (S_ISFIFO(st.st_mode))
+            q->how = HOW_NOWAIT;
+#endif
+    }
 }
 
 static void free_lines(struct queue *q)
@@ -240,15 +262,43 @@ static int writable_now(int fd)
     return r == 1 && (pf.revents & (POLLOUT | POLLERR | POLLHUP | POLLNVAL));
 }
 
+/* One write that does not wait (q->how), or -1 with errno (EAGAIN: it would). */
+static ssize_t write_now(struct queue *q, const char *p, size_t len)
+{
+    ssize_t w;
+    for (;;) {
+        if (q->how == HOW_SEND) {
+            w = send(q->fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+#ifdef RWF_NOWAIT
+        } else if (q->how == HOW_NOWAIT) {
+            struct iovec v = {.iov_base = (void *)p, .iov_len = len};
+            w = pwritev2(q->fd, &v, 1, -1, RWF_NOWAIT);
+            if (w < 0 && (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS)) {
+                q->how = HOW_POLL; /* an older kernel: decided once more, for good */
+                continue;
+            }
+#endif
+        } else {
+            if (q->how == HOW_POLL && !writable_now(q->fd)) {
+                errno = EAGAIN;
+                return -1;
+            }
+            w = write(q->fd, p, len);
+        }
+        if (w >= 0 || errno != EINTR)
+            return w;
+    }
+}
+
 /* Under q->mu: try the line at once. Returns 1 done, 0 queue what is left
- * (p and len advanced past what was written), -1 failed (errno). */
+ * (p and len advanced past what was written), -1 failed (errno). A line
+ * longer than PIPE_BUF waits for the writer thread unless the descriptor
+ * never blocks: only up to PIPE_BUF is a write to a pipe whole. */
 static int try_direct(struct queue *q, const char **p, size_t *len)
 {
-    if (q->head != NULL || (!q->never_blocks && (*len > PIPE_BUF || !writable_now(q->fd))))
+    if (q->head != NULL || (q->how != HOW_WRITE && *len > PIPE_BUF))
         return 0;
-    ssize_t w;
-    while ((w = write(q->fd, *p, *len)) < 0 && errno == EINTR) {
-    }
+    ssize_t w = write_now(q, *p, *len);
     if (w < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return 0;
@@ -261,7 +311,8 @@ static int try_direct(struct queue *q, const char **p, size_t *len)
     return *len == 0;
 }
 
-int sk__outq_write(int fd, const void *buf, size_t len)
+/* Write or queue one record of `lines` lines (see sk__outq_write). */
+static int put(int fd, const void *buf, size_t len, uint64_t lines)
 {
     struct queue *q = queue_for(fd);
     if (q == NULL) { /* more descriptors than queues: not one of ours */
@@ -281,7 +332,8 @@ int sk__outq_write(int fd, const void *buf, size_t len)
     if (q->bytes + len <= SK_OUTQ_MAX_BYTES && (q->thread || start_writer(q) == 0))
         l = malloc(sizeof *l + len);
     if (l == NULL) {
-        int first = ++q->dropped == 1;
+        int first = q->dropped == 0;
+        q->dropped += lines;
         pthread_mutex_unlock(&q->mu);
         if (first) /* say so now: a worker process may never see the flow resume */
             notify(fd, 0, ENOBUFS);
@@ -299,6 +351,69 @@ int sk__outq_write(int fd, const void *buf, size_t len)
     q->bytes += len;
     pthread_cond_signal(&q->more);
     pthread_mutex_unlock(&q->mu);
+    return 0;
+}
+
+/* This thread's batch (sk__outq_batch_begin): whole lines for one descriptor. */
+static _Thread_local struct {
+    int on;
+    int fd;
+    size_t len;
+    uint64_t lines;
+    char buf[PIPE_BUF];
+} batch;
+
+void sk__outq_batch_begin(void)
+{
+    batch.on = 1;
+}
+
+void sk__outq_batch_flush(void)
+{
+    if (batch.len == 0)
+        return;
+    size_t len = batch.len;
+    uint64_t lines = batch.lines;
+    batch.len = 0;
+    batch.lines = 0;
+    /* The caller of sk__outq_write saw 0: a reader gone is told as the
+     * writer thread tells it. */
+    if (put(batch.fd, batch.buf, len, lines) < 0 && errno == EPIPE)
+        notify(batch.fd, 0, EPIPE);
+}
+
+void sk__outq_batch_end(void)
+{
+    sk__outq_batch_flush();
+    batch.on = 0;
+}
+
+int sk__outq_write(int fd, const void *buf, size_t len)
+{
+    if (!batch.on)
+        return put(fd, buf, len, 1);
+    if (batch.len > 0 && (batch.fd != fd || batch.len + len > sizeof batch.buf))
+        sk__outq_batch_flush();
+    if (len > sizeof batch.buf)
+        return put(fd, buf, len, 1);
+    if (batch.len == 0) {
+        struct queue *q = queue_for(fd);
+        if (q == NULL) {
+            errno = ENOBUFS;
+            return -1;
+        }
+        pthread_mutex_lock(&q->mu);
+        int broken = q->broken;
+        pthread_mutex_unlock(&q->mu);
+        if (broken) {
+            errno = EPIPE;
+            return -1;
+        }
+        batch.fd = fd;
+    }
+    memcpy(batch.buf + batch.len, buf, len);
+    batch.len += len;
+    batch.lines++;
     return 0;
 }
 

@@ -43,6 +43,20 @@ void sk__outq_set_notify(sk__outq_notify_fn fn);
 int sk__outq_write(int fd, const void *buf, size_t len);
 
 /*
+ * Batching, for an event loop: between sk__outq_batch_begin and
+ * sk__outq_batch_end, this thread's lines (up to PIPE_BUF bytes of whole
+ * lines for one descriptor) gather in a buffer and are written together, at
+ * sk__outq_batch_flush (call it before the loop sleeps), when the buffer is
+ * full, or when a line for another descriptor comes. sk__outq_write then
+ * returns 0 for a line it buffered; a reader found gone at the flush is told
+ * through the notify callback (EPIPE). Lines stay whole (one write of at
+ * most PIPE_BUF) and in order.
+ */
+void sk__outq_batch_begin(void);
+void sk__outq_batch_flush(void);
+void sk__outq_batch_end(void);
+
+/*
  * Wait until every queue of this process is written or deadline_ms (an
  * sk_now_ms() time) passes; lines still queued then count as dropped, and the
  * notify callback hears of every queue with dropped lines. For the end of

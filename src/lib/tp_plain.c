@@ -45,6 +45,24 @@ static ssize_t plain_read(sk_tp *t, void *buf, size_t cap)
     }
 }
 
+#if defined(__linux__) && defined(MSG_TRUNC)
+/* Linux drops a TCP socket's input with MSG_TRUNC and no buffer: the
+ * bytes never reach user space (tcp_recvmsg). */
+static ssize_t plain_discard(sk_tp *t, size_t max)
+{
+    for (;;) {
+        ssize_t n = recv(t->fd, NULL, max, MSG_TRUNC);
+        if (n >= 0)
+            return n;
+        if (errno != EINTR)
+            return failed(t, SK_TP_WANT_READ);
+    }
+}
+#define PLAIN_DISCARD plain_discard
+#else
+#define PLAIN_DISCARD NULL
+#endif
+
 static ssize_t plain_writev(sk_tp *t, const struct iovec *iov, int iovcnt, unsigned flags)
 {
     int f = MSG_NOSIGNAL | ((flags & SK_TP_MORE) ? MSG_MORE : 0);
@@ -166,6 +184,7 @@ const sk_tp_ops sk__tp_plain_ops = {
     .shutdown = plain_shutdown,
     .close = plain_close,
     .buffered = NULL,
+    .discard = PLAIN_DISCARD,
 };
 
 void sk__tp_plain(sk_tp *t, int fd)

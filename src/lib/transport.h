@@ -57,6 +57,11 @@ typedef struct sk_tp_ops {
     /* Bytes the transport already holds for the reader (decrypted TLS
      * records): readable although the socket is not. NULL: none ever. */
     size_t (*buffered)(const sk_tp *t);
+    /* Drop up to max bytes of input without copying them anywhere (a TCP
+     * socket on Linux: recv with MSG_TRUNC). Returns like read. NULL: the
+     * transport cannot (read and throw away instead). For TCP sockets only:
+     * the caller checks (a Unix stream socket does not drop on MSG_TRUNC). */
+    ssize_t (*discard)(sk_tp *t, size_t max);
 } sk_tp_ops;
 
 /* Small, so that it can live inside every connection. */
@@ -111,6 +116,17 @@ static inline void sk__tp_close(sk_tp *t)
     if (t->ops != NULL)
         t->ops->close(t);
     t->fd = -1;
+}
+
+/* 1 if t can drop input without a copy (sk__tp_discard). */
+static inline int sk__tp_can_discard(const sk_tp *t)
+{
+    return t->ops->discard != NULL;
+}
+
+static inline ssize_t sk__tp_discard(sk_tp *t, size_t max)
+{
+    return t->ops->discard(t, max);
 }
 
 static inline size_t sk__tp_buffered(const sk_tp *t)

@@ -17,7 +17,7 @@ static int discard_datagram(sk_dgram *d)
 const sk_service sk__svc_discard = {
     .name = "discard",
     .summary = "RFC 863: reads and discards everything",
-    .flags = SK_SVC_STREAM | SK_SVC_DGRAM,
+    .flags = SK_SVC_STREAM | SK_SVC_DGRAM | SK_SVC_DISCARDS_INPUT,
     .on_data = discard_data,
     .on_datagram = discard_datagram,
 };

@@ -292,6 +292,40 @@ static void test_regress_reserve_zero(void **state)
     sk_buf_free(&b);
 }
 
+/* A request-response connection frees its small buffers whenever they
+ * empty: the blocks are kept by the thread and handed out again (most
+ * recently freed first), not returned to malloc each time. A buffer with a
+ * smaller limit, or grown past the small size, is an ordinary allocation. */
+static void test_small_blocks_reused(void **state)
+{
+    (void)state;
+    sk_buf b[3] = {{0}};
+    uint8_t *was[3];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sk_buf_append(&b[i], "request", 7), 0);
+        was[i] = b[i].data;
+    }
+    for (int i = 0; i < 3; i++)
+        sk_buf_free(&b[i]);
+    for (int i = 2; i >= 0; i--) {
+        assert_int_equal(sk_buf_append(&b[i], "next", 4), 0);
+        assert_ptr_equal(b[i].data, was[i]);
+        assert_memory_equal(sk_buf_head(&b[i]), "next", 4);
+    }
+    /* Grown: the small block goes back, the big one is its own. */
+    uint8_t big[10000];
+    memset(big, 'b', sizeof big);
+    assert_int_equal(sk_buf_append(&b[0], big, sizeof big), 0);
+    assert_true(b[0].cap > 4096);
+    assert_memory_equal(sk_buf_head(&b[0]), "next", 4);
+    for (int i = 0; i < 3; i++)
+        sk_buf_free(&b[i]);
+    sk_buf small = {.max = 100};
+    assert_int_equal(sk_buf_append(&small, "x", 1), 0);
+    assert_int_equal(small.cap, 100);
+    sk_buf_free(&small);
+}
+
 int main(void)
 {
     alarm(20);
@@ -305,6 +339,7 @@ int main(void)
         cmocka_unit_test(test_random_model),
         cmocka_unit_test(test_regress_reserve_overflow),
         cmocka_unit_test(test_regress_reserve_zero),
+        cmocka_unit_test(test_small_blocks_reused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
