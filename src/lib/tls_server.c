@@ -220,9 +220,12 @@ static SSL_CTX *server_build(sk_tls *t, struct pair *eph, sk_err *err)
         goto fail;
     }
     SSL_CTX_set_cert_cb(ctx, cert_cb, NULL);
-    /* Resumption: tickets (OpenSSL's keys) and the internal cache; the id
-     * context is what makes resumption allowed when client certs are verified. */
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    /* Resumption by tickets only (OpenSSL's keys, per context): stateless,
+     * so every process of a forking model resumes what another made, and a
+     * full handshake stores nothing (an internal cache would, under a lock,
+     * and only for its own process): as nginx's default. The id context is
+     * what makes resumption allowed when client certs are verified. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"sockit", 6);
     if (t->client_ca) {
         if (sk__tls_load_trust(ctx, t->client_ca, "--client-ca", err) < 0)

@@ -765,9 +765,12 @@ static void test_session_resumption(void **state)
             char buf[8];
             assert_int_equal(sk__tp_write(&l.s, "x", 1, 0), 1);
             assert_int_equal(read_some(&l.c, buf, sizeof buf), 1);
-            if (sk__tp_tls_resumed(&l.s) != round)
-                fail_msg("mode %d round %d: resumed %d", mode, round, !round);
-            assert_int_equal(sk__tp_tls_resumed(&l.c), round);
+            /* Tickets only (the server keeps no session cache, as nginx by
+             * default): a TLS 1.2 client that refuses tickets is not resumed. */
+            int want = mode == 2 ? 0 : round;
+            if (sk__tp_tls_resumed(&l.s) != want)
+                fail_msg("mode %d round %d: resumed %d", mode, round, !want);
+            assert_int_equal(sk__tp_tls_resumed(&l.c), want);
             if (round == 0) {
                 sess = SSL_get1_session(l.c.impl);
                 assert_non_null(sess);
@@ -777,7 +780,7 @@ static void test_session_resumption(void **state)
             assert_int_equal(sk__tp_shutdown(&l.c), 0);
             assert_int_equal(read_some(&l.s, buf, sizeof buf), 0);
             assert_int_equal(sk__tp_shutdown(&l.s), 0);
-            assert_true(SSL_SESSION_is_resumable(sess));
+            assert_true(mode == 2 || SSL_SESSION_is_resumable(sess));
             sk__tp_close(&l.c);
             sk__tp_close(&l.s);
         }
