@@ -53,6 +53,7 @@ def echo_rows(ctx):
         sides = [echoload_side(ctx, name, start, "tcp", 50, 64, p) for name, start in (
             ("sockit epoll (default output)", sockit_server(ctx, "echo", [])),
             ("sockit epoll -q", sockit_server(ctx, "echo", ["-q"])),
+            ("sockit uring -q", sockit_server(ctx, "echo", ["-q", "--model", "uring"])),
             ("peer epoll_echo", peer_server(ctx, "epoll_echo")),
             ("peer uv_echo", peer_server(ctx, "uv_echo")))]
         goal = [[("cpu", "<=", 0.9)]]  # issue 14: at most 0.9x the plain epoll loop, 1 and 32 in flight
@@ -64,6 +65,8 @@ def echo_rows(ctx):
         sides = [echoload_side(ctx, name, start, "udp", 16, 64, p) for name, start in (
             ("sockit epoll (default output)", sockit_server(ctx, "echo", [], "udp://127.0.0.1:0")),
             ("sockit epoll -q", sockit_server(ctx, "echo", ["-q"], "udp://127.0.0.1:0")),
+            ("sockit uring -q",
+             sockit_server(ctx, "echo", ["-q", "--model", "uring"], "udp://127.0.0.1:0")),
             ("peer udp_echo", peer_server(ctx, "udp_echo")))]
         goal = [[("cpu", "<=", 0.67 if p >= 8 else 1.0)]]  # issue 14
         rows.append(Row(f"ext-udp-p{p}", f"UDP echo 64 B, 16 sockets, {p} in flight each (echoload)",
@@ -72,6 +75,7 @@ def echo_rows(ctx):
     sides = [echoload_side(ctx, name, start, "conn", 50, 64, 1) for name, start in (
         ("sockit epoll (default output)", sockit_server(ctx, "echo", [])),
         ("sockit epoll -q", sockit_server(ctx, "echo", ["-q"])),
+        ("sockit uring -q", sockit_server(ctx, "echo", ["-q", "--model", "uring"])),
         ("peer uv_echo", peer_server(ctx, "uv_echo")))]
     rows.append(Row("ext-conn", "short connections, 50 at a time, 64 B each way (echoload)", sides,
                     f"echoload -m conn -S 16 -w 0.5 127.0.0.1 PORT 50 {ctx.duration} 64",
