@@ -284,7 +284,9 @@ static void begin_stop(worker *w)
      * a moment for a request that may be on its way: policy.c). */
     int busy = 0;
     for (size_t i = 0; i < w->nconns; i++)
-        busy += w->conns[i]->c != NULL && !sk__conn_idle(w->conns[i]->c);
+        busy += w->conns[i]->c != NULL &&
+                (!sk__conn_idle(w->conns[i]->c) || sk__uring_held_len(w->conns[i]) > 0 ||
+                 w->conns[i]->held_eof);
     sk__grace_busy(w->s, busy);
 }
 

@@ -411,7 +411,11 @@ void sk__uring_settle(worker *w, uconn *u)
     } else if (sk__conn_wants_write(c)) {
         sk__conn_pump_write(c, WRITE_SHARE);
     }
-    if (sk__conn_pump_close(c) || (w->stopping && sk__conn_may_stop(c)) || arm_timer(w, c) < 0) {
+    /* Input kept aside (paused, or over the high-water mark) is work in
+     * flight that conn.c cannot see: such a connection is busy at stop. */
+    int held = sk__uring_held_len(u) > 0 || u->held_eof;
+    if (sk__conn_pump_close(c) || (w->stopping && !held && sk__conn_may_stop(c)) ||
+        arm_timer(w, c) < 0) {
         sk__uring_drop(w, u);
         return;
     }
