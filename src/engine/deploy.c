@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -131,4 +132,39 @@ fail:;
     int e = errno;
     close(fd);
     return sk_errno(err, e, "--reuseport: a socket for another loop on %s", l->name);
+}
+
+sk_listener *sk__loop_listeners_new(sk_server *s, sk_err *err)
+{
+    sk_listener *own = calloc(s->nls, sizeof *own);
+    if (own == NULL) {
+        sk_errno(err, ENOMEM, "listeners");
+        return NULL;
+    }
+    for (size_t i = 0; i < s->nls; i++)
+        own[i] = s->ls[i];
+    for (size_t i = 0; i < s->nls; i++) {
+        if ((s->ls[i].transport == SK_TCP || s->ls[i].transport == SK_UDP) &&
+            sk__listener_reuseport_copy(&s->ls[i], &own[i], err) < 0) {
+            own[i] = s->ls[i];
+            sk__loop_listeners_free(s, own);
+            return NULL;
+        }
+    }
+    return own;
+}
+
+void sk__loop_listeners_release(sk_server *s, sk_listener *own)
+{
+    for (size_t i = 0; own && i < s->nls; i++) {
+        if (own[i].fd >= 0 && own[i].fd != s->ls[i].fd)
+            close(own[i].fd);
+        own[i] = s->ls[i];
+    }
+}
+
+void sk__loop_listeners_free(sk_server *s, sk_listener *own)
+{
+    sk__loop_listeners_release(s, own);
+    free(own);
 }

@@ -348,6 +348,16 @@ size_t sk__dgram_runs(const size_t *len, const struct sockaddr *const *peer, con
  * --workers N --reuseport loops each have their own). TCP and UDP. Returns 0,
  * 1 when l itself has no SO_REUSEPORT (out = l: the loop shares it), or -1. */
 int sk__listener_reuseport_copy(const sk_listener *l, sk_listener *out, sk_err *err);
+/* --workers N --reuseport, for the event loops (epoll, uring): a loop's own
+ * view of s's listeners, its own SO_REUSEPORT socket on each TCP/UDP address
+ * (Unix sockets stay shared: the entry is s's own). Returns nls entries, or
+ * NULL with err (nothing left open). */
+sk_listener *sk__loop_listeners_new(sk_server *s, sk_err *err);
+/* The loop stops accepting: close its own sockets, the entries become s's
+ * (still valid for whoever looks). NULL is fine. */
+void sk__loop_listeners_release(sk_server *s, sk_listener *own);
+/* The same, then free the view. NULL is fine. */
+void sk__loop_listeners_free(sk_server *s, sk_listener *own);
 
 /* acceptor.c */
 /* Wait for a listener to be ready (or the stop pipe, or extra_fd). Returns the

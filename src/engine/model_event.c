@@ -447,11 +447,7 @@ static void begin_stop(worker *w)
     if (!w->s->o.once && !sk__stopping_now(w->s))
         drain_backlog(w);
     set_accepting(w, 0);
-    for (size_t i = 0; w->own && i < w->s->nls; i++) { /* deploy: this loop's own sockets */
-        if (w->own[i].fd != w->s->ls[i].fd)
-            close(w->own[i].fd);
-        w->own[i] = w->s->ls[i];
-    }
+    sk__loop_listeners_release(w->s, w->own); /* deploy: this loop's own sockets */
     w->stopping = 1;
     sk__ev_watch(w->loop, w->s->stop_rd, 0, NULL, NULL);
     /* (select cannot watch a descriptor past 1024: then the grace period
@@ -567,10 +563,7 @@ static void worker_free(worker *w)
     sk__timers_free(&w->timers);
     free(w->pending);
     free(w->lw);
-    for (size_t i = 0; w->own && i < w->s->nls; i++) /* deploy: --reuseport */
-        if (w->own[i].fd >= 0 && w->own[i].fd != w->s->ls[i].fd)
-            close(w->own[i].fd);
-    free(w->own);
+    sk__loop_listeners_free(w->s, w->own); /* deploy: --reuseport */
     if (w->wake_rd >= 0)
         close(w->wake_rd);
     if (w->wake_wr >= 0)
@@ -582,20 +575,10 @@ static void worker_free(worker *w)
  * sockets on the TCP/UDP addresses (Unix sockets stay shared). */
 static int own_listeners(worker *w, sk_err *err)
 {
-    sk_server *s = w->s;
-    w->own = calloc(s->nls, sizeof *w->own);
-    if (w->own == NULL)
-        return sk_errno(err, ENOMEM, "listeners");
-    for (size_t i = 0; i < s->nls; i++)
-        w->own[i] = s->ls[i];
-    for (size_t i = 0; i < s->nls; i++) {
-        if ((s->ls[i].transport == SK_TCP || s->ls[i].transport == SK_UDP) &&
-            sk__listener_reuseport_copy(&s->ls[i], &w->own[i], err) < 0) {
-            w->own[i] = s->ls[i];
-            return -1;
-        }
+    if ((w->own = sk__loop_listeners_new(w->s, err)) == NULL)
+        return -1;
+    for (size_t i = 0; i < w->s->nls; i++)
         w->lw[i].l = &w->own[i];
-    }
     return 0;
 }
 

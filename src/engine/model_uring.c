@@ -298,11 +298,7 @@ static void maybe_stopped(worker *w)
     if (!w->stopping || w->counted || w->lops > 0)
         return;
     w->counted = 1;
-    for (size_t i = 0; w->own && i < w->s->nls; i++) {
-        if (w->own[i].fd != w->s->ls[i].fd)
-            close(w->own[i].fd);
-        w->own[i] = w->s->ls[i];
-    }
+    sk__loop_listeners_release(w->s, w->own); /* deploy: this loop's own sockets */
     if (atomic_fetch_add(w->stopped, 1) + 1 == w->nworkers) {
         sk__stop_listening(w->s);
         sk__announce_stop(w->s, atomic_load(&w->s->shared->busy));
@@ -475,10 +471,7 @@ static void worker_free(worker *w)
     sk__timers_free(&w->timers);
     free(w->pending);
     free(w->ls);
-    for (size_t i = 0; w->own && i < w->s->nls; i++)
-        if (w->own[i].fd >= 0 && w->own[i].fd != w->s->ls[i].fd)
-            close(w->own[i].fd);
-    free(w->own);
+    sk__loop_listeners_free(w->s, w->own);
     if (w->wake_rd >= 0)
         close(w->wake_rd);
     if (w->wake_wr >= 0)
@@ -488,20 +481,10 @@ static void worker_free(worker *w)
 
 static int own_listeners(worker *w, sk_err *err)
 {
-    sk_server *s = w->s;
-    w->own = calloc(s->nls, sizeof *w->own);
-    if (w->own == NULL)
-        return sk_errno(err, ENOMEM, "listeners");
-    for (size_t i = 0; i < s->nls; i++)
-        w->own[i] = s->ls[i];
-    for (size_t i = 0; i < s->nls; i++) {
-        if ((s->ls[i].transport == SK_TCP || s->ls[i].transport == SK_UDP) &&
-            sk__listener_reuseport_copy(&s->ls[i], &w->own[i], err) < 0) {
-            w->own[i] = s->ls[i];
-            return -1;
-        }
+    if ((w->own = sk__loop_listeners_new(w->s, err)) == NULL)
+        return -1;
+    for (size_t i = 0; i < w->s->nls; i++)
         w->ls[i].l = &w->own[i];
-    }
     return 0;
 }
 
