@@ -781,6 +781,10 @@ typedef struct sk_service {
      * args_usage names them in --help ("PROGRAM [ARGS...]"). */
     int (*args)(void *config, int argc, char *const *argv, sk_err *err);
     const char *args_usage;
+    /* Over TLS, the application protocols (ALPN, comma-separated) offered when
+     * the operator names none (http: "http/1.1", what browsers and curl ask
+     * for). NULL: none. */
+    const char *alpn;
 } sk_service;
 
 /* Find a built-in service by name (ack, echo, ...), or NULL. */

@@ -684,8 +684,8 @@ static void parse(int argc, char **argv, struct serve_cfg *c)
             cli_usage("--tls needs stream addresses: %s is a datagram address (DTLS is not "
                       "supported)",
                       c->addrs[i]);
-    if (c->tls && c->to.alpn == NULL && strcmp(svc->name, "http") == 0)
-        c->to.alpn = "http/1.1"; /* what a browser or curl needs to hear */
+    if (c->tls && c->to.alpn == NULL)
+        c->to.alpn = svc->alpn; /* the service's own (http: what a browser needs to hear) */
     c->to.pairs = c->pairs;
 }
 

@@ -115,3 +115,28 @@ int sk__accept(sk_server *s, const sk_listener *l, struct sockaddr *peer, sockle
     }
     return -1;
 }
+
+/* Stopping: what already waits in a stream listener's backlog has finished its
+ * handshake, and its client has likely sent a request: closing the listener
+ * would reset it (a load balancer cannot retry a request the server took and
+ * dropped). So an event loop takes those before it closes (policy.c gives
+ * them their first bytes' time like any connection accepted a moment
+ * earlier). Bounded, and by --max-conns. */
+#define SK__DRAIN_MAX 4096
+
+int sk__drain_backlog(sk_server *s, const sk_listener *l, sk__take_fn take, void *ud)
+{
+    if (!sk_transport_is_stream(l->transport))
+        return 0;
+    for (int n = 0; n < SK__DRAIN_MAX; n++) {
+        if (s->o.max_conns > 0 && atomic_load(&s->nconns) >= s->o.max_conns)
+            return -1;
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof peer;
+        int fd = sk__accept(s, l, (struct sockaddr *)&peer, &plen, 1);
+        if (fd < 0)
+            break;
+        take(ud, l, fd, &peer, plen);
+    }
+    return 0;
+}

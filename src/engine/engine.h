@@ -384,6 +384,12 @@ int sk__accept_next(sk_server *s, int extra_fd, sk_dgram_batch *dgrams, int nonb
 /* Accept from listener l. Returns fd, or -1 (nothing to accept, or shed at EMFILE). */
 int sk__accept(sk_server *s, const sk_listener *l, struct sockaddr *peer, socklen_t *plen,
                int nonblock);
+/* An event loop stopping: accept what waits in l's backlog (a stream
+ * listener's; a datagram one is skipped) and hand each to take. Returns 0, or
+ * -1 once --max-conns is reached (take no more from any listener). */
+typedef void (*sk__take_fn)(void *ud, const sk_listener *l, int fd,
+                            struct sockaddr_storage *peer, socklen_t plen);
+int sk__drain_backlog(sk_server *s, const sk_listener *l, sk__take_fn take, void *ud);
 
 /* admit.c: access lists and per-source limits (--allow, --max-per-source, --rate) */
 int sk__admit_init(sk_server *s, sk_err *err); /* in sk_server_new, before any fork */

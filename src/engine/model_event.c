@@ -25,7 +25,6 @@
 
 #define ACCEPT_BATCH 64
 #define DGRAM_BATCH 64
-#define DRAIN_MAX 4096      /* at stop: at most this many from one backlog */
 #define ACCEPT_RETRY_MS 125 /* at --max-conns: look again for room this often */
 /* Bytes one connection may write per wakeup: a share of PASS_BUDGET among
  * the connections ready in this wakeup, between SHARE_MIN and SHARE_MAX. So
@@ -416,28 +415,19 @@ static void on_now(sk__ev_loop *loop, int fd, unsigned fired, void *ud)
         drop(w, w->conns[w->nconns - 1]);
 }
 
-/* Stopping: take the connections already in the listeners' backlogs. Their
- * handshakes are done and their clients have likely sent a request: closing
- * the listener would reset them (a load balancer cannot retry a request the
- * server took and dropped). They are fresh, so they get their first bytes'
- * time (policy.c) like any connection accepted a moment earlier. */
+/* Stopping: take the connections already in the listeners' backlogs before
+ * they close (acceptor.c says why). */
+static void take_one(void *ud, const sk_listener *l, int fd, struct sockaddr_storage *peer,
+                     socklen_t plen)
+{
+    new_conn(ud, l, fd, (struct sockaddr *)peer, plen);
+}
+
 static void drain_backlog(worker *w)
 {
-    for (size_t i = 0; i < w->s->nls && w->accepting; i++) {
-        const sk_listener *l = w->lw[i].l;
-        if (!sk_transport_is_stream(l->transport))
-            continue;
-        for (int n = 0; n < DRAIN_MAX; n++) {
-            if (w->s->o.max_conns > 0 && atomic_load(&w->s->nconns) >= w->s->o.max_conns)
-                return;
-            struct sockaddr_storage peer;
-            socklen_t plen = sizeof peer;
-            int cfd = sk__accept(w->s, l, (struct sockaddr *)&peer, &plen, 1);
-            if (cfd < 0)
-                break;
-            new_conn(w, l, cfd, (struct sockaddr *)&peer, plen);
-        }
-    }
+    for (size_t i = 0; i < w->s->nls && w->accepting; i++)
+        if (sk__drain_backlog(w->s, w->lw[i].l, take_one, w) < 0)
+            return;
 }
 
 static void begin_stop(worker *w)

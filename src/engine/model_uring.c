@@ -229,26 +229,18 @@ static void on_wake(worker *w)
 /* ---- stopping ---- */
 
 /* Stopping: take what waits in the listeners' backlogs before they close
- * (as model_event.c does: closing would reset those clients). */
-#define DRAIN_MAX 4096
+ * (acceptor.c says why). */
+static void take_one(void *ud, const sk_listener *l, int fd, struct sockaddr_storage *peer,
+                     socklen_t plen)
+{
+    new_conn(ud, l, fd, peer, plen);
+}
 
 static void drain_backlog(worker *w)
 {
-    for (size_t i = 0; i < w->s->nls; i++) {
-        const sk_listener *l = w->ls[i].l;
-        if (!sk_transport_is_stream(l->transport))
-            continue;
-        for (int n = 0; n < DRAIN_MAX; n++) {
-            if (w->s->o.max_conns > 0 && atomic_load(&w->s->nconns) >= w->s->o.max_conns)
-                return;
-            struct sockaddr_storage peer;
-            socklen_t plen = sizeof peer;
-            int fd = sk__accept(w->s, l, (struct sockaddr *)&peer, &plen, 1);
-            if (fd < 0)
-                break;
-            new_conn(w, l, fd, &peer, plen);
-        }
-    }
+    for (size_t i = 0; i < w->s->nls; i++)
+        if (sk__drain_backlog(w->s, w->ls[i].l, take_one, w) < 0)
+            return;
 }
 
 static void begin_stop(worker *w)

@@ -476,4 +476,5 @@ const sk_service sk__svc_http = {
     .configure = sk__http_configure,
     .idle_timeout_ms = 60000, /* a client that stops reading a response */
     .describe = sk__http_describe,
+    .alpn = "http/1.1",
 };
