@@ -387,8 +387,8 @@ int sk__accept(sk_server *s, const sk_listener *l, struct sockaddr *peer, sockle
 /* An event loop stopping: accept what waits in l's backlog (a stream
  * listener's; a datagram one is skipped) and hand each to take. Returns 0, or
  * -1 once --max-conns is reached (take no more from any listener). */
-typedef void (*sk__take_fn)(void *ud, const sk_listener *l, int fd,
-                            struct sockaddr_storage *peer, socklen_t plen);
+typedef void (*sk__take_fn)(void *ud, const sk_listener *l, int fd, struct sockaddr_storage *peer,
+                            socklen_t plen);
 int sk__drain_backlog(sk_server *s, const sk_listener *l, sk__take_fn take, void *ud);
 
 /* admit.c: access lists and per-source limits (--allow, --max-per-source, --rate) */
