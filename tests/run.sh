@@ -49,7 +49,7 @@ if [ "$what" != unit ]; then
     SOCKIT="$root/$BUILD/sockit" BUILD_DIR="$root/$BUILD" timeout 1200 \
         python3 "$here/integration/run.py" ${pattern:+-k "$pattern"} --summary "$summary"
     rc=$?
-    read -r ip if_ < "$summary" 2>/dev/null || { ip=0; if_=1; }
+    read -r ip if_ _ < "$summary" 2>/dev/null || { ip=0; if_=1; }
     if [ "$rc" -ne 0 ] && [ "${if_:-0}" -eq 0 ]; then if_=1; fi
     passed=$((passed + ${ip:-0}))
     failed=$((failed + ${if_:-0}))

@@ -2,7 +2,7 @@
 """Run the sockit integration tests.
 
     SOCKIT=/abs/path/to/sockit python3 tests/integration/run.py \
-        [-k SUBSTRING] [--summary FILE] [--timeout SECONDS]
+        [-k SUBSTRING] [--summary FILE] [--timeout SECONDS] [-j JOBS]
 
 Finds the test_* functions of tests/integration/test_*.py and runs each, in
 file order, in a process of its own (its own process group), with a
@@ -10,7 +10,14 @@ watchdog: a test still running after its timeout (30 s unless the function
 has a `timeout` attribute) is killed with everything it started, and fails.
 Prints one line per test, `PASS file::name (0.12s)`, `FAIL file::name:
 reason` or `SKIP file::name: reason`, then `integration: N passed, N failed`.
-Exits 0 iff none failed. --summary FILE receives "PASSED FAILED".
+Exits 0 iff none failed. --summary FILE receives "PASSED FAILED SKIPPED".
+
+With -j N (default: $SKIT_JOBS, else 1) the tests run in N shards at once,
+each a runner process of its own (test i goes to shard i mod N), and then the
+serial tests alone: those of a module with `SERIAL = True` or marked
+`@harness.serial` (they measure time or load the machine, so they must not
+share it). Most tests wait on the network more than they compute, so N a
+little above the number of CPUs shortens the run.
 """
 
 import argparse
@@ -21,6 +28,7 @@ import os
 import select
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +45,11 @@ GRACE = 3  # seconds an interrupted test has to report and clean up
 
 def discover(pattern):
     """[(label, function)] in file order, then definition order."""
+    return [(label, f) for label, f, _ in discover_marked(pattern)]
+
+
+def discover_marked(pattern):
+    """[(label, function, serial)]: as discover, with each test's serial mark."""
     tests = []
     for path in sorted(glob.glob(os.path.join(HERE, "test_*.py"))):
         name = os.path.splitext(os.path.basename(path))[0]
@@ -50,7 +63,9 @@ def discover(pattern):
         for f in funcs:
             label = "%s::%s" % (os.path.basename(path), f.__name__)
             if pattern is None or pattern in label:
-                tests.append((label, f))
+                serial = getattr(module, "SERIAL", False) or \
+                    getattr(f, "serial", False)
+                tests.append((label, f, bool(serial)))
     return tests
 
 
@@ -228,14 +243,67 @@ def say(line):
         pass
 
 
+def run_tests(tests, timeout_default):
+    """Run [(label, func)] one after another; returns (passed, failed, skipped)."""
+    passed = failed = skipped = 0
+    for label, func in tests:
+        t0 = time.monotonic()
+        timeout = getattr(func, "timeout", timeout_default)
+        status, reason = run_one(func, timeout)
+        took = time.monotonic() - t0
+        if status == "pass":
+            passed += 1
+            say("PASS %s (%.2fs)" % (label, took))
+        elif status == "skip":
+            skipped += 1
+            say("SKIP %s: %s" % (label, reason))
+        else:
+            failed += 1
+            say("FAIL %s: %s" % (label, reason))
+    return passed, failed, skipped
+
+
+def run_shards(args, jobs, base):
+    """Start `jobs` runners, each with its shard of the parallel tests, and
+    wait for all; returns their (passed, failed, skipped) summed."""
+    procs = []
+    for i in range(jobs):
+        summary = os.path.join(base, "shard%d" % i)
+        cmd = [sys.executable, os.path.abspath(__file__), "--shard",
+               "%d/%d" % (i, jobs), "--summary", summary,
+               "--timeout", str(args.timeout)]
+        if args.pattern is not None:
+            cmd += ["-k", args.pattern]
+        procs.append((subprocess.Popen(cmd), summary))
+    total = [0, 0, 0]
+    for proc, summary in procs:
+        rc = proc.wait()
+        try:
+            with open(summary) as f:
+                counts = [int(x) for x in f.read().split()]
+        except (OSError, ValueError):
+            counts = [0, 1, 0]
+        if rc != 0 and counts[1] == 0:
+            counts[1] = 1  # the shard died before it could count
+        for k in range(min(3, len(counts))):
+            total[k] += counts[k]
+    return tuple(total)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-k", dest="pattern", help="run tests whose "
                     "file::name contains this substring")
-    ap.add_argument("--summary", help='write "PASSED FAILED" to this file')
+    ap.add_argument("--summary", help='write "PASSED FAILED SKIPPED" to this file')
     ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                     help="per-test timeout in seconds (default %(default)s)")
+    ap.add_argument("-j", dest="jobs", type=int,
+                    default=int(os.environ.get("SKIT_JOBS", "1") or 1),
+                    help="shards run at once (default $SKIT_JOBS or 1)")
+    ap.add_argument("--shard", help=argparse.SUPPRESS)  # I/N: a runner's part
     args = ap.parse_args()
+    if args.jobs < 1 or args.jobs > 64:
+        ap.error("-j: expected 1..64, got %d" % args.jobs)
 
     if not os.access(harness.SOCKIT, os.X_OK):
         print("integration: %s is not an executable (set SOCKIT)"
@@ -246,32 +314,35 @@ def main():
         return 1
 
     become_subreaper()
+    shard = None
+    if args.shard:
+        i, n = (int(x) for x in args.shard.split("/"))
+        shard = (i, n)
     # Every temporary file of the run lives under one short directory.
     base = tempfile.mkdtemp(prefix="skit-", dir="/tmp")
     os.environ["SKIT_TMP"] = base
-    passed = failed = skipped = 0
     start = time.monotonic()
     try:
-        tests = discover(args.pattern)
-        for label, func in tests:
-            t0 = time.monotonic()
-            timeout = getattr(func, "timeout", args.timeout)
-            status, reason = run_one(func, timeout)
-            took = time.monotonic() - t0
-            if status == "pass":
-                passed += 1
-                say("PASS %s (%.2fs)" % (label, took))
-            elif status == "skip":
-                skipped += 1
-                say("SKIP %s: %s" % (label, reason))
-            else:
-                failed += 1
-                say("FAIL %s: %s" % (label, reason))
+        tests = discover_marked(args.pattern)
+        if shard is not None:
+            parallel = [(lb, f) for lb, f, ser in tests if not ser]
+            passed, failed, skipped = run_tests(
+                parallel[shard[0]::shard[1]], args.timeout)
+        elif args.jobs > 1:
+            passed, failed, skipped = run_shards(args, args.jobs, base)
+            p, f, sk = run_tests([(lb, fn) for lb, fn, ser in tests if ser],
+                                 args.timeout)
+            passed, failed, skipped = passed + p, failed + f, skipped + sk
+        else:
+            passed, failed, skipped = run_tests(
+                [(lb, fn) for lb, fn, _ in tests], args.timeout)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     if args.summary:
         with open(args.summary, "w") as f:
-            f.write("%d %d\n" % (passed, failed))
+            f.write("%d %d %d\n" % (passed, failed, skipped))
+    if shard is not None:
+        return 0 if failed == 0 else 1  # the parent says the totals
     if skipped:
         say("integration: %d skipped (a required tool is missing)" % skipped)
     say("integration: %.1fs" % (time.monotonic() - start))

@@ -11,6 +11,8 @@ import threading
 
 from harness import Server, free_port, run_client, tempdir, unique_name
 
+SERIAL = True  # run alone (run.py -j): the load generator at full speed
+
 RUN = ["-d", "1", "--warmup", "0.2", "--json", "-q"]
 ERROR_KINDS = {"connect", "read", "write", "timeout", "mismatch",
                "http_status", "closed", "lost"}

@@ -18,6 +18,8 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 import cells  # noqa: E402
 import measure  # noqa: E402
 
+SERIAL = True  # run alone (run.py -j): the benchmark harness at full speed
+
 # strace 6.1 (Debian 12): the errors column is empty when there were none,
 # and the total line has a usecs/call column
 STRACE_61 = """\

@@ -14,6 +14,8 @@ import subprocess
 
 from harness import Server, Skip, poll_until, read_http_response, require, tempdir, timeout
 
+SERIAL = True  # run alone (run.py -j): counts system calls and wakeups under load
+
 CALL = re.compile(r"^(?:\d+\s+)?(\w+)\((.*)\)\s+=\s+(-?\d+|\?)(.*)$")
 
 

@@ -16,6 +16,8 @@ import zlib
 
 from harness import Server, Skip, poll_until, run, tempdir, timeout
 
+SERIAL = True  # run alone (run.py -j): a headless browser: heavy, with its own timeouts
+
 RED = (255, 0, 0)
 YELLOW = (255, 230, 0)
 BLUE = (0, 60, 255)

@@ -190,6 +190,7 @@ def test_traversal_sweep_raw():
     assert sum(statuses.values()) == len(targets) + len(extra), statuses
 
 
+@timeout(90)  # some 30 curl processes: slow on a loaded machine
 def test_traversal_with_curl_path_as_is():
     require("curl")
     root, token, _ = make_tree()

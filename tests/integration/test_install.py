@@ -19,6 +19,8 @@ import subprocess
 
 from harness import run, start, tempdir, timeout
 
+SERIAL = True  # run alone (run.py -j): builds and installs: heavy
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BUILD_DIR = os.environ.get("BUILD_DIR") or os.path.join(ROOT, "build")

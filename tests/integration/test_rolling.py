@@ -20,6 +20,8 @@ import subprocess
 
 from harness import SOCKIT, Skip, require, timeout
 
+SERIAL = True  # run alone (run.py -j): restarts behind HAProxy, counted failures with deadlines
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 

@@ -34,6 +34,8 @@ from harness import (Server, children, exchange, fd_count, poll_until,
 from svcmatrix import (MODELS, SANITIZED, SHARED, cpu_seconds, model_args,
                        proc_threads, together)
 
+SERIAL = True  # run alone (run.py -j): a thousand connections and processes: the machine to itself
+
 STORM_CLIENTS = 100 if SANITIZED else 200
 SHORT_CONNS = 500 if SANITIZED else 1000
 

@@ -448,13 +448,8 @@ def check_broker(model, target):
         target.bind(srv)
         a = target.open_stream()
         b = target.open_stream()
-        sc = start([harness_sockit(), "connect", target.connect_addr],
-                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                   stderr=subprocess.PIPE)
-        nc = start(target.nc(), stdin=subprocess.PIPE,
-                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        # Every member registered: a's "sync" lines reach b, sockit and nc
-        # (read below); b waits for one before anyone speaks.
+        # a and b registered: a's "sync" lines reach b (and whoever joined
+        # since: the others' "sync" lines are not counted below).
         b.settimeout(0.1)
         seen = b""
         deadline = time.monotonic() + 5
@@ -465,7 +460,20 @@ def check_broker(model, target):
             except socket.timeout:
                 pass
         assert b"sync\n" in seen, "b never heard from a"
-        time.sleep(0.2)  # the two subprocesses connected meanwhile
+        # Then the two clients: a client counts as joined once the server
+        # holds a descriptor for it (a fixed sleep lost the race on a
+        # loaded machine: a line spoken before nc joined never reached it).
+        base = harness.fd_count(srv.pid)
+        sc = start([harness_sockit(), "connect", target.connect_addr],
+                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                   stderr=subprocess.PIPE)
+        nc = start(target.nc(), stdin=subprocess.PIPE,
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert harness.poll_until(
+            lambda: harness.fd_count(srv.pid) >= base + 2, timeout=10), \
+            "sockit connect and nc never joined the broker"
+        # (one loop accepts and registers in the same step: a line read
+        # after the descriptor exists goes to the new member too)
         a.sendall(b"hello from a\n")
         sc.stdin.write(b"hello from sockit\n")
         sc.stdin.flush()
