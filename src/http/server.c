@@ -231,27 +231,32 @@ static void arm_timer(sk_conn *c)
     sk_conn_set_timer(c, ms);
 }
 
-/* Handle every complete request in the input, in order. */
-static void process(sk_conn *c)
+/* Handle the complete requests at the start of p[0..n), in order (p is the
+ * connection's kept input, or the bytes just read when nothing was kept).
+ * Returns the bytes used; the rest (part of a request, or requests held back
+ * while the output is over HTTP_PAUSE_BYTES: *paused) is the caller's to keep. */
+static size_t handle(sk_conn *c, const char *p, size_t n, int *paused)
 {
     struct http_conn *h = sk_conn_data(c);
+    size_t used = 0;
+    *paused = 0;
     while (!h->closing) {
         if (h->discard > 0) {
-            size_t n = h->in.len < h->discard ? h->in.len : (size_t)h->discard;
-            sk_buf_consume(&h->in, n);
-            h->discard -= n;
+            size_t k = n - used < h->discard ? n - used : (size_t)h->discard;
+            used += k;
+            h->discard -= k;
             if (h->discard > 0)
                 break;
         }
-        if (h->in.len == 0)
+        if (used == n)
             break;
         if (sk_conn_pending(c) >= HTTP_PAUSE_BYTES) {
-            sk_conn_want_drain(c, 1); /* on_drain brings us back */
-            return;
+            *paused = 1; /* on_drain brings us back */
+            break;
         }
         sk__http_header hdrs[SK_HTTP_MAX_HEADERS_DEFAULT];
         sk__http_request req = {.headers = hdrs, .nheaders = SK_HTTP_MAX_HEADERS_DEFAULT};
-        int r = sk__http_parse_request((const char *)sk_buf_head(&h->in), h->in.len, &req, NULL);
+        int r = sk__http_parse_request(p + used, n - used, &req, NULL);
         struct outcome o = {0};
         if (r == 0) {
             if (!h->in_request) {
@@ -268,9 +273,21 @@ static void process(sk_conn *c)
         }
         respond(c, &req, &o);
         sk__http_access_log(c, &req, &o);
-        sk_buf_consume(&h->in, (size_t)r);
+        used += (size_t)r;
         h->requests++;
         h->in_request = 0;
+    }
+    return used;
+}
+
+/* After handle(): close, wait for the output to drain, or wait for the next
+ * request (an idle keep-alive connection holds no buffer). */
+static void settle_input(sk_conn *c, int paused)
+{
+    struct http_conn *h = sk_conn_data(c);
+    if (paused) {
+        sk_conn_want_drain(c, 1);
+        return;
     }
     sk_conn_want_drain(c, 0);
     if (h->closing) {
@@ -279,9 +296,19 @@ static void process(sk_conn *c)
         return;
     }
     if (h->in.len == 0)
-        sk_buf_free(&h->in); /* an idle keep-alive connection holds no buffer */
+        sk_buf_free(&h->in);
     if (!h->in_request)
         arm_timer(c);
+}
+
+/* Handle every complete request in the kept input. */
+static void process(sk_conn *c)
+{
+    struct http_conn *h = sk_conn_data(c);
+    int paused = 0;
+    if (!h->closing)
+        sk_buf_consume(&h->in, handle(c, (const char *)sk_buf_head(&h->in), h->in.len, &paused));
+    settle_input(c, paused);
 }
 
 static void http_open(sk_conn *c)
@@ -297,18 +324,25 @@ static void http_data(sk_conn *c, const uint8_t *data, size_t len)
     struct http_conn *h = sk_conn_data(c);
     if (h->closing)
         return;
-    if (h->discard > 0 && h->in.len == 0) {
-        size_t n = len < h->discard ? len : (size_t)h->discard;
-        data += n;
-        len -= n;
-        h->discard -= n;
+    if (h->in.len > 0) { /* the rest of a request: join it */
+        if (sk_buf_append(&h->in, data, len) < 0) {
+            h->closing = 1;
+            sk_conn_close(c);
+            return;
+        }
+        process(c);
+        return;
     }
-    if (sk_buf_append(&h->in, data, len) < 0) {
+    /* The common case: whole requests, parsed where they were read; only
+     * what is left over is copied and kept. */
+    int paused;
+    size_t used = handle(c, (const char *)data, len, &paused);
+    if (!h->closing && used < len && sk_buf_append(&h->in, data + used, len - used) < 0) {
         h->closing = 1;
         sk_conn_close(c);
         return;
     }
-    process(c);
+    settle_input(c, paused);
 }
 
 static void http_drain(sk_conn *c)
