@@ -1,8 +1,9 @@
 /*
  * response.c - one response of the http service: the status line and common
  * fields, small pages (errors, redirects), files (validators, If-Range,
- * ranges; bodies leave by sendfile or from a mapping), listings, and the
- * access log (Combined Log Format; with -v also a short line per request).
+ * ranges; bodies leave by sendfile, from a mapping, or copied after the head),
+ * listings, and the access log (Combined Log Format; with -v also a short line
+ * per request).
  */
 #define _GNU_SOURCE /* tm_gmtoff */
 #include <errno.h>
@@ -324,7 +325,10 @@ void sk__http_serve_file(sk_conn *c, const sk__http_request *req, sk__http_file 
         return;
     }
     o->body = len;
-    if (f->map)
+    if (f->copy) { /* after the head in the same buffer: one send() for both */
+        sk_conn_send(c, f->copy + first, (size_t)len);
+        sk__http_file_release(f);
+    } else if (f->map)
         sk_conn_queue(c, &(sk_seg){.kind = SK_SEG_MEM,
                                    .mem = f->map + first,
                                    .len = len,
