@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http_internal.h"
@@ -39,6 +40,16 @@ static size_t hash(const char *p, size_t n)
     for (size_t i = 0; i < n; i++)
         h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
     return h % CACHE_BUCKETS;
+}
+
+int64_t sk__http_coarse_ms(void)
+{
+#ifdef CLOCK_MONOTONIC_COARSE
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) == 0)
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+#endif
+    return sk_now_ms();
 }
 
 sk__http_cache *sk__http_cache_new(void)
@@ -81,7 +92,7 @@ sk__http_file *sk__http_cache_get(sk__http_cache *c, const char *path, size_t n)
 {
     if (c == NULL || n >= sizeof c->buckets[0]->path)
         return NULL;
-    int64_t now = sk_now_ms();
+    int64_t now = sk__http_coarse_ms();
     size_t b = hash(path, n);
     pthread_mutex_lock(&c->mu);
     sk__http_file *f = c->buckets[b];
@@ -146,7 +157,7 @@ sk__http_file *sk__http_file_new(sk__http_cache *c, const char *path, size_t n, 
     atomic_init(&f->refs, 1); /* the caller's */
     f->fd = fd;
     f->st = *st;
-    f->opened_ms = sk_now_ms();
+    f->opened_ms = sk__http_coarse_ms();
     /* A small file is read once: its copy follows the head in the
      * connection's output. A larger one up to SK_HTTP_MAP_MAX is mapped and
      * goes out with its head in one sendmsg() (the kernel copies from the

@@ -79,6 +79,11 @@ typedef struct sk__http_file {
     char path[512]; /* the decoded URL path it was opened for (the key) */
 } sk__http_file;
 
+/* A millisecond clock that is cheap to read (CLOCK_MONOTONIC_COARSE where
+ * there is one: no clock source read, a few ms behind), for the cache's TTL
+ * and the keep-alive timeout, which are read once per request. */
+int64_t sk__http_coarse_ms(void);
+
 typedef struct sk__http_cache sk__http_cache;
 sk__http_cache *sk__http_cache_new(void);
 void sk__http_cache_free(sk__http_cache *c);
@@ -128,6 +133,8 @@ struct http_conn {
     unsigned requests;        /* handled on this connection */
     unsigned char closing;    /* no more requests: close once the output is sent */
     unsigned char in_request; /* part of a request head is here: the header timer runs */
+    unsigned char idle_armed; /* the timer is the keep-alive one, set at idle_since or before */
+    int64_t idle_since;       /* sk__http_coarse_ms() when the last request was answered */
 };
 
 /* What the access log needs to know about one response. */

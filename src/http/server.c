@@ -79,7 +79,7 @@ static int open_status(int e)
 static int check_method(sk_conn *c, const sk__http_request *req, struct outcome *o)
 {
     struct http_conn *h = sk_conn_data(c);
-    if (!sk__http_slice_eq(req->method, "GET") && !sk__http_slice_eq(req->method, "HEAD")) {
+    if (!SK_HTTP_SLICE_IS(req->method, "GET") && !SK_HTTP_SLICE_IS(req->method, "HEAD")) {
         /* The body of a method we do not serve is never parsed: close after. */
         h->closing = 1;
         sk__http_simple_response(c, req, is_known_method(req->method) ? 405 : 501,
@@ -226,9 +226,24 @@ static void respond(sk_conn *c, const sk__http_request *req, struct outcome *o)
 static void arm_timer(sk_conn *c)
 {
     const struct http_state *st = sk_conn_state(c);
-    const struct http_conn *h = sk_conn_data(c);
+    struct http_conn *h = sk_conn_data(c);
     int ms = h->in_request ? st->cfg.header_timeout_ms : st->cfg.keepalive_timeout_ms;
+    h->idle_armed = 0;
     sk_conn_set_timer(c, ms);
+}
+
+/* A request answered and none begun: the keep-alive timeout runs from now.
+ * Once its timer is set it stays (busy connections cost no timer work per
+ * request): only the time is noted, and the timer, when it fires early,
+ * is set again for what is left (http_timeout). */
+static void arm_idle(sk_conn *c)
+{
+    struct http_conn *h = sk_conn_data(c);
+    h->idle_since = sk__http_coarse_ms();
+    if (h->idle_armed)
+        return;
+    arm_timer(c);
+    h->idle_armed = 1;
 }
 
 /* Handle the complete requests at the start of p[0..n), in order (p is the
@@ -298,7 +313,7 @@ static void settle_input(sk_conn *c, int paused)
     if (h->in.len == 0)
         sk_buf_free(&h->in);
     if (!h->in_request)
-        arm_timer(c);
+        arm_idle(c);
 }
 
 /* Handle every complete request in the kept input. */
@@ -361,6 +376,14 @@ static void http_eof(sk_conn *c)
 static void http_timeout(sk_conn *c)
 {
     struct http_conn *h = sk_conn_data(c);
+    if (h->idle_armed && !h->in_request) { /* set before the last request: the rest */
+        const struct http_state *st = sk_conn_state(c);
+        int64_t left = h->idle_since + st->cfg.keepalive_timeout_ms - sk__http_coarse_ms();
+        if (left > 0) {
+            sk_conn_set_timer(c, (int)left);
+            return;
+        }
+    }
     if (sk_conn_pending(c) > 0) {
         arm_timer(c); /* still sending: the engine's idle timeout watches that */
         return;
