@@ -308,6 +308,16 @@ static int parse_content_length(sk__http_slice v, uint64_t *out)
     return 0;
 }
 
+/* A field name of the same length as lit (lower case) equal to it, ignoring
+ * case: sk__http_slice_ieq without the strlen. */
+static int name_is(sk__http_slice n, const char *lit)
+{
+    for (size_t i = 0; i < n.n; i++)
+        if (lower((unsigned char)n.p[i]) != (unsigned char)lit[i])
+            return 0;
+    return 1;
+}
+
 /* Store v in *dst, refusing a second occurrence of the field. */
 static int once(sk__http_slice *dst, sk__http_slice v)
 {
@@ -330,7 +340,7 @@ static int interpret(sk__http_request *r, int absolute_form)
          * over without comparing a byte. */
         switch (n.n) {
         case 14:
-            if (sk__http_slice_ieq(n, "content-length")) {
+            if (name_is(n, "content-length")) {
                 if (r->has_content_length)
                     return E400;
                 r->has_content_length = 1;
@@ -338,15 +348,15 @@ static int interpret(sk__http_request *r, int absolute_form)
             }
             break;
         case 17:
-            if (sk__http_slice_ieq(n, "transfer-encoding")) {
+            if (name_is(n, "transfer-encoding")) {
                 has_te = 1;
                 rc = each_element(v, te_element, &te);
-            } else if (sk__http_slice_ieq(n, "if-modified-since")) {
+            } else if (name_is(n, "if-modified-since")) {
                 rc = once(&r->if_modified_since, v);
             }
             break;
         case 4:
-            if (sk__http_slice_ieq(n, "host")) {
+            if (name_is(n, "host")) {
                 if (++hosts > 1)
                     return E400;
                 for (size_t k = 0; k < v.n; k++)
@@ -357,21 +367,21 @@ static int interpret(sk__http_request *r, int absolute_form)
             }
             break;
         case 10:
-            if (sk__http_slice_ieq(n, "connection"))
+            if (name_is(n, "connection"))
                 rc = each_element(v, conn_element, &conn);
             break;
         case 13:
-            if (sk__http_slice_ieq(n, "if-none-match"))
+            if (name_is(n, "if-none-match"))
                 rc = once(&r->if_none_match, v);
-            else if (sk__http_slice_ieq(n, "authorization"))
+            else if (name_is(n, "authorization"))
                 rc = once(&r->authorization, v);
             break;
         case 5:
-            if (sk__http_slice_ieq(n, "range"))
+            if (name_is(n, "range"))
                 rc = once(&r->range, v);
             break;
         case 8:
-            if (sk__http_slice_ieq(n, "if-range"))
+            if (name_is(n, "if-range"))
                 rc = once(&r->if_range, v);
             break;
         }

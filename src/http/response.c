@@ -200,7 +200,7 @@ void sk__http_simple_response(sk_conn *c, const sk__http_request *req, int statu
     memcpy(p + n, extra ? extra : "", elen);
     n += elen;
     n += PUT(p + n, "\r\n");
-    int is_head = req != NULL && sk__http_slice_eq(req->method, "HEAD");
+    int is_head = req != NULL && SK_HTTP_SLICE_IS(req->method, "HEAD");
     if (!is_head && bn > 0) {
         memcpy(p + n, body, (size_t)bn); /* head and body leave together */
         n += (size_t)bn;
@@ -320,7 +320,7 @@ void sk__http_serve_file(sk_conn *c, const sk__http_request *req, sk__http_file 
     char head[1024];
     sk_conn_send(c, head, file_head(head, status, req, h->closing, f, first, last, len));
     o->status = status;
-    if (sk__http_slice_eq(req->method, "HEAD")) {
+    if (SK_HTTP_SLICE_IS(req->method, "HEAD")) {
         sk__http_file_release(f);
         return;
     }
@@ -362,7 +362,7 @@ void sk__http_serve_listing(sk_conn *c, const sk__http_request *req, const char 
                   body.len);
     sk_conn_send(c, head, (size_t)n);
     o->status = 200;
-    if (!sk__http_slice_eq(req->method, "HEAD")) {
+    if (!SK_HTTP_SLICE_IS(req->method, "HEAD")) {
         sk_conn_send(c, sk_buf_head(&body), body.len);
         o->body = body.len;
     }
