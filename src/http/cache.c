@@ -5,7 +5,9 @@
  * more than the whole rest of a small response. Like nginx's open_file_cache
  * and lighttpd's stat cache, we keep each served file open for
  * SK_HTTP_CACHE_TTL_MS, with its validators and the fixed part of its
- * response head computed once. Within that time a file replaced on disk is
+ * response head computed once, and a small file's content read once (a
+ * snapshot that matches the validators and the length, even if the file is
+ * rewritten in place meanwhile). Within that time a file replaced on disk is
  * still served as it was; after it, the path is resolved and opened again
  * (with all the checks of sk__http_open_beneath).
  *
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http_internal.h"
@@ -39,6 +42,16 @@ static size_t hash(const char *p, size_t n)
     return h % CACHE_BUCKETS;
 }
 
+int64_t sk__http_coarse_ms(void)
+{
+#ifdef CLOCK_MONOTONIC_COARSE
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) == 0)
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+#endif
+    return sk_now_ms();
+}
+
 sk__http_cache *sk__http_cache_new(void)
 {
     sk__http_cache *c = calloc(1, sizeof *c);
@@ -53,6 +66,7 @@ void sk__http_file_release(void *arg)
     if (atomic_fetch_sub(&f->refs, 1) == 1) {
         if (f->map)
             munmap((void *)f->map, (size_t)f->st.st_size);
+        free((void *)f->copy);
         close(f->fd);
         free(f);
     }
@@ -78,7 +92,7 @@ sk__http_file *sk__http_cache_get(sk__http_cache *c, const char *path, size_t n)
 {
     if (c == NULL || n >= sizeof c->buckets[0]->path)
         return NULL;
-    int64_t now = sk_now_ms();
+    int64_t now = sk__http_coarse_ms();
     size_t b = hash(path, n);
     pthread_mutex_lock(&c->mu);
     sk__http_file *f = c->buckets[b];
@@ -112,6 +126,26 @@ static void put_locked(sk__http_cache *c, sk__http_file *f)
     c->n++;
 }
 
+/* The file's size bytes, read from the start, or NULL (out of memory, a read
+ * error, or a file that is no longer that long: then it is mapped or sent
+ * from the descriptor as a larger file would be). */
+static const uint8_t *read_whole(int fd, size_t size)
+{
+    uint8_t *p = malloc(size);
+    size_t got = 0;
+    while (p != NULL && got < size) {
+        ssize_t n = pread(fd, p + got, size - got, (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            free(p);
+            return NULL;
+        }
+        got += (size_t)n;
+    }
+    return p;
+}
+
 sk__http_file *sk__http_file_new(sk__http_cache *c, const char *path, size_t n, int fd,
                                  const struct stat *st, const char *name)
 {
@@ -123,10 +157,14 @@ sk__http_file *sk__http_file_new(sk__http_cache *c, const char *path, size_t n, 
     atomic_init(&f->refs, 1); /* the caller's */
     f->fd = fd;
     f->st = *st;
-    f->opened_ms = sk_now_ms();
-    /* A small file mapped once goes out with its head in one sendmsg(): the
-     * kernel copies from the page cache, we never copy it ourselves. */
-    if (st->st_size > 0 && st->st_size <= SK_HTTP_MAP_MAX) {
+    f->opened_ms = sk__http_coarse_ms();
+    /* A small file is read once: its copy follows the head in the
+     * connection's output. A larger one up to SK_HTTP_MAP_MAX is mapped and
+     * goes out with its head in one sendmsg() (the kernel copies from the
+     * page cache); beyond that, sendfile. */
+    if (st->st_size > 0 && st->st_size <= SK_HTTP_INLINE_MAX)
+        f->copy = read_whole(fd, (size_t)st->st_size);
+    if (f->copy == NULL && st->st_size > 0 && st->st_size <= SK_HTTP_MAP_MAX) {
         void *m = mmap(NULL, (size_t)st->st_size, PROT_READ, MAP_SHARED, fd, 0);
         f->map = m == MAP_FAILED ? NULL : m;
     }

@@ -58,13 +58,18 @@ int sk__http_auth_check(const sk__http_auth *a, sk__http_slice value, char *user
 
 #define SK_HTTP_CACHE_TTL_MS 1000
 #define SK_HTTP_MAP_MAX (64 * 1024) /* files up to this size are also mapped */
+/* Files up to this size are read once into a copy kept with the entry: a
+ * response copies it after its head into the connection's output, so head
+ * and body leave in one send() with no segment to allocate and release. */
+#define SK_HTTP_INLINE_MAX (8 * 1024)
 
 typedef struct sk__http_file {
     struct sk__http_file *next; /* hash chain */
     atomic_int refs;            /* the cache's, and one per response using fd */
     int fd;
     int cacheable;
-    const uint8_t *map; /* the whole file, read-only, for small files; else NULL */
+    const uint8_t *copy; /* the whole file, read at open, up to SK_HTTP_INLINE_MAX; else NULL */
+    const uint8_t *map;  /* the whole file mapped read-only, up to SK_HTTP_MAP_MAX; else NULL */
     struct stat st;
     int64_t opened_ms;
     char etag[48];
@@ -73,6 +78,11 @@ typedef struct sk__http_file {
     size_t pathlen;
     char path[512]; /* the decoded URL path it was opened for (the key) */
 } sk__http_file;
+
+/* A millisecond clock that is cheap to read (CLOCK_MONOTONIC_COARSE where
+ * there is one: no clock source read, a few ms behind), for the cache's TTL
+ * and the keep-alive timeout, which are read once per request. */
+int64_t sk__http_coarse_ms(void);
 
 typedef struct sk__http_cache sk__http_cache;
 sk__http_cache *sk__http_cache_new(void);
@@ -123,6 +133,8 @@ struct http_conn {
     unsigned requests;        /* handled on this connection */
     unsigned char closing;    /* no more requests: close once the output is sent */
     unsigned char in_request; /* part of a request head is here: the header timer runs */
+    unsigned char idle_armed; /* the timer is the keep-alive one, set at idle_since or before */
+    int64_t idle_since;       /* sk__http_coarse_ms() when the last request was answered */
 };
 
 /* What the access log needs to know about one response. */

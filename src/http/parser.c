@@ -10,22 +10,37 @@
 #define E501 (-501)
 #define E505 (-505)
 
-/* tchar (RFC 9110 5.6.2): ALPHA DIGIT and !#$%&'*+-.^_`|~ */
-static int is_tchar(unsigned char c)
+/* Character sets as bitmaps of ASCII, one test per byte (the head is
+ * scanned byte by byte: this is most of a request's parsing). */
+#define BIT(c) ((uint64_t)1 << ((c)&63))
+#define SPAN(a, b) ((~(uint64_t)0 >> (63 - ((b)&63))) & (~(uint64_t)0 << ((a)&63)))
+
+static int in_set(unsigned char c, uint64_t lo, uint64_t hi)
 {
-    static const char punct[] = "!#$%&'*+-.^_`|~";
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return 1;
-    return c != 0 && memchr(punct, c, sizeof punct - 1) != NULL;
+    return c < 64 ? (int)((lo >> c) & 1) : c < 128 ? (int)((hi >> (c - 64)) & 1) : 0;
 }
 
-/* The characters of an authority (host[:port], IP literals) without userinfo. */
+/* tchar (RFC 9110 5.6.2): ALPHA DIGIT and !#$%&'*+-.^_`|~ */
+#define TCHAR_LO                                                                                   \
+    (BIT('!') | BIT('#') | BIT('$') | BIT('%') | BIT('&') | BIT('\'') | BIT('*') | BIT('+') |      \
+     BIT('-') | BIT('.') | SPAN('0', '9'))
+#define TCHAR_HI                                                                                   \
+    (SPAN('A', 'Z') | BIT('^') | BIT('_') | BIT('`') | SPAN('a', 'z') | BIT('|') | BIT('~'))
+
+static int is_tchar(unsigned char c)
+{
+    return in_set(c, TCHAR_LO, TCHAR_HI);
+}
+
+/* The characters of an authority (host[:port], IP literals) without userinfo:
+ * ALPHA DIGIT and -._~!$&'()*+,;=%:[] */
+#define AUTH_LO                                                                                    \
+    (BIT('!') | BIT('$') | SPAN('%', '.') | SPAN('0', '9') | BIT(':') | BIT(';') | BIT('='))
+#define AUTH_HI (SPAN('A', 'Z') | BIT('[') | BIT(']') | BIT('_') | SPAN('a', 'z') | BIT('~'))
+
 static int is_authority_char(unsigned char c)
 {
-    static const char punct[] = "-._~!$&'()*+,;=%:[]";
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return 1;
-    return c != 0 && memchr(punct, c, sizeof punct - 1) != NULL;
+    return in_set(c, AUTH_LO, AUTH_HI);
 }
 
 static int is_ows(unsigned char c)
@@ -82,8 +97,11 @@ static int find_eol(const unsigned char *b, size_t len, size_t i, size_t crb, si
                     size_t *eol, size_t *next)
 {
     size_t end = len < crb ? len : crb;
-    while (i < end && b[i] != '\r' && b[i] != '\n')
-        i++;
+    /* The first CR or LF in [i, end): the LF, then a CR before it. */
+    const unsigned char *lf = i < end ? memchr(b + i, '\n', end - i) : NULL;
+    size_t stop = lf ? (size_t)(lf - b) : end;
+    const unsigned char *cr = i < stop ? memchr(b + i, '\r', stop - i) : NULL;
+    i = cr ? (size_t)(cr - b) : stop;
     if (i == end)
         return end == crb ? over : 0;
     if (b[i] == '\n') {
@@ -290,6 +308,16 @@ static int parse_content_length(sk__http_slice v, uint64_t *out)
     return 0;
 }
 
+/* A field name of the same length as lit (lower case) equal to it, ignoring
+ * case: sk__http_slice_ieq without the strlen. */
+static int name_is(sk__http_slice n, const char *lit)
+{
+    for (size_t i = 0; i < n.n; i++)
+        if (lower((unsigned char)n.p[i]) != (unsigned char)lit[i])
+            return 0;
+    return 1;
+}
+
 /* Store v in *dst, refusing a second occurrence of the field. */
 static int once(sk__http_slice *dst, sk__http_slice v)
 {
@@ -308,34 +336,54 @@ static int interpret(sk__http_request *r, int absolute_form)
     size_t hosts = 0;
     for (size_t i = 0; i < r->nheaders && rc == 0; i++) {
         sk__http_slice n = r->headers[i].name, v = r->headers[i].value;
-        if (sk__http_slice_ieq(n, "content-length")) {
-            if (r->has_content_length)
-                return E400;
-            r->has_content_length = 1;
-            rc = parse_content_length(v, &r->content_length);
-        } else if (sk__http_slice_ieq(n, "transfer-encoding")) {
-            has_te = 1;
-            rc = each_element(v, te_element, &te);
-        } else if (sk__http_slice_ieq(n, "host")) {
-            if (++hosts > 1)
-                return E400;
-            for (size_t k = 0; k < v.n; k++)
-                if (!is_authority_char((unsigned char)v.p[k]))
+        /* By length first: most fields are none of these, and are passed
+         * over without comparing a byte. */
+        switch (n.n) {
+        case 14:
+            if (name_is(n, "content-length")) {
+                if (r->has_content_length)
                     return E400;
-            if (!absolute_form)
-                r->host = v;
-        } else if (sk__http_slice_ieq(n, "connection")) {
-            rc = each_element(v, conn_element, &conn);
-        } else if (sk__http_slice_ieq(n, "if-modified-since")) {
-            rc = once(&r->if_modified_since, v);
-        } else if (sk__http_slice_ieq(n, "if-none-match")) {
-            rc = once(&r->if_none_match, v);
-        } else if (sk__http_slice_ieq(n, "range")) {
-            rc = once(&r->range, v);
-        } else if (sk__http_slice_ieq(n, "if-range")) {
-            rc = once(&r->if_range, v);
-        } else if (sk__http_slice_ieq(n, "authorization")) {
-            rc = once(&r->authorization, v);
+                r->has_content_length = 1;
+                rc = parse_content_length(v, &r->content_length);
+            }
+            break;
+        case 17:
+            if (name_is(n, "transfer-encoding")) {
+                has_te = 1;
+                rc = each_element(v, te_element, &te);
+            } else if (name_is(n, "if-modified-since")) {
+                rc = once(&r->if_modified_since, v);
+            }
+            break;
+        case 4:
+            if (name_is(n, "host")) {
+                if (++hosts > 1)
+                    return E400;
+                for (size_t k = 0; k < v.n; k++)
+                    if (!is_authority_char((unsigned char)v.p[k]))
+                        return E400;
+                if (!absolute_form)
+                    r->host = v;
+            }
+            break;
+        case 10:
+            if (name_is(n, "connection"))
+                rc = each_element(v, conn_element, &conn);
+            break;
+        case 13:
+            if (name_is(n, "if-none-match"))
+                rc = once(&r->if_none_match, v);
+            else if (name_is(n, "authorization"))
+                rc = once(&r->authorization, v);
+            break;
+        case 5:
+            if (name_is(n, "range"))
+                rc = once(&r->range, v);
+            break;
+        case 8:
+            if (name_is(n, "if-range"))
+                rc = once(&r->if_range, v);
+            break;
         }
     }
     if (rc != 0)

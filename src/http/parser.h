@@ -129,6 +129,10 @@ int sk__http_parse_request(const char *buf, size_t len, sk__http_request *req,
 
 /* 1 if s equals the NUL-terminated lit exactly (case-sensitive), else 0. */
 int sk__http_slice_eq(sk__http_slice s, const char *lit);
+/* 1 if s equals the string literal lit (case-sensitive), else 0: the same as
+ * sk__http_slice_eq, with the length known when compiling (needs <string.h>). */
+#define SK_HTTP_SLICE_IS(s, lit)                                                                   \
+    ((s).n == sizeof(lit) - 1 && memcmp((s).p, (lit), sizeof(lit) - 1) == 0)
 /* 1 if s equals lit ignoring ASCII case (no locale), else 0. */
 int sk__http_slice_ieq(sk__http_slice s, const char *lit);
 

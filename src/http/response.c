@@ -1,8 +1,9 @@
 /*
  * response.c - one response of the http service: the status line and common
  * fields, small pages (errors, redirects), files (validators, If-Range,
- * ranges; bodies leave by sendfile or from a mapping), listings, and the
- * access log (Combined Log Format; with -v also a short line per request).
+ * ranges; bodies leave by sendfile, from a mapping, or copied after the head),
+ * listings, and the access log (Combined Log Format; with -v also a short line
+ * per request).
  */
 #define _GNU_SOURCE /* tm_gmtoff */
 #include <errno.h>
@@ -199,7 +200,7 @@ void sk__http_simple_response(sk_conn *c, const sk__http_request *req, int statu
     memcpy(p + n, extra ? extra : "", elen);
     n += elen;
     n += PUT(p + n, "\r\n");
-    int is_head = req != NULL && sk__http_slice_eq(req->method, "HEAD");
+    int is_head = req != NULL && SK_HTTP_SLICE_IS(req->method, "HEAD");
     if (!is_head && bn > 0) {
         memcpy(p + n, body, (size_t)bn); /* head and body leave together */
         n += (size_t)bn;
@@ -319,12 +320,15 @@ void sk__http_serve_file(sk_conn *c, const sk__http_request *req, sk__http_file 
     char head[1024];
     sk_conn_send(c, head, file_head(head, status, req, h->closing, f, first, last, len));
     o->status = status;
-    if (sk__http_slice_eq(req->method, "HEAD")) {
+    if (SK_HTTP_SLICE_IS(req->method, "HEAD")) {
         sk__http_file_release(f);
         return;
     }
     o->body = len;
-    if (f->map)
+    if (f->copy) { /* after the head in the same buffer: one send() for both */
+        sk_conn_send(c, f->copy + first, (size_t)len);
+        sk__http_file_release(f);
+    } else if (f->map)
         sk_conn_queue(c, &(sk_seg){.kind = SK_SEG_MEM,
                                    .mem = f->map + first,
                                    .len = len,
@@ -358,7 +362,7 @@ void sk__http_serve_listing(sk_conn *c, const sk__http_request *req, const char 
                   body.len);
     sk_conn_send(c, head, (size_t)n);
     o->status = 200;
-    if (!sk__http_slice_eq(req->method, "HEAD")) {
+    if (!SK_HTTP_SLICE_IS(req->method, "HEAD")) {
         sk_conn_send(c, sk_buf_head(&body), body.len);
         o->body = body.len;
     }

@@ -79,7 +79,7 @@ static int open_status(int e)
 static int check_method(sk_conn *c, const sk__http_request *req, struct outcome *o)
 {
     struct http_conn *h = sk_conn_data(c);
-    if (!sk__http_slice_eq(req->method, "GET") && !sk__http_slice_eq(req->method, "HEAD")) {
+    if (!SK_HTTP_SLICE_IS(req->method, "GET") && !SK_HTTP_SLICE_IS(req->method, "HEAD")) {
         /* The body of a method we do not serve is never parsed: close after. */
         h->closing = 1;
         sk__http_simple_response(c, req, is_known_method(req->method) ? 405 : 501,
@@ -226,32 +226,52 @@ static void respond(sk_conn *c, const sk__http_request *req, struct outcome *o)
 static void arm_timer(sk_conn *c)
 {
     const struct http_state *st = sk_conn_state(c);
-    const struct http_conn *h = sk_conn_data(c);
+    struct http_conn *h = sk_conn_data(c);
     int ms = h->in_request ? st->cfg.header_timeout_ms : st->cfg.keepalive_timeout_ms;
+    h->idle_armed = 0;
     sk_conn_set_timer(c, ms);
 }
 
-/* Handle every complete request in the input, in order. */
-static void process(sk_conn *c)
+/* A request answered and none begun: the keep-alive timeout runs from now.
+ * Once its timer is set it stays (busy connections cost no timer work per
+ * request): only the time is noted, and the timer, when it fires early,
+ * is set again for what is left (http_timeout). */
+static void arm_idle(sk_conn *c)
 {
     struct http_conn *h = sk_conn_data(c);
+    h->idle_since = sk__http_coarse_ms();
+    if (h->idle_armed)
+        return;
+    arm_timer(c);
+    h->idle_armed = 1;
+}
+
+/* Handle the complete requests at the start of p[0..n), in order (p is the
+ * connection's kept input, or the bytes just read when nothing was kept).
+ * Returns the bytes used; the rest (part of a request, or requests held back
+ * while the output is over HTTP_PAUSE_BYTES: *paused) is the caller's to keep. */
+static size_t handle(sk_conn *c, const char *p, size_t n, int *paused)
+{
+    struct http_conn *h = sk_conn_data(c);
+    size_t used = 0;
+    *paused = 0;
     while (!h->closing) {
         if (h->discard > 0) {
-            size_t n = h->in.len < h->discard ? h->in.len : (size_t)h->discard;
-            sk_buf_consume(&h->in, n);
-            h->discard -= n;
+            size_t k = n - used < h->discard ? n - used : (size_t)h->discard;
+            used += k;
+            h->discard -= k;
             if (h->discard > 0)
                 break;
         }
-        if (h->in.len == 0)
+        if (used == n)
             break;
         if (sk_conn_pending(c) >= HTTP_PAUSE_BYTES) {
-            sk_conn_want_drain(c, 1); /* on_drain brings us back */
-            return;
+            *paused = 1; /* on_drain brings us back */
+            break;
         }
         sk__http_header hdrs[SK_HTTP_MAX_HEADERS_DEFAULT];
         sk__http_request req = {.headers = hdrs, .nheaders = SK_HTTP_MAX_HEADERS_DEFAULT};
-        int r = sk__http_parse_request((const char *)sk_buf_head(&h->in), h->in.len, &req, NULL);
+        int r = sk__http_parse_request(p + used, n - used, &req, NULL);
         struct outcome o = {0};
         if (r == 0) {
             if (!h->in_request) {
@@ -268,9 +288,21 @@ static void process(sk_conn *c)
         }
         respond(c, &req, &o);
         sk__http_access_log(c, &req, &o);
-        sk_buf_consume(&h->in, (size_t)r);
+        used += (size_t)r;
         h->requests++;
         h->in_request = 0;
+    }
+    return used;
+}
+
+/* After handle(): close, wait for the output to drain, or wait for the next
+ * request (an idle keep-alive connection holds no buffer). */
+static void settle_input(sk_conn *c, int paused)
+{
+    struct http_conn *h = sk_conn_data(c);
+    if (paused) {
+        sk_conn_want_drain(c, 1);
+        return;
     }
     sk_conn_want_drain(c, 0);
     if (h->closing) {
@@ -279,9 +311,19 @@ static void process(sk_conn *c)
         return;
     }
     if (h->in.len == 0)
-        sk_buf_free(&h->in); /* an idle keep-alive connection holds no buffer */
+        sk_buf_free(&h->in);
     if (!h->in_request)
-        arm_timer(c);
+        arm_idle(c);
+}
+
+/* Handle every complete request in the kept input. */
+static void process(sk_conn *c)
+{
+    struct http_conn *h = sk_conn_data(c);
+    int paused = 0;
+    if (!h->closing)
+        sk_buf_consume(&h->in, handle(c, (const char *)sk_buf_head(&h->in), h->in.len, &paused));
+    settle_input(c, paused);
 }
 
 static void http_open(sk_conn *c)
@@ -297,18 +339,25 @@ static void http_data(sk_conn *c, const uint8_t *data, size_t len)
     struct http_conn *h = sk_conn_data(c);
     if (h->closing)
         return;
-    if (h->discard > 0 && h->in.len == 0) {
-        size_t n = len < h->discard ? len : (size_t)h->discard;
-        data += n;
-        len -= n;
-        h->discard -= n;
+    if (h->in.len > 0) { /* the rest of a request: join it */
+        if (sk_buf_append(&h->in, data, len) < 0) {
+            h->closing = 1;
+            sk_conn_close(c);
+            return;
+        }
+        process(c);
+        return;
     }
-    if (sk_buf_append(&h->in, data, len) < 0) {
+    /* The common case: whole requests, parsed where they were read; only
+     * what is left over is copied and kept. */
+    int paused;
+    size_t used = handle(c, (const char *)data, len, &paused);
+    if (!h->closing && used < len && sk_buf_append(&h->in, data + used, len - used) < 0) {
         h->closing = 1;
         sk_conn_close(c);
         return;
     }
-    process(c);
+    settle_input(c, paused);
 }
 
 static void http_drain(sk_conn *c)
@@ -327,6 +376,14 @@ static void http_eof(sk_conn *c)
 static void http_timeout(sk_conn *c)
 {
     struct http_conn *h = sk_conn_data(c);
+    if (h->idle_armed && !h->in_request) { /* set before the last request: the rest */
+        const struct http_state *st = sk_conn_state(c);
+        int64_t left = h->idle_since + st->cfg.keepalive_timeout_ms - sk__http_coarse_ms();
+        if (left > 0) {
+            sk_conn_set_timer(c, (int)left);
+            return;
+        }
+    }
     if (sk_conn_pending(c) > 0) {
         arm_timer(c); /* still sending: the engine's idle timeout watches that */
         return;
