@@ -46,7 +46,7 @@ fi
 
 if [ "$what" != unit ]; then
     summary=$(mktemp)
-    SOCKIT="$root/$BUILD/sockit" BUILD_DIR="$root/$BUILD" timeout 1200 \
+    SOCKIT="$root/$BUILD/sockit" BUILD_DIR="$root/$BUILD" timeout 3000 \
         python3 "$here/integration/run.py" ${pattern:+-k "$pattern"} --summary "$summary"
     rc=$?
     read -r ip if_ _ < "$summary" 2>/dev/null || { ip=0; if_=1; }
