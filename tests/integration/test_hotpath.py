@@ -218,6 +218,39 @@ def test_udp_replies_to_one_peer_leave_as_one_gso_send():
 
 
 @timeout(60)
+def test_udp_replies_to_several_peers_in_one_batch_keep_each_peers_order():
+    """Datagrams from several peers, interleaved in one batch, are answered
+    grouped by peer (one UDP_SEGMENT message per peer), and each peer gets
+    every reply, in the order it sent them."""
+    peers, n = 4, 4  # 16 datagrams: one recvmmsg batch
+    with Server(["echo", "-q", "--model", "epoll", "udp://127.0.0.1:0"]) as srv:
+        socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(peers)]
+        try:
+            for c in socks:
+                c.settimeout(10)
+            with Strace(srv.pid, "sendmmsg,sendmsg,sendto") as st:
+                os.kill(srv.pid, signal.SIGSTOP)
+                try:
+                    for i in range(n):
+                        for p, c in enumerate(socks):
+                            c.sendto(b"peer-%d-%04d" % (p, i), ("127.0.0.1", srv.port_of("udp")))
+                finally:
+                    os.kill(srv.pid, signal.SIGCONT)
+                got = [udp_replies(c, n) for c in socks]
+        finally:
+            for c in socks:
+                c.close()
+        for p in range(peers):
+            assert got[p] == [b"peer-%d-%04d" % (p, i) for i in range(n)], got[p]
+        # One message per peer, each a GSO run of n (strace: UDP_SEGMENT or 0x67).
+        sends = [x for x in st.calls if x[0] in ("sendmmsg", "sendto", "sendmsg")]
+        assert len(sends) == 1 and sends[0][0] == "sendmmsg", st.calls
+        assert sends[0][2] == str(peers), sends
+        assert sends[0][1].count("UDP_SEGMENT") + sends[0][1].count("0x67") == peers, sends
+        assert srv.alive()
+
+
+@timeout(60)
 def test_udp_coalesced_receive_is_split_into_datagrams():
     """A peer's GSO message reaches the server's socket (UDP_GRO) whole;
     the server answers each datagram in it on its own."""
