@@ -125,7 +125,13 @@ static void on_accept(worker *w, lstate *ls, int res, unsigned flags)
             return;
         }
         /* A multishot accept has one address buffer for every connection it
-         * makes: the peer is asked for instead. */
+         * makes: the peer is asked for instead, and only when wanted (a -v
+         * line, a report, a service that names it) unless admission looks
+         * at it now (or TLS, which names the peer from the start). */
+        if (l->transport == SK_TCP && w->s->o.tls == NULL && !sk__admit_needs_peer(w->s)) {
+            new_conn(w, l, res, NULL, 0);
+            return;
+        }
         if (getpeername(res, (struct sockaddr *)&peer, &plen) < 0 ||
             !sk__admit(w->s, (struct sockaddr *)&peer, plen, l->transport))
             close(res); /* gone already (reset), or refused (admit.c) */

@@ -12,7 +12,8 @@ import signal
 import socket
 import subprocess
 
-from harness import Server, Skip, poll_until, read_http_response, require, tempdir, timeout
+from harness import (Server, Skip, model_available, poll_until, read_http_response, require,
+                     tempdir, timeout)
 
 CALL = re.compile(r"^(?:\d+\s+)?(\w+)\((.*)\)\s+=\s+(-?\d+|\?)(.*)$")
 
@@ -275,3 +276,24 @@ def test_udp_coalesced_receive_is_split_into_datagrams():
                and ("UDP_GRO" in x[1] or "0x68" in x[1])]
         assert gro, st.calls
         assert srv.alive()
+
+
+@timeout(60)
+def test_uring_asks_for_a_peer_only_when_it_is_named():
+    """--model uring: no getpeername for a connection nobody names (-q);
+    with echo's report on, one per connection, not one per read."""
+    ok, why = model_available("uring")
+    if not ok:
+        raise Skip(why)
+    n, reads = 4, 3
+    for opts, want in ((["-q"], 0), ([], n)):
+        with Server(["echo"] + opts + ["--model", "uring", "tcp://127.0.0.1:0"]) as srv:
+            with Strace(srv.pid, "getpeername") as st:
+                for _ in range(n):
+                    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as c:
+                        for i in range(reads):
+                            c.sendall(b"%d" % i)
+                            assert c.recv(1) == b"%d" % i
+                if want:
+                    assert srv.wait_stdout("Received 1 bytes", 5)
+            assert st.count("getpeername") == want, (opts, st.calls)
