@@ -32,6 +32,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../lib/outq.h"
 #include "uring_loop.h"
 
 #ifdef SK_HAVE_URING
@@ -423,9 +424,11 @@ static void *worker_main(void *arg)
         sk_server_stop(w->s);
         return NULL;
     }
+    sk__outq_batch_begin(); /* reports and logs: one write per wakeup, not per line */
     /* Until stopped, every connection gone and the listener operations
      * over (their cancels complete in the next wait). */
     while (!(w->stopping && w->nconns == 0 && w->counted)) {
+        sk__outq_batch_flush(); /* before sleeping */
         w->now = sk_now_ms();
         int timeout = w->nagain ? 0 : sk__timers_timeout(&w->timers, w->now);
         if (w->retry && (timeout < 0 || timeout > ACCEPT_RETRY_MS))
@@ -454,6 +457,7 @@ static void *worker_main(void *arg)
     while (w->nconns > 0) /* an error exit: close what is left */
         sk__uring_drop(w, w->conns[w->nconns - 1]);
     io_uring_submit(&w->ring); /* the closes */
+    sk__outq_batch_end();
     return NULL;
 }
 
