@@ -186,54 +186,20 @@ static void send_one(int fd, struct msghdr *h, struct iovec *iov)
     }
 }
 
-size_t sk__dgram_group(const struct sockaddr *const *peer, const socklen_t *plen, size_t n,
-                       size_t *order)
-{
-    unsigned char placed[SK_DGRAM_GROUP_MAX];
-    if (n > SK_DGRAM_GROUP_MAX) { /* not grouped: as they came */
-        for (size_t i = 0; i < n; i++)
-            order[i] = i;
-        return n;
-    }
-    memset(placed, 0, n);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (placed[i])
-            continue;
-        order[o++] = i; /* the first for its peer: the rest of that peer's follow */
-        for (size_t j = i + 1; j < n; j++)
-            if (!placed[j] && same_peer(peer[j], plen[j], peer[i], plen[i])) {
-                placed[j] = 1;
-                order[o++] = j;
-            }
-    }
-    return o;
-}
-
-/* Send the k replies gathered in b (siov, peers in smsg), in runs: grouped by
- * peer first (each peer's replies in their order), since with many peers in
- * flight a batch interleaves them and runs in arrival order are short. */
+/* Send the k replies gathered in b (siov, peers in smsg), in runs. */
 static void send_replies(const sk_listener *l, sk_dgram_batch *b, unsigned k)
 {
-    size_t len[OUT_SLOTS], run[OUT_SLOTS], order[OUT_SLOTS];
-    const struct sockaddr *from[OUT_SLOTS] = {0}, *peer[OUT_SLOTS];
-    socklen_t fromlen[OUT_SLOTS] = {0}, plen[OUT_SLOTS];
-    struct iovec iov[OUT_SLOTS];
-    int gso = !atomic_load_explicit(&gso_off, memory_order_relaxed) && l->transport == SK_UDP;
+    size_t len[OUT_SLOTS], run[OUT_SLOTS];
+    const struct sockaddr *peer[OUT_SLOTS];
+    socklen_t plen[OUT_SLOTS];
     for (unsigned i = 0; i < k; i++) {
-        from[i] = b->smsg[i].msg_hdr.msg_name;
-        fromlen[i] = b->smsg[i].msg_hdr.msg_namelen;
-        order[i] = i;
+        len[i] = b->siov[i].iov_len;
+        peer[i] = b->smsg[i].msg_hdr.msg_name;
+        plen[i] = b->smsg[i].msg_hdr.msg_namelen;
     }
-    if (gso)
-        sk__dgram_group(from, fromlen, k, order);
-    for (unsigned i = 0; i < k; i++) {
-        iov[i] = b->siov[order[i]];
-        len[i] = iov[i].iov_len;
-        peer[i] = from[order[i]];
-        plen[i] = fromlen[order[i]];
-    }
-    size_t nruns = gso ? sk__dgram_runs(len, peer, plen, k, run) : k;
+    size_t nruns = atomic_load_explicit(&gso_off, memory_order_relaxed) || l->transport != SK_UDP
+                       ? k
+                       : sk__dgram_runs(len, peer, plen, k, run);
     if (nruns == k)
         for (unsigned i = 0; i < k; i++)
             run[i] = 1;
@@ -242,7 +208,7 @@ static void send_replies(const sk_listener *l, sk_dgram_batch *b, unsigned k)
     for (size_t r = 0, i = 0; r < nruns; i += run[r], r++) {
         msg[r].msg_hdr = (struct msghdr){.msg_name = (void *)peer[i],
                                          .msg_namelen = plen[i],
-                                         .msg_iov = &iov[i],
+                                         .msg_iov = &b->siov[i],
                                          .msg_iovlen = run[r]};
         if (run[r] > 1) {
             struct cmsghdr *cm = (struct cmsghdr *)b->sctl[r];

@@ -347,14 +347,6 @@ void sk__dgram_listener_setup(const sk_listener *l);
 #define SK_GSO_SEG_MAX 1400u    /* larger segments may exceed a path's MTU */
 size_t sk__dgram_runs(const size_t *len, const struct sockaddr *const *peer, const socklen_t *plen,
                       size_t n, size_t *run);
-/* Linux: order n replies so that those to one peer are together (each
- * peer's in their order, the peers in order of first appearance): fills
- * order[] with indexes into peer[] and returns n. More than
- * SK_DGRAM_GROUP_MAX stay as they are. */
-#define SK_DGRAM_GROUP_MAX 256
-size_t sk__dgram_group(const struct sockaddr *const *peer, const socklen_t *plen, size_t n,
-                       size_t *order);
-
 /* deploy.c: a second socket bound to l's address with SO_REUSEPORT (the
  * --workers N --reuseport loops each have their own). TCP and UDP. Returns 0,
  * 1 when l itself has no SO_REUSEPORT (out = l: the loop shares it), or -1. */

@@ -101,65 +101,6 @@ static void test_limits(void **state)
     assert_int_equal(total, 60);
 }
 
-/* The order sk__dgram_group gives replies to the peers named by who[], as
- * the indexes into who. */
-static void group(const char *who, size_t *order)
-{
-    static struct sockaddr_in peers[26];
-    size_t n = strlen(who);
-    const struct sockaddr *peer[128];
-    socklen_t plen[128];
-    for (size_t i = 0; i < n; i++) {
-        int p = who[i] - 'a';
-        peers[p] = peer_a;
-        peers[p].sin_port = htons((uint16_t)(6000 + p));
-        peer[i] = (const struct sockaddr *)&peers[p];
-        plen[i] = sizeof peers[p];
-    }
-    assert_int_equal(sk__dgram_group(peer, plen, n, order), n);
-}
-
-/* Replies to one peer come together, each peer's in their order, the peers
- * in the order they first appear: a batch from many peers makes long runs. */
-static void test_group_by_peer_keeps_each_peers_order(void **state)
-{
-    (void)state;
-    size_t order[16];
-    group("abcabcab", order);
-    size_t want[] = {0, 3, 6, 1, 4, 7, 2, 5};
-    assert_memory_equal(order, want, sizeof want);
-    group("aaab", order);
-    size_t same[] = {0, 1, 2, 3};
-    assert_memory_equal(order, same, sizeof same);
-    group("a", order);
-    assert_int_equal(order[0], 0);
-    group("abcdefghijklmnop", order); /* all different: as they came */
-    for (size_t i = 0; i < 16; i++)
-        assert_int_equal(order[i], i);
-    group("baab", order);
-    size_t b_first[] = {0, 3, 1, 2};
-    assert_memory_equal(order, b_first, sizeof b_first);
-}
-
-/* Grouped, the interleaved replies of two peers become two GSO runs. */
-static void test_grouped_runs(void **state)
-{
-    (void)state;
-    const char *who = "abababab";
-    size_t order[8], len[8], run[8];
-    group(who, order);
-    char grouped[9];
-    for (size_t i = 0; i < 8; i++) {
-        grouped[i] = who[order[i]];
-        len[i] = 64;
-    }
-    grouped[8] = '\0';
-    assert_string_equal(grouped, "aaaabbbb");
-    assert_int_equal(runs(grouped, len, run), 2);
-    assert_int_equal(run[0], 4);
-    assert_int_equal(run[1], 4);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,8 +109,6 @@ int main(void)
         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_empty_and_large),
         cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_group_by_peer_keeps_each_peers_order),
-        cmocka_unit_test(test_grouped_runs),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
