@@ -233,30 +233,28 @@ def test_udp_replies_to_one_peer_leave_as_one_gso_send():
 
 @timeout(60)
 def test_udp_replies_to_several_peers_in_one_batch_keep_each_peers_order():
-    """Datagrams from several peers, interleaved in one batch, are all
-    answered, each peer's in the order it sent them, in one sendmmsg."""
+    """Datagrams from several peers, interleaved in one batch (the server
+    stopped while they arrive), are all answered, each peer's in the order
+    it sent them."""
     peers, n = 4, 4  # 16 datagrams: one recvmmsg batch
     with Server(["echo", "-q", "--model", "epoll", "udp://127.0.0.1:0"]) as srv:
         socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(peers)]
         try:
             for c in socks:
                 c.settimeout(10)
-            with Strace(srv.pid, "sendmmsg,sendmsg,sendto") as st:
-                os.kill(srv.pid, signal.SIGSTOP)
-                try:
-                    for i in range(n):
-                        for p, c in enumerate(socks):
-                            c.sendto(b"peer-%d-%04d" % (p, i), ("127.0.0.1", srv.port_of("udp")))
-                finally:
-                    os.kill(srv.pid, signal.SIGCONT)
-                got = [udp_replies(c, n) for c in socks]
+            os.kill(srv.pid, signal.SIGSTOP)
+            try:
+                for i in range(n):
+                    for p, c in enumerate(socks):
+                        c.sendto(b"peer-%d-%04d" % (p, i), ("127.0.0.1", srv.port_of("udp")))
+            finally:
+                os.kill(srv.pid, signal.SIGCONT)
+            got = [udp_replies(c, n) for c in socks]
         finally:
             for c in socks:
                 c.close()
         for p in range(peers):
             assert got[p] == [b"peer-%d-%04d" % (p, i) for i in range(n)], got[p]
-        sends = [x for x in st.calls if x[0] in ("sendmmsg", "sendto", "sendmsg")]
-        assert len(sends) == 1 and sends[0][0] == "sendmmsg", st.calls
         assert srv.alive()
 
 
