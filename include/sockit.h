@@ -1161,6 +1161,9 @@ void sk_server_free(sk_server *s);
 const sk_server_opts *sk_server_options(const sk_server *s);
 /* Send a line to the operator through opts.report (printf-style). */
 void sk_server_report(sk_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same for a line already formatted (len bytes, no newline): no printf,
+ * for a service that reports on every read. Does nothing without opts.report. */
+void sk_server_report_line(sk_server *s, const char *line, size_t len);
 /* Emit a log line through opts.log (printf-style). */
 void sk_server_log(sk_server *s, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -9,6 +9,8 @@
  *                      peer against --proxy-from, and sk__admit_checks runs
  *                      once the header is in (conn_proxy.c)
  *   sk__admit_release  conn.c sk__conn_free
+ *   sk__admit_needs_peer model_uring.c: whether a connection's peer must be
+ *                      known at accept or may be asked for later
  *   sk__admit_init/fini server.c sk_server_new / sk_server_free
  */
 #include <stdatomic.h>
@@ -110,6 +112,12 @@ int sk__admit(sk_server *s, const struct sockaddr *peer, socklen_t len, sk_trans
     if (s->o.proxy_protocol && sk_transport_is_stream(t))
         return sk__proxy_trusted(s, peer, len, t);
     return sk__admit_checks(s, peer, len, t);
+}
+
+int sk__admit_needs_peer(sk_server *s)
+{
+    return s->o.proxy_protocol || s->limits != NULL ||
+           __atomic_load_n(&s->o.access, __ATOMIC_ACQUIRE) != NULL;
 }
 
 int sk__admit_checks(sk_server *s, const struct sockaddr *peer, socklen_t len, sk_transport t)

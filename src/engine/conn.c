@@ -56,6 +56,9 @@ sk_conn *sk__conn_new(sk_server *s, const sk_tp *tp, const struct sockaddr *peer
         socklen_t n = plen < (socklen_t)sizeof c->peer ? plen : (socklen_t)sizeof c->peer;
         memcpy(&c->peer, peer, n);
         c->peer_len = (uint8_t)n;
+    } else if (peer == NULL && t == SK_TCP) {
+        /* Not known yet (a completion model's accept brings no address):
+         * peer_len 0 until something asks (known_peer). */
     } else {
         c->peer.cred.family = AF_UNIX; /* Unix stream clients are unnamed */
         c->peer.cred.pid = -1;
@@ -557,8 +560,17 @@ size_t sk_conn_pending(const sk_conn *c)
     return (size_t)pending(c);
 }
 
+/* A TCP peer not taken at accept is asked for the first time it is wanted,
+ * so a server that never names it (-q, no access rules) never asks. */
+static void known_peer(sk_conn *c)
+{
+    if (c->peer_len == 0 && c->transport == SK_TCP)
+        sk__conn_peer_take(c);
+}
+
 const char *sk_conn_peer_name(sk_conn *c)
 {
+    known_peer(c);
     static _Thread_local char buf[SK_NAME_MAX];
     if (c->flags & SK_C_PROXIED) { /* the header's source: an address, never credentials */
         if (c->peer.sa.sa_family == AF_UNIX) {
@@ -574,6 +586,7 @@ const char *sk_conn_peer_name(sk_conn *c)
 
 const struct sockaddr *sk_conn_peer_addr(sk_conn *c, socklen_t *len)
 {
+    known_peer(c);
     *len = 0;
     if (c->peer.sa.sa_family != AF_INET && c->peer.sa.sa_family != AF_INET6)
         return NULL;
@@ -583,6 +596,7 @@ const struct sockaddr *sk_conn_peer_addr(sk_conn *c, socklen_t *len)
 
 void sk_conn_peer_host_port(sk_conn *c, char *host, size_t cap, unsigned *port)
 {
+    known_peer(c);
     if ((c->flags & SK_C_PROXIED) && c->peer.sa.sa_family == AF_UNIX) {
         *port = 0; /* a PROXY v2 Unix source: "unix:PATH", as the access log shows it */
         if (cap > 0)

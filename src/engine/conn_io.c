@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -252,6 +253,18 @@ void sk__conn_peer_cred(sk_conn *c)
         c->peer.cred.uid = uid;
         c->peer.cred.has_uid = 1;
     }
+}
+
+void sk__conn_peer_take(sk_conn *c)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getpeername(c->tp.fd, (struct sockaddr *)&ss, &len) < 0 || len == 0)
+        return; /* reset already: named as an unnamed peer, as before the ask */
+    if (len > (socklen_t)sizeof c->peer)
+        len = (socklen_t)sizeof c->peer;
+    memcpy(&c->peer, &ss, len);
+    c->peer_len = (uint8_t)len;
 }
 
 void sk_conn_abort(sk_conn *c)

@@ -248,6 +248,10 @@ int sk__conn_pump_close(sk_conn *c);
 /* A Unix stream peer: take its credentials (SO_PEERCRED / getpeereid) for
  * sk_conn_peer_name and the logs. Nothing for other transports. */
 void sk__conn_peer_cred(sk_conn *c);
+/* A TCP connection made with no peer address (peer_len 0: io_uring's
+ * multishot accept has none): ask the socket (getpeername), once something
+ * wants the name (conn.c's sk_conn_peer_*). Left unknown if it fails. */
+void sk__conn_peer_take(sk_conn *c);
 /* Close a file descriptor a service handed over (sk_conn_queue) once sent. */
 void sk__conn_close_file(int fd);
 /* Free the connection (sk__conn_free: on_close, logs) and close its transport. */
@@ -343,7 +347,6 @@ void sk__dgram_listener_setup(const sk_listener *l);
 #define SK_GSO_SEG_MAX 1400u    /* larger segments may exceed a path's MTU */
 size_t sk__dgram_runs(const size_t *len, const struct sockaddr *const *peer, const socklen_t *plen,
                       size_t n, size_t *run);
-
 /* deploy.c: a second socket bound to l's address with SO_REUSEPORT (the
  * --workers N --reuseport loops each have their own). TCP and UDP. Returns 0,
  * 1 when l itself has no SO_REUSEPORT (out = l: the loop shares it), or -1. */
@@ -400,6 +403,10 @@ int sk__admit(sk_server *s, const struct sockaddr *peer, socklen_t len, sk_trans
 /* The same checks, for the address a PROXY header carried (conn_proxy.c):
  * sk__admit only checks a PROXY listener's real peer against --proxy-from. */
 int sk__admit_checks(sk_server *s, const struct sockaddr *peer, socklen_t len, sk_transport t);
+/* Whether sk__admit would look at a new stream connection's peer (access
+ * list, per-source limits, PROXY listener): if not, a model may take the
+ * peer later (sk__conn_peer_take). */
+int sk__admit_needs_peer(sk_server *s);
 /* A PROXY listener's real peer against --proxy-from (default: loopback and
  * Unix peers): 1 trusted, 0 not (logged at -v, rate-limited). */
 int sk__proxy_trusted(sk_server *s, const struct sockaddr *peer, socklen_t len, sk_transport t);

@@ -32,6 +32,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../lib/outq.h"
 #include "uring_loop.h"
 
 #ifdef SK_HAVE_URING
@@ -125,7 +126,13 @@ static void on_accept(worker *w, lstate *ls, int res, unsigned flags)
             return;
         }
         /* A multishot accept has one address buffer for every connection it
-         * makes: the peer is asked for instead. */
+         * makes: the peer is asked for instead, and only when wanted (a -v
+         * line, a report, a service that names it) unless admission looks
+         * at it now (or TLS, which names the peer from the start). */
+        if (l->transport == SK_TCP && w->s->o.tls == NULL && !sk__admit_needs_peer(w->s)) {
+            new_conn(w, l, res, NULL, 0);
+            return;
+        }
         if (getpeername(res, (struct sockaddr *)&peer, &plen) < 0 ||
             !sk__admit(w->s, (struct sockaddr *)&peer, plen, l->transport))
             close(res); /* gone already (reset), or refused (admit.c) */
@@ -409,9 +416,11 @@ static void *worker_main(void *arg)
         sk_server_stop(w->s);
         return NULL;
     }
+    sk__outq_batch_begin(); /* reports and logs: one write per wakeup, not per line */
     /* Until stopped, every connection gone and the listener operations
      * over (their cancels complete in the next wait). */
     while (!(w->stopping && w->nconns == 0 && w->counted)) {
+        sk__outq_batch_flush(); /* before sleeping */
         w->now = sk_now_ms();
         int timeout = w->nagain ? 0 : sk__timers_timeout(&w->timers, w->now);
         if (w->retry && (timeout < 0 || timeout > ACCEPT_RETRY_MS))
@@ -440,6 +449,7 @@ static void *worker_main(void *arg)
     while (w->nconns > 0) /* an error exit: close what is left */
         sk__uring_drop(w, w->conns[w->nconns - 1]);
     io_uring_submit(&w->ring); /* the closes */
+    sk__outq_batch_end();
     return NULL;
 }
 

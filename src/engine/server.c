@@ -377,6 +377,12 @@ void sk_server_report(sk_server *s, const char *fmt, ...)
     free(big);
 }
 
+void sk_server_report_line(sk_server *s, const char *line, size_t len)
+{
+    if (s->o.report != NULL)
+        s->o.report(s->o.arg, line, len);
+}
+
 void sk_server_log(sk_server *s, int level, const char *fmt, ...)
 {
     if (s->o.log == NULL)

@@ -3,6 +3,7 @@
  * (getaddrinfo, or a sockaddr_un), and from socket addresses back to text
  * (getnameinfo).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -133,6 +134,57 @@ static int v4mapped(const struct sockaddr *sa, struct sockaddr_in *out)
     return 1;
 }
 
+/* IPv4 as inet_ntop (and so getnameinfo's NI_NUMERICHOST) writes it, without
+ * stdio: a report line per read names its peer, and glibc's path there is
+ * sprintf. buf holds at least INET_ADDRSTRLEN; returns the length. */
+static size_t ipv4_text(const struct in_addr *a, char *buf)
+{
+    const unsigned char *b = (const unsigned char *)&a->s_addr;
+    size_t o = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned v = b[i];
+        if (v >= 100)
+            buf[o++] = (char)('0' + v / 100);
+        if (v >= 10)
+            buf[o++] = (char)('0' + v / 10 % 10);
+        buf[o++] = (char)('0' + v % 10);
+        if (i < 3)
+            buf[o++] = '.';
+    }
+    buf[o] = '\0';
+    return o;
+}
+
+/* The common case of sk_sockaddr_host_port without getnameinfo and sscanf:
+ * an IPv4 address, or an IPv6 one with no scope (whose name getnameinfo
+ * would look up). Returns 0 where the general path must answer. */
+static int host_port_fast(const struct sockaddr *sa, socklen_t len, char *host, size_t cap,
+                          unsigned *port)
+{
+    char text[INET6_ADDRSTRLEN];
+    size_t n;
+    if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        n = ipv4_text(&s4->sin_addr, text);
+        *port = ntohs(s4->sin_port);
+    } else if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6) &&
+               ((const struct sockaddr_in6 *)sa)->sin6_scope_id == 0) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        if (inet_ntop(AF_INET6, &s6->sin6_addr, text, sizeof text) == NULL)
+            return 0;
+        n = strlen(text);
+        *port = ntohs(s6->sin6_port);
+    } else {
+        return 0;
+    }
+    if (n >= cap) { /* getnameinfo's overflow: let it say so */
+        *port = 0;
+        return 0;
+    }
+    memcpy(host, text, n + 1);
+    return 1;
+}
+
 void sk_sockaddr_host_port(const struct sockaddr *sa, socklen_t len, char *host, size_t cap,
                            unsigned *port)
 {
@@ -169,6 +221,8 @@ void sk_sockaddr_host_port(const struct sockaddr *sa, socklen_t len, char *host,
         sa = (const struct sockaddr *)&mapped;
         len = sizeof mapped;
     }
+    if (host_port_fast(sa, len, host, cap, port))
+        return;
     char serv[16];
     if (getnameinfo(sa, len, host, (socklen_t)cap, serv, sizeof serv,
                     NI_NUMERICHOST | NI_NUMERICSERV) != 0) {

@@ -113,21 +113,68 @@ int sk_dgram_reply(sk_dgram *d, const void *data, size_t len)
     return 1;
 }
 
+size_t sk__put_text(char *buf, size_t o, size_t cap, const char *text, size_t len)
+{
+    if (o >= cap)
+        return o;
+    if (len > cap - 1 - o)
+        len = cap - 1 - o;
+    memcpy(buf + o, text, len);
+    buf[o + len] = '\0';
+    return o + len;
+}
+
+size_t sk__put_uint(char *buf, size_t o, size_t cap, uint64_t v)
+{
+    char digits[20];
+    size_t n = 0;
+    do {
+        digits[sizeof digits - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    return sk__put_text(buf, o, cap, digits + sizeof digits - n, n);
+}
+
+#define PUT_LIT(buf, o, cap, lit) sk__put_text(buf, o, cap, lit, sizeof lit - 1)
+
 void sk__peer_words(const struct sockaddr *sa, socklen_t len, sk_transport t, char *buf, size_t cap)
 {
     char host[SK_NAME_MAX];
     unsigned port;
+    if (cap == 0)
+        return;
     sk_sockaddr_host_port(sa, len, host, sizeof host, &port);
+    size_t o = 0;
     /* An unnamed Unix sender comes with an address length of 0: go by the
      * transport, not by the address. */
     if (t == SK_UNIX || t == SK_UNIXGRAM) {
-        if (strcmp(host, "unnamed") == 0)
-            snprintf(buf, cap, "an unnamed unix socket");
-        else
-            snprintf(buf, cap, "unix:%s", host);
+        if (strcmp(host, "unnamed") == 0) {
+            PUT_LIT(buf, o, cap, "an unnamed unix socket");
+        } else {
+            o = PUT_LIT(buf, o, cap, "unix:");
+            sk__put_text(buf, o, cap, host, strlen(host));
+        }
         return;
     }
-    snprintf(buf, cap, "%s, port %u", host, port);
+    sk__host_port_words(buf, cap, host, port);
+}
+
+void sk__host_port_words(char *buf, size_t cap, const char *host, unsigned port)
+{
+    /* Built without stdio: echo says this for every read it reports. */
+    size_t o = sk__put_text(buf, 0, cap, host, strlen(host));
+    o = PUT_LIT(buf, o, cap, ", port ");
+    sk__put_uint(buf, o, cap, port);
+}
+
+void sk__report_received(sk_server *s, size_t n, const char *who)
+{
+    char line[64 + SK_NAME_MAX + 16];
+    size_t o = PUT_LIT(line, 0, sizeof line, "Received ");
+    o = sk__put_uint(line, o, sizeof line, n);
+    o = PUT_LIT(line, o, sizeof line, " bytes from ");
+    o = sk__put_text(line, o, sizeof line, who, strlen(who));
+    sk_server_report_line(s, line, o);
 }
 
 char *sk__printable(char *dst, const uint8_t *src, size_t len)

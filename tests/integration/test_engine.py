@@ -5,7 +5,7 @@ credentials."""
 import os
 import socket
 
-from harness import Server, run_client, tempdir
+from harness import Server, Skip, model_available, run_client, tempdir
 
 
 def test_workers_refused_by_models_without_workers():
@@ -71,3 +71,24 @@ def test_unix_peer_described_one_way_by_serve_stdio():
             s.connect(path)
             who = "unix peer pid %d uid %d" % (os.getpid(), os.getuid())
             assert srv.wait_stderr("connection from " + who + "\n", 5), srv.stderr_text()
+
+
+def test_uring_names_a_tcp_peer_taken_lazily():
+    """--model uring asks for a TCP peer's address only when something names
+    it (its multishot accept brings none): the -v lines and echo's report
+    still name the right client."""
+    ok, why = model_available("uring")
+    if not ok:
+        raise Skip(why)
+    with Server(["echo", "-v", "--model", "uring", "tcp://127.0.0.1:0"]) as srv:
+        for _ in range(3):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+            port = s.getsockname()[1]
+            s.sendall(b"hi")
+            assert s.recv(2) == b"hi"
+            s.close()
+            who = "tcp://127.0.0.1:%d" % port
+            assert srv.wait_stderr("closed " + who + ":", 5), srv.stderr_text()
+            assert "connection from " + who + "\n" in srv.stderr_text()
+            assert srv.wait_stdout("Received 2 bytes from 127.0.0.1, port %d\n" % port, 5), \
+                srv.stdout_text()

@@ -12,7 +12,8 @@ import signal
 import socket
 import subprocess
 
-from harness import Server, Skip, poll_until, read_http_response, require, tempdir, timeout
+from harness import (Server, Skip, model_available, poll_until, read_http_response, require,
+                     tempdir, timeout)
 
 SERIAL = True  # run alone (run.py -j): counts system calls and wakeups under load
 
@@ -116,8 +117,21 @@ def test_large_responses_change_no_interest_while_writable():
 def test_reports_of_one_wakeup_leave_in_one_write():
     """The per-read report lines (the default output) of one wakeup leave
     together, in one write to stdout, instead of a poll and a write each."""
+    check_reports_of_one_wakeup_leave_in_one_write("epoll")
+
+
+@timeout(60)
+def test_reports_of_one_wakeup_leave_in_one_write_uring():
+    """The same under --model uring (it wrote one line per report)."""
+    ok, why = model_available("uring")
+    if not ok:
+        raise Skip(why)
+    check_reports_of_one_wakeup_leave_in_one_write("uring")
+
+
+def check_reports_of_one_wakeup_leave_in_one_write(model):
     n = 20
-    with Server(["echo", "--model", "epoll", "tcp://127.0.0.1:0"]) as srv:
+    with Server(["echo", "--model", model, "tcp://127.0.0.1:0"]) as srv:
         socks = [socket.create_connection(("127.0.0.1", srv.port), timeout=10)
                  for _ in range(n)]
         try:
@@ -149,8 +163,8 @@ def test_reports_of_one_wakeup_leave_in_one_write():
         to_stdout = sum(1 for c in st.calls
                         if c[0] in ("write", "writev", "pwritev2", "poll")
                         and (c[1].startswith("1,") or c[1].startswith("[{fd=1,")))
-        replies = st.count("sendto")
-        assert replies >= n, st.calls[:30]
+        if model != "uring":  # (uring sends through the ring)
+            assert st.count("sendto") >= n, st.calls[:30]
         # One wakeup (or a few, if the kernel handed the reads over in
         # parts): far fewer calls than one (or two) per line.
         assert to_stdout <= n // 4, "%d calls on stdout for %d report lines: %r" % (
@@ -220,6 +234,33 @@ def test_udp_replies_to_one_peer_leave_as_one_gso_send():
 
 
 @timeout(60)
+def test_udp_replies_to_several_peers_in_one_batch_keep_each_peers_order():
+    """Datagrams from several peers, interleaved in one batch (the server
+    stopped while they arrive), are all answered, each peer's in the order
+    it sent them."""
+    peers, n = 4, 4  # 16 datagrams: one recvmmsg batch
+    with Server(["echo", "-q", "--model", "epoll", "udp://127.0.0.1:0"]) as srv:
+        socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(peers)]
+        try:
+            for c in socks:
+                c.settimeout(10)
+            os.kill(srv.pid, signal.SIGSTOP)
+            try:
+                for i in range(n):
+                    for p, c in enumerate(socks):
+                        c.sendto(b"peer-%d-%04d" % (p, i), ("127.0.0.1", srv.port_of("udp")))
+            finally:
+                os.kill(srv.pid, signal.SIGCONT)
+            got = [udp_replies(c, n) for c in socks]
+        finally:
+            for c in socks:
+                c.close()
+        for p in range(peers):
+            assert got[p] == [b"peer-%d-%04d" % (p, i) for i in range(n)], got[p]
+        assert srv.alive()
+
+
+@timeout(60)
 def test_udp_coalesced_receive_is_split_into_datagrams():
     """A peer's GSO message reaches the server's socket (UDP_GRO) whole;
     the server answers each datagram in it on its own."""
@@ -244,3 +285,24 @@ def test_udp_coalesced_receive_is_split_into_datagrams():
                and ("UDP_GRO" in x[1] or "0x68" in x[1])]
         assert gro, st.calls
         assert srv.alive()
+
+
+@timeout(60)
+def test_uring_asks_for_a_peer_only_when_it_is_named():
+    """--model uring: no getpeername for a connection nobody names (-q);
+    with echo's report on, one per connection, not one per read."""
+    ok, why = model_available("uring")
+    if not ok:
+        raise Skip(why)
+    n, reads = 4, 3
+    for opts, want in ((["-q"], 0), ([], n)):
+        with Server(["echo"] + opts + ["--model", "uring", "tcp://127.0.0.1:0"]) as srv:
+            with Strace(srv.pid, "getpeername") as st:
+                for _ in range(n):
+                    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as c:
+                        for i in range(reads):
+                            c.sendall(b"%d" % i)
+                            assert c.recv(1) == b"%d" % i
+                if want:
+                    assert srv.wait_stdout("Received 1 bytes", 5)
+            assert st.count("getpeername") == want, (opts, st.calls)

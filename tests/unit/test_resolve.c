@@ -8,8 +8,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -346,6 +348,48 @@ static void test_sockaddr_host_port(void **state)
     assert_int_equal(port, 0);
 }
 
+/* The stdio-free path (IPv4, IPv6 without a scope) answers what getnameinfo
+ * with NI_NUMERICHOST|NI_NUMERICSERV answers, byte for byte. */
+static void expect_as_getnameinfo(const struct sockaddr *sa, socklen_t len)
+{
+    char want[NI_MAXHOST], serv[NI_MAXSERV], host[SK_NAME_MAX];
+    unsigned port = 7;
+    assert_int_equal(
+        getnameinfo(sa, len, want, sizeof want, serv, sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV),
+        0);
+    sk_sockaddr_host_port(sa, len, host, sizeof host, &port);
+    assert_string_equal(host, want);
+    assert_int_equal(port, (unsigned)atoi(serv));
+}
+
+static void test_sockaddr_host_port_as_getnameinfo(void **state)
+{
+    (void)state;
+    static const char *const v4[] = {"0.0.0.0",     "1.2.3.4",      "9.10.99.100",
+                                     "10.0.0.255",  "127.0.0.1",    "172.16.254.1",
+                                     "192.168.1.1", "200.19.9.250", "255.255.255.255"};
+    static const unsigned ports[] = {0, 1, 9, 10, 99, 100, 999, 1000, 40000, 65535};
+    for (size_t i = 0; i < sizeof v4 / sizeof v4[0]; i++)
+        for (size_t j = 0; j < sizeof ports / sizeof ports[0]; j++) {
+            struct sockaddr_in s4 = mk4(v4[i], ports[j]);
+            expect_as_getnameinfo((struct sockaddr *)&s4, sizeof s4);
+        }
+    for (unsigned b = 0; b < 256; b++) { /* every octet value, in every position */
+        struct sockaddr_in s4 = mk4("0.0.0.0", b);
+        unsigned char *o = (unsigned char *)&s4.sin_addr.s_addr;
+        o[b % 4] = (unsigned char)b;
+        o[(b + 1) % 4] = (unsigned char)(255 - b);
+        expect_as_getnameinfo((struct sockaddr *)&s4, sizeof s4);
+    }
+    static const char *const v6[] = {
+        "::",         "::1",        "2001:db8::1", "fe80::1",    "::1.2.3.4",
+        "1:0:0:1::1", "1::2:0:0:3", "ffff::",      "::fffe:0:1", "64:ff9b::1.2.3.4"};
+    for (size_t i = 0; i < sizeof v6 / sizeof v6[0]; i++) {
+        struct sockaddr_in6 s6 = mk6(v6[i], 51717);
+        expect_as_getnameinfo((struct sockaddr *)&s6, sizeof s6);
+    }
+}
+
 /* ---- resolve then format: the text comes back */
 
 static void test_resolve_format_round_trip(void **state)
@@ -399,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_sockaddr_format_inet),
         cmocka_unit_test(test_sockaddr_format_unix),
         cmocka_unit_test(test_sockaddr_host_port),
+        cmocka_unit_test(test_sockaddr_host_port_as_getnameinfo),
         cmocka_unit_test(test_resolve_format_round_trip),
         cmocka_unit_test(test_resolve_scope_id),
     };
