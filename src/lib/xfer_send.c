@@ -482,6 +482,7 @@ static int announce_batch(tx *t, size_t *b)
     size_t first = t->nws;
     while (*b < t->list.n && t->nws - first < SK_XF_BATCH) {
         size_t i = (*b)++;
+        sk__xw_stat(&t->list.v[i]);
         if (t->list.v[i].refused)
             report(t, i, SK_XFER_REFUSED, t->list.v[i].refused, NULL);
         else if (announce(t, i) < 0)
