@@ -54,9 +54,20 @@ def dest_disk(ctx):
     return ctx.scratch_disk("dst")
 
 
+def mem_available():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) << 10
+    return 0
+
+
 def room(path, size):
-    """Skip unless the file system of path has size bytes free (and 256 MiB more)."""
+    """Skip unless the file system of path has size bytes free (and 256 MiB
+    more); on /dev/shm, memory too (a tmpfs may be larger than the RAM)."""
     free = shutil.disk_usage(path).free
+    if path.startswith("/dev/shm"):
+        free = min(free, mem_available())
     if free < size + (256 << 20):
         raise measure.Skip(f"{path}: {free >> 20} MiB free, {(size >> 20) + 256} MiB needed")
 
