@@ -13,6 +13,11 @@ import measure
 from cells import Row, Side
 from measure import Server, free_port, need
 
+# Another sockit build (SOCKIT_B=path, e.g. main's before a change) measured
+# as a second sockit side of every row here, alternated with the first in the
+# same run: a before/after comparison on a noisy machine.
+SOCKIT_B = os.environ.get("SOCKIT_B")
+
 
 def landed(dst):
     """(files, bytes) under dst."""
@@ -72,10 +77,10 @@ def room(path, size):
         raise measure.Skip(f"{path}: {free >> 20} MiB free, {(size >> 20) + 256} MiB needed")
 
 
-def sockit_recv(ctx, where=dest):
+def sockit_recv(ctx, where=dest, exe=None):
     def start(strace_out):
         dst = where(ctx)
-        srv = Server([ctx.sockit, "serve", "recv", "-q", "--dir", dst, "127.0.0.1:0"], strace_out=strace_out)
+        srv = Server([exe or ctx.sockit, "serve", "recv", "-q", "--dir", dst, "127.0.0.1:0"], strace_out=strace_out)
         srv.dst = dst
         return srv
     return start
@@ -141,7 +146,8 @@ def big_row(ctx, rid, size, where, place, sides, targets, note):
 
     def want_big(traced):
         return 1, (ctx.strace_bulk if traced else size)
-    send_big = xfer_run(ctx, lambda s, t: [ctx.sockit, "send", "-q", "--progress=none", big(t),
+    def send_big(exe):
+        return xfer_run(ctx, lambda s, t: [exe, "send", "-q", "--progress=none", big(t),
                                            f"127.0.0.1:{s.port}"], want_big)
     rsync_big = xfer_run(ctx, lambda s, t: ["rsync", big(t), f"rsync://127.0.0.1:{s.port}/m/"], want_big)
     nc_big = xfer_run(ctx, lambda s, t: [ctx.sockit, "connect", "127.0.0.1", str(s.port)], want_big,
@@ -164,7 +170,7 @@ def big_row(ctx, rid, size, where, place, sides, targets, note):
             room(ctx.shm, 0 if made else size)
             room(ctx.disk, size)
     all_sides = {
-        "sockit": Side("sockit send -> serve recv", sockit_recv(ctx, where), send_big,
+        "sockit": Side("sockit send -> serve recv", sockit_recv(ctx, where), send_big(ctx.sockit),
                        check),
         "rsync": Side("rsync -> rsync --daemon", rsync_daemon(ctx), rsync_big,
                       lambda: (need("rsync"), check())),
@@ -173,6 +179,11 @@ def big_row(ctx, rid, size, where, place, sides, targets, note):
         "nc-sync": Side("connect < file -> nc -l > file; sync", nc_listen(ctx, where), nc_sync_big,
                         lambda: (need("nc"), check())),
     }
+    order = list(sides)
+    if SOCKIT_B:
+        all_sides["b"] = Side("sockit B send -> serve recv", sockit_recv(ctx, where, SOCKIT_B),
+                              send_big(SOCKIT_B), check)
+        order.insert(1, "b")
     mib = size >> 20
     size_s = f"{mib >> 10} GiB" if mib >= 1024 and mib % 1024 == 0 else f"{mib} MiB"
     cmds = {"sockit": "sockit send FILE 127.0.0.1:PORT",
@@ -180,7 +191,7 @@ def big_row(ctx, rid, size, where, place, sides, targets, note):
             "nc": "sockit connect 127.0.0.1 PORT < FILE into nc -l 127.0.0.1 PORT > FILE",
             "nc-sync": "sockit connect 127.0.0.1 PORT < FILE into nc -l 127.0.0.1 PORT > FILE, "
                        "then sync FILE DIR"}
-    return Row(rid, f"one {size_s} file into {place}", [all_sides[k] for k in sides],
+    return Row(rid, f"one {size_s} file into {place}", [all_sides[k] for k in order],
                "; ".join(cmds[k] for k in sides),
                unit="GiB", rate_unit="GB/s", cpu_unit="ms", cpu_scale=1e3,
                targets=[(all_sides["sockit"].name, all_sides[peer].name, goal)
@@ -204,16 +215,20 @@ def rows(ctx):
     def want_few(traced):
         k = min(single, 100) if traced else single
         return k, k * 4096
-    send_tree = xfer_run(ctx, lambda s, t: [ctx.sockit, "send", "-q", "-r", "--progress=none", tree(t),
-                                            f"127.0.0.1:{s.port}"], want_tree)
+
+    def send_tree(exe):
+        return xfer_run(ctx, lambda s, t: [exe, "send", "-q", "-r", "--progress=none", tree(t),
+                                           f"127.0.0.1:{s.port}"], want_tree)
     rsync_tree = xfer_run(ctx, lambda s, t: ["rsync", "-r", tree(t) + "/", f"rsync://127.0.0.1:{s.port}/m/"],
                           want_tree)
     # what a script without -r does: one process, connection and HELLO per file
     send_each = xfer_run(ctx, lambda s, t: [
         "sh", "-c", 'for f in "$0"/*; do "$1" send -q --progress=none "$f" 127.0.0.1:"$2" || exit 1; done',
         few(t), ctx.sockit, str(s.port)], want_few)
+    b_side = [Side("sockit B send -r -> serve recv", sockit_recv(ctx, exe=SOCKIT_B),
+                   send_tree(SOCKIT_B))] if SOCKIT_B else []
     tree_row = Row("files-10k", f"{n} files of 4 KiB into /dev/shm", [
-        Side("sockit send -r -> serve recv", sockit_recv(ctx), send_tree),
+        Side("sockit send -r -> serve recv", sockit_recv(ctx), send_tree(ctx.sockit))] + b_side + [
         Side("rsync -r -> rsync --daemon", rsync_daemon(ctx), rsync_tree, lambda: need("rsync")),
         Side(f"sockit send per file ({single} files) -> serve recv", sockit_recv(ctx), send_each)],
         "sockit send -r DIR 127.0.0.1:PORT; rsync -r DIR/ rsync://127.0.0.1:PORT/m/; "
