@@ -18,9 +18,11 @@ class Ctx:
         self.bulk_size = (1 if a.quick else 4) << 30
         self.tls_bulk_size = 1 << 30
         self.file_big = (256 << 20) if a.quick else (1 << 30)
+        self.file_huge = (1 if a.quick else 4) << 30  # issue 11's big file
         self.file_count = 1000 if a.quick else 10000
+        self.file_single = 100 if a.quick else 500  # files sent by one `send` each
         self.strace_bulk = 256 << 20  # bytes moved in a bulk row's strace pass
-        self._tmp = self._shm = self._www = self._cert = None
+        self._tmp = self._shm = self._disk = self._www = self._cert = None
 
     @property
     def tmp(self):
@@ -36,6 +38,14 @@ class Ctx:
             self._shm = tempfile.mkdtemp(prefix="sockit-bench-", dir="/dev/shm")
         return self._shm
 
+    @property
+    def disk(self):
+        """A private directory on the real disk (/var/tmp: not a tmpfs), for
+        rows whose files must be made durable."""
+        if self._disk is None:
+            self._disk = tempfile.mkdtemp(prefix="sockit-bench-", dir="/var/tmp")
+        return self._disk
+
     def scratch(self, name):
         d = tempfile.mkdtemp(prefix=name + "-", dir=self.tmp)
         os.chmod(d, 0o755)
@@ -43,6 +53,9 @@ class Ctx:
 
     def scratch_shm(self, name):
         return tempfile.mkdtemp(prefix=name + "-", dir=self.shm)
+
+    def scratch_disk(self, name):
+        return tempfile.mkdtemp(prefix=name + "-", dir=self.disk)
 
     def zero_file(self, size):
         """A sparse file of `size` zero bytes on /dev/shm (no memory used)."""
@@ -82,6 +95,6 @@ class Ctx:
         return self._cert
 
     def cleanup(self):
-        for d in (self._shm, self._tmp):
+        for d in (self._shm, self._disk, self._tmp):
             if d:
                 shutil.rmtree(d, ignore_errors=True)

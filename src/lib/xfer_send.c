@@ -6,7 +6,8 @@
  * then the data of every file back to back; the receiver's verdicts come back
  * in order while the next files are sent, so many small files cost one round
  * trip per batch, not one per file. Each chunk is read with a large read,
- * hashed, and written with one writev together with its frame head.
+ * hashed, and written with one writev together with its frame head; small
+ * chunks (small files) are queued and leave many to a write.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,6 +23,11 @@
 #include "transport.h"
 #include "xfer_proto.h"
 #include "xfer_walk.h"
+
+/* Chunks shorter than this are queued with the other frames (copied) rather
+ * than written on their own; the queue is written once it holds this much. */
+#define TX_COALESCE (64u << 10)
+#define TX_QUEUED_MAX (256u << 10)
 
 typedef struct tx {
     sk_tp *tp;
@@ -362,8 +368,13 @@ static int send_file(tx *t, size_t i)
         }
         size_t hn =
             sk__xf_put_chunk_head(head, sizeof head, index, enc, (uint32_t)r, h, t->hl, dlen);
+        /* A small chunk (a small file) joins the frames queued in out, so
+         * many files leave in one write: one send per batch of small files,
+         * not one per file (and the receiver wakes once for them). A large
+         * one goes at once, from the read buffer, without a copy. */
+        int queued = dlen < TX_COALESCE && t->out.len + hn + dlen <= TX_QUEUED_MAX;
         struct iovec v[2] = {{head, hn}, {(void *)data, dlen}};
-        if (flush(t, v, 2) < 0) {
+        if (queued ? put(t, head, hn) < 0 || put(t, data, dlen) < 0 : flush(t, v, 2) < 0) {
             if (!stream)
                 close(fd);
             return -1;
@@ -373,7 +384,7 @@ static int send_file(tx *t, size_t i)
         t->done[i] = bytes;
         t->st->sent += (uint64_t)r;
         report(t, i, SK_XFER_SENDING, NULL, NULL);
-        if (pump(t, 0) < 0) {
+        if (!queued && pump(t, 0) < 0) {
             if (!stream)
                 close(fd);
             return -1;
@@ -471,6 +482,7 @@ static int announce_batch(tx *t, size_t *b)
     size_t first = t->nws;
     while (*b < t->list.n && t->nws - first < SK_XF_BATCH) {
         size_t i = (*b)++;
+        sk__xw_stat(&t->list.v[i]);
         if (t->list.v[i].refused)
             report(t, i, SK_XFER_REFUSED, t->list.v[i].refused, NULL);
         else if (announce(t, i) < 0)

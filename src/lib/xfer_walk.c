@@ -128,6 +128,9 @@ static int walk(sk__xw_list *l, const char *path, const char *name, const char *
         sk__xw_entry *e = add(l, p, nm);
         if (e == NULL) {
             rc = -1;
+        } else if (ents[i]->d_type == DT_REG) {
+            e->type = SK_XF_FILE; /* stat'ed when its turn comes (sk__xw_stat) */
+            e->stat_later = 1;
         } else if (lstat(p, &e->st) < 0) {
             refuse(e, "%s", strerror(errno));
         } else if (classify(e, r) < 0) {
@@ -213,6 +216,17 @@ int sk__xw_build(sk__xw_list *l, const char *const *paths, size_t n, int recursi
             return sk_errno(err, ENOMEM, "send");
     }
     return 0;
+}
+
+void sk__xw_stat(sk__xw_entry *e)
+{
+    if (!e->stat_later)
+        return;
+    e->stat_later = 0;
+    if (lstat(e->path, &e->st) < 0)
+        refuse(e, "%s", strerror(errno));
+    else if (!S_ISREG(e->st.st_mode))
+        refuse(e, "changed while being sent: no longer a regular file");
 }
 
 void sk__xw_free(sk__xw_list *l)

@@ -14,7 +14,8 @@ typedef struct sk__xw_entry {
     char *target; /* symlink target */
     int type;     /* SK_XF_FILE, SK_XF_DIR, SK_XF_SYMLINK */
     struct stat st;
-    char *refused; /* refused by the sender: why (malloc'd); not sent */
+    char *refused;  /* refused by the sender: why (malloc'd); not sent */
+    int stat_later; /* a regular file by its listing: st is filled by sk__xw_stat */
 } sk__xw_entry;
 
 typedef struct sk__xw_list {
@@ -32,6 +33,12 @@ typedef struct sk__xw_list {
 int sk__xw_build(sk__xw_list *l, const char *const *paths, size_t n, int recursive,
                  const char *name, sk_err *err);
 void sk__xw_free(sk__xw_list *l);
+
+/* Fill in e->st where the walk left it for later: a tree's regular files
+ * (known by their listing's d_type) are stat'ed when their turn comes, so
+ * that the stats overlap the transfer instead of all coming before its first
+ * byte. A file gone, or no longer a regular file, gets `refused`. */
+void sk__xw_stat(sk__xw_entry *e);
 
 /* 1 if a symlink called link_rel (relative to its tree's root) pointing at
  * target stays inside the tree, judged by the text. */

@@ -35,6 +35,7 @@ typedef struct recv_state {
 typedef struct rx_file {
     char *name;
     int pfd, part, jfd; /* parent directory, .part, journal (locked; -1 if none) */
+    int pfd_shared;     /* pfd is the connection's kept directory (pdir_fd): not ours to close */
     int tmp;            /* part is an unnamed O_TMPFILE (a file of one chunk) */
     int mode_set;       /* it was created with its final mode: no fchmod */
     int volatile_fs;    /* its directory is on tmpfs/ramfs: nothing to fsync */
@@ -118,9 +119,12 @@ void sk__rx_refuse_current(sk_conn *c, uint16_t code, int remove_part, const cha
 void sk__rx_flush(sk_conn *c);
 /* Queue a frame for the peer (sent when the input at hand is handled). */
 void sk__rx_out(sk_conn *c, const uint8_t *f, size_t n);
-/* The directory that will hold name, as a descriptor of the caller's own
- * (the last one is kept open: the files of a tree arrive directory by
- * directory). -1 with errno. */
+/* The directory that will hold name: the connection's kept descriptor
+ * (x->pdir_fd; the files of a tree arrive directory by directory), not the
+ * caller's to close (an rx_file holding it sets pfd_shared). When another
+ * directory is kept, the newest queued file still in the old one is given
+ * its descriptor to close: files end in order, so the others are done with
+ * it by then. -1 with errno. */
 int sk__rx_parent(sk_conn *c, const char *name);
 /* fsync the kept directory if a file was stored in it. 0 or -1 (errno). */
 int sk__rx_sync_dir(rx_conn *x);

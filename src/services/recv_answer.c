@@ -130,7 +130,7 @@ void sk__rx_file_close(rx_file *f, int remove_part)
         close(f->part);
     if (f->jfd >= 0)
         close(f->jfd); /* also releases the lock */
-    if (f->pfd >= 0)
+    if (f->pfd >= 0 && !f->pfd_shared)
         close(f->pfd);
     free(f->name);
     free(f->offer);

@@ -65,14 +65,23 @@ int sk__rx_parent(sk_conn *c, const char *name)
         }
         if (x->pdir_name) {
             sk__rx_sync_dir(x); /* before it is let go */
-            close(x->pdir_fd);
+            rx_file *owner = NULL;
+            for (unsigned i = 0; i < x->qn; i++) {
+                rx_file *f = &x->q[(x->qh + i) % RX_QUEUE];
+                if (f->pfd_shared && f->pfd == x->pdir_fd)
+                    owner = f;
+            }
+            if (owner)
+                owner->pfd_shared = 0; /* the last of them to end closes it */
+            else
+                close(x->pdir_fd);
             free(x->pdir_name);
         }
         x->pdir_name = dir;
         x->pdir_fd = fd;
         x->pdir_volatile = sk__rx_volatile_fs(fd);
     }
-    return fcntl(x->pdir_fd, F_DUPFD_CLOEXEC, 0);
+    return x->pdir_fd;
 }
 
 static void entry_file(sk_conn *c, const sk__xf_entry *e, char *name)
@@ -101,6 +110,7 @@ static void entry_file(sk_conn *c, const sk__xf_entry *e, char *name)
         goto refuse;
     }
     f.pfd = sk__rx_parent(c, name);
+    f.pfd_shared = f.pfd >= 0;
     f.volatile_fs = x->pdir_volatile;
     if (f.pfd < 0) {
         code = errno == ELOOP || errno == ENOTDIR ? SK_XF_E_NAME : SK_XF_E_IO;

@@ -202,6 +202,39 @@ def test_tree_of_2000_files_with_symlinks():
     assert not os.path.lexists(os.path.join(got, "d02", "escape"))
 
 
+def test_directory_changes_keep_every_descriptor_accounted():
+    """The receiver keeps one directory open and lends it to the files in
+    it; when the tree moves on to another directory while files of the old
+    one still wait for their data (a batch spans many directories, a large
+    file holds its own part and journal), the old descriptor stays open
+    until the last of them ends. Three transfers of the same tree (the later
+    ones overwrite) end with the server holding as many descriptors as
+    before, and every file intact."""
+    src, dest = shm_dir(), shm_dir()
+    top = os.path.join(src, "t")
+    names = []
+    for d in range(30):
+        for i in range(5):
+            size = 2 * CHUNK + 5 if (d % 7 == 3 and i == 2) else (d * 5 + i) * 37
+            rel = os.path.join("t", "d%02d" % d, "f%d" % i)
+            write(os.path.join(src, rel), rand(size, d * 5 + i))
+            names.append(rel)
+    with recv_server(dest) as srv:
+        before = None  # counted once the first transfer is over (the loop's own are open)
+        for k in range(3):
+            args = ["-r", top] + (["--overwrite"] if k else [])
+            r = send(srv.port, *args)
+            assert r.returncode == 0, r
+            if before is None:
+                time.sleep(0.2)
+                before = harness.fd_count(srv.pid)
+            assert harness.poll_until(lambda: harness.fd_count(srv.pid) == before), \
+                (k, before, harness.fd_count(srv.pid))
+    for rel in names:
+        assert read(os.path.join(src, rel)) == read(os.path.join(dest, rel)), rel
+    assert parts(dest) == []
+
+
 def test_stdin_sha256_and_compression():
     dest = tempdir()
     data = b"compressible line of text\n" * 200000

@@ -2,7 +2,7 @@
  * test_xfer_proto.c - unit tests for src/lib/xfer_proto.c (the transfer
  * protocol's frames) and the receiver's name checks (recv_fs.c): every frame
  * round-trips, every prefix of a frame is "need more" and never malformed,
- * and malformed payloads are refused.
+ * and malformed payloads are refused; the sender's walk (xfer_walk.c).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,7 +10,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "recv_fs.h"
@@ -265,13 +268,64 @@ static void test_names(void **state)
     assert_false(sk__xw_inside("l", ""));
 }
 
+/* A tree's regular files are stat'ed when their turn comes: one gone by
+ * then, or turned into a directory, is refused; one grown is sent at its new
+ * size. */
+static void test_walk_stat_later(void **state)
+{
+    (void)state;
+    char top[] = "/tmp/skit-walk-XXXXXX", p[64];
+    assert_non_null(mkdtemp(top));
+    const char *names[] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", top, names[i]);
+        FILE *f = fopen(p, "w");
+        assert_non_null(f);
+        fputs("1234", f);
+        fclose(f);
+    }
+    sk__xw_list l = {0};
+    sk_err err;
+    const char *paths[] = {top};
+    assert_int_equal(sk__xw_build(&l, paths, 1, 1, NULL, &err), 0);
+    assert_int_equal(l.n, 4); /* the directory, then a, b, c */
+    snprintf(p, sizeof p, "%s/a", top);
+    assert_int_equal(unlink(p), 0);
+    snprintf(p, sizeof p, "%s/b", top);
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(mkdir(p, 0700), 0);
+    snprintf(p, sizeof p, "%s/c", top);
+    FILE *f = fopen(p, "a");
+    assert_non_null(f);
+    fputs("5678", f);
+    fclose(f);
+    for (size_t i = 1; i < 4; i++) {
+        assert_int_equal(l.v[i].type, SK_XF_FILE);
+        sk__xw_stat(&l.v[i]);
+        sk__xw_stat(&l.v[i]); /* once only */
+    }
+    assert_non_null(l.v[1].refused);
+    assert_non_null(strstr(l.v[1].refused, "No such file"));
+    assert_non_null(l.v[2].refused);
+    assert_non_null(strstr(l.v[2].refused, "no longer a regular file"));
+    assert_null(l.v[3].refused);
+    assert_int_equal(l.v[3].st.st_size, 8);
+    sk__xw_free(&l);
+    snprintf(p, sizeof p, "%s/b", top);
+    rmdir(p);
+    snprintf(p, sizeof p, "%s/c", top);
+    unlink(p);
+    rmdir(top);
+}
+
 int main(void)
 {
     alarm(20);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hello),  cmocka_unit_test(test_head_malformed),
-        cmocka_unit_test(test_entry),  cmocka_unit_test(test_start_chunk_end_result),
-        cmocka_unit_test(test_hashes), cmocka_unit_test(test_names),
+        cmocka_unit_test(test_hello),           cmocka_unit_test(test_head_malformed),
+        cmocka_unit_test(test_entry),           cmocka_unit_test(test_start_chunk_end_result),
+        cmocka_unit_test(test_hashes),          cmocka_unit_test(test_names),
+        cmocka_unit_test(test_walk_stat_later),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
