@@ -1111,17 +1111,22 @@ void sk_server_counts(const sk_server *s, long *open, unsigned long *served);
  * and datagrams are checked against `a` (NULL: everyone) from now on. Returns
  * the old list, which the caller still owns; a thread may be checking a
  * connection against it at this moment, so free it only when no thread
- * serves (the CLI keeps it until exit). Forked processes (prefork workers,
- * fork children) keep the list they were forked with. Thread-safe. */
+ * serves (the CLI keeps it until exit). A fork child keeps the list it was
+ * forked with; prefork's workers get the new one once sk_server_reload is
+ * called (they are replaced). Thread-safe. */
 const sk_access *sk_server_set_access(sk_server *s, const sk_access *a);
 /*
  * Re-read what the service reads from files (SIGHUP; http: the --auth file),
  * for the requests that come after. Call it from any one thread while the
- * server runs (the CLI's SIGHUP thread does). Forked processes keep what
- * they were forked with. Returns 1 if something was re-read, 0 if the
- * service has nothing to re-read, -1 with err when a file is bad: then what
- * was in use stays in use. (The access list is the caller's: see
- * sk_server_set_access.)
+ * server runs (the CLI's SIGHUP thread does), last in a reload: after
+ * sk_tls_reload and sk_server_set_access. Under prefork it then replaces the
+ * workers, which keep what they were forked with, gracefully (new workers
+ * forked from this process take the new connections within 250 ms; an old
+ * one takes no more and exits once its connection is done), whatever this
+ * call returns. A fork child keeps what it was forked with. Returns 1 if
+ * something was re-read, 0 if the service has nothing to re-read, -1 with
+ * err when a file is bad: then what was in use stays in use. (The access
+ * list is the caller's: see sk_server_set_access.)
  */
 int sk_server_reload(sk_server *s, sk_err *err);
 /* Forget the server's Unix socket files: at stop they are not removed (a new

@@ -317,8 +317,8 @@ static void reload_all(void *arg)
     sk_err err;
     /* TLS: sk_tls_reload swaps the context under its lock, so every model's
      * new connections get it; fork children are forked with the context of
-     * the moment; prefork workers keep the one they started with (their
-     * replacements get the new one). Open connections are not touched. */
+     * the moment; prefork's workers are replaced by sk_server_reload, which
+     * comes last for that reason. Open connections are not touched. */
     if (c->o.tls) {
         char line[SK_ERR_MAX + 80];
         if (sk_tls_reload(c->o.tls, &err) < 0) {

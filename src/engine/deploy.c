@@ -69,9 +69,14 @@ int sk_server_serve_fd(sk_server *s, int fd, sk_err *err)
 
 int sk_server_reload(sk_server *s, sk_err *err)
 {
-    if (s->svc->reload == NULL)
-        return 0;
-    return s->svc->reload(s, s->svc_state, err);
+    int r = s->svc->reload ? s->svc->reload(s, s->svc_state, err) : 0;
+    /* Whatever was reloaded before this point (the TLS context, the access
+     * list, the service's files) reaches the workers prefork forked up front
+     * by replacing them (model_prefork.c); last, so that the new workers are
+     * forked from a parent with everything swapped in and no reload under
+     * way. The other models see the swapped pointers. */
+    atomic_fetch_add(&s->reloads, 1);
+    return r;
 }
 
 void sk_server_counts(const sk_server *s, long *open, unsigned long *served)

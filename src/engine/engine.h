@@ -68,6 +68,7 @@ struct sk_server {
                            * stop (iterative, a prefork worker) */
     int spare_fd;         /* reserve descriptor, released to shed a connection at EMFILE */
     atomic_long nconns;   /* connections open now (models that share memory) */
+    atomic_uint reloads;  /* sk_server_reload calls: prefork replaces its workers */
     /* Set by the model: make a connection's owner call sk__conn_take_inbox. */
     void (*wake)(sk_conn *c);
     /* Set by an event model: make its loop watch w->fd for `events` (0: stop)

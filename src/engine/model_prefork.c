@@ -4,8 +4,19 @@
  * prefork). No fork() per connection, so short connections are far cheaper
  * than with `fork`; concurrency is capped at N. The parent only supervises:
  * a worker that dies is replaced, and at shutdown all are waited for.
+ *
+ * A worker keeps what it was forked with (the TLS context, the access list,
+ * the service's files). After a reload in the parent (sk_server_reload,
+ * SIGHUP) the workers are replaced gracefully, as Apache's graceful restart
+ * does: each generation of workers shares a "retire" pipe whose write end
+ * only the parent holds; closing it makes the read end readable in every
+ * worker of that generation, which then accepts no more and exits once its
+ * connection is done, while a new generation forked from the reloaded parent
+ * takes the new connections. No connection is dropped.
  */
+#define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +26,16 @@
 #include "engine.h"
 
 #define EXIT_SERVED_ONCE 3 /* a worker's way of saying "--once is done" */
+#define EXIT_RETIRED 4     /* replaced after a reload, its connection done */
 
-static void worker(sk_server *s)
+/* The parent closed this generation's retire pipe: take no more connections. */
+static int retired(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 0) > 0;
+}
+
+static void worker(sk_server *s, int retire_fd)
 {
     sk_dgram_batch *dbuf = sk__dgram_batch_new();
     if (dbuf == NULL)
@@ -25,8 +44,10 @@ static void worker(sk_server *s)
     while (!sk__stopping(s)) {
         /* Every worker polls the listeners; the one whose accept() wins serves
          * the connection, the others get EAGAIN and go back to waiting. */
+        if (retired(retire_fd))
+            _exit(EXIT_RETIRED);
         sk_accepted a;
-        int i = sk__accept_next(s, -1, dbuf, 1, &a);
+        int i = sk__accept_next(s, retire_fd, dbuf, 1, &a);
         if (i == SK_WAIT_STOP && s->o.once && atomic_load(&s->served) > 0)
             _exit(EXIT_SERVED_ONCE);
         if (i == SK_WAIT_STOP)
@@ -45,28 +66,56 @@ struct supervisor {
     sk_server *s;
     int once_done;
     int died_early; /* workers that exited on their own */
+    int retire[2];  /* this generation's retire pipe */
+    pid_t *cur;     /* this generation's workers (the others are retiring) */
+    size_t ncur;
+    unsigned reloads; /* sk_server_reload calls seen */
 };
 
 static void on_exit_cb(pid_t pid, int status, void *arg)
 {
-    (void)pid;
     struct supervisor *sv = arg;
+    int was_cur = 0;
+    for (size_t i = 0; i < sv->ncur; i++)
+        if (sv->cur[i] == pid) {
+            sv->cur[i] = sv->cur[--sv->ncur];
+            was_cur = 1;
+            break;
+        }
     if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_SERVED_ONCE)
         sv->once_done = 1;
-    else if (!sk__stopping(sv->s))
+    else if (was_cur && !sk__stopping(sv->s))
         sv->died_early++;
 }
 
-static int spawn(sk_server *s, sk_procs *p)
+static int spawn(sk_server *s, sk_procs *p, struct supervisor *sv)
 {
     pid_t pid = fork();
     if (pid < 0)
         return -1;
     if (pid == 0) {
         sk__child_init(s, p);
-        worker(s);
+        close(sv->retire[1]); /* only the parent may end the generation */
+        worker(s, sv->retire[0]);
     }
+    sv->cur[sv->ncur++] = pid;
     return sk__procs_add(p, pid);
+}
+
+/* A new generation's retire pipe; the old one's closing retires its workers. */
+static int new_generation(struct supervisor *sv)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -1;
+    if (sv->retire[0] >= 0) {
+        close(sv->retire[0]);
+        close(sv->retire[1]);
+    }
+    sv->retire[0] = fds[0];
+    sv->retire[1] = fds[1];
+    sv->ncur = 0;
+    return 0;
 }
 
 static long default_workers(void)
@@ -86,25 +135,42 @@ static int prefork_run(sk_server *s, sk_err *err)
      * connection limit: --max-conns caps it. */
     if (s->o.max_conns > 0 && n > s->o.max_conns)
         n = s->o.max_conns;
-    struct supervisor sv = {.s = s};
+    struct supervisor sv = {.s = s, .retire = {-1, -1}, .reloads = atomic_load(&s->reloads)};
+    if ((sv.cur = calloc((size_t)n, sizeof *sv.cur)) == NULL || new_generation(&sv) < 0) {
+        free(sv.cur);
+        sk__procs_stop(&kids);
+        return sk_errno(err, errno ? errno : ENOMEM, "prefork");
+    }
     int rc = 0;
     for (long i = 0; i < n; i++) {
-        if (spawn(s, &kids) < 0) {
+        if (spawn(s, &kids, &sv) < 0) {
             rc = sk_errno(err, errno, "fork");
             sk_server_stop(s);
             break;
         }
     }
     while (!sk__stopping(s) && !sv.once_done) {
-        sk__procs_wait(s, &kids, 1000, 1);
+        /* Woken by a child's exit or a stop; a reload is seen within 250 ms. */
+        sk__procs_wait(s, &kids, 250, 1);
         sk__procs_reap(&kids, on_exit_cb, &sv);
+        unsigned r = atomic_load(&s->reloads);
+        if (r != sv.reloads && !sk__stopping(s)) {
+            if (new_generation(&sv) < 0) {
+                sk_server_log(s, SK_LOG_ERROR, "reload: pipe: %s: the workers stay",
+                              strerror(errno));
+            } else {
+                sv.reloads = r;
+                if (s->o.verbose)
+                    sk_server_log(s, SK_LOG_INFO, "reload: new workers; the old ones retire");
+            }
+        }
         if (sv.died_early > 0) {
             sk_server_log(s, SK_LOG_ERROR, "%d worker(s) died; starting new ones", sv.died_early);
             sv.died_early = 0;
             poll(NULL, 0, 100); /* a worker that dies at once must not make us spin */
         }
-        while (!sk__stopping(s) && !sv.once_done && kids.n < (size_t)n) {
-            if (spawn(s, &kids) < 0) {
+        while (!sk__stopping(s) && !sv.once_done && sv.ncur < (size_t)n) {
+            if (spawn(s, &kids, &sv) < 0) {
                 sk_server_log(s, SK_LOG_ERROR, "fork: %s", strerror(errno));
                 break;
             }
@@ -115,6 +181,9 @@ static int prefork_run(sk_server *s, sk_err *err)
         sk_server_stop(s); /* the other workers are idle: they go at once */
     sk__procs_wait_all(s, &kids);
     sk__procs_stop(&kids);
+    close(sv.retire[0]);
+    close(sv.retire[1]);
+    free(sv.cur);
     return rc;
 }
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "../lib/tls.h"
 
 #define THREAD_STACK (256 * 1024) /* the blocking driver needs ~70 KiB */
 
@@ -36,6 +37,9 @@ static void *conn_thread(void *arg)
     sk__serve_stream_blocking(j->s, j->a.fd, (struct sockaddr *)&j->a.peer, j->a.plen,
                               j->a.transport);
     free(j);
+    /* Once live reaches 0 the process may exit while this thread is still
+     * on its way out: what OpenSSL keeps per thread goes first. */
+    sk__tls_thread_end();
     pthread_mutex_lock(&ts->mu);
     ts->live--;
     pthread_cond_broadcast(&ts->cv);

@@ -37,6 +37,11 @@ const char *sk__tls_reason(void)
     return r ? r : "unknown error";
 }
 
+void sk__tls_thread_end(void)
+{
+    OPENSSL_thread_stop();
+}
+
 /* "TLS: --cert x.pem: no such file" when the file cannot be read. */
 int sk__tls_check_file(const char *opt, const char *path, int dir_ok, sk_err *err)
 {

@@ -27,6 +27,13 @@
 static BIO_METHOD *nosig_method;
 static int (*sock_write)(BIO *, const char *, int);
 static pthread_once_t method_once = PTHREAD_ONCE_INIT;
+/* Set by tls_writev while the record being written is not the last of what
+ * the caller offered: the record goes with MSG_MORE, so the kernel builds
+ * full segments from several records instead of a packet each (fewer
+ * packets, fewer wakeups of the receiver); the last record goes without it,
+ * which pushes everything out. Per thread: a BIO write runs inside the SSL
+ * call. */
+static _Thread_local int more_records;
 
 static int nosig_write(BIO *b, const char *buf, int len)
 {
@@ -36,7 +43,7 @@ static int nosig_write(BIO *b, const char *buf, int len)
     BIO_get_fd(b, &fd);
     BIO_clear_retry_flags(b);
     for (;;) {
-        ssize_t n = send(fd, buf, (size_t)len, MSG_NOSIGNAL);
+        ssize_t n = send(fd, buf, (size_t)len, MSG_NOSIGNAL | (more_records ? MSG_MORE : 0));
         if (n >= 0)
             return (int)n;
         if (errno == EINTR)
@@ -135,10 +142,17 @@ static ssize_t tls_writev(sk_tp *t, const struct iovec *iov, int iovcnt, unsigne
     }
     if (len == 0)
         return 0;
+    /* With partial writes, SSL_write_ex takes one record (16 KiB) a call.
+     * When more than that is offered, the caller calls again at once with
+     * the rest: this record may wait in the kernel for the next one. A
+     * retry after SK_TP_AGAIN offers the same bytes (SSL_write's rule), and
+     * a record is never left pending behind a count of bytes taken. */
     for (;;) {
         size_t n = 0;
         errno = 0;
+        more_records = len > SSL3_RT_MAX_PLAIN_LENGTH;
         int r = SSL_write_ex(ssl_of(t), p, len, &n);
+        more_records = 0;
         if (r == 1)
             return (ssize_t)n;
         int retry;
