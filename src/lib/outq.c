@@ -219,13 +219,16 @@ static void *writer_main(void *arg)
         if (q->head == NULL) {
             d = q->dropped; /* output flows again: say what was lost */
             q->dropped = 0;
-            pthread_cond_broadcast(&q->empty);
         }
         if (newly_broken || d) {
             pthread_mutex_unlock(&q->mu);
             notify(q->fd, newly_broken ? 0 : d, newly_broken ? EPIPE : 0);
             pthread_mutex_lock(&q->mu);
         }
+        /* Empty only once the notice is out of our hands: a flush that
+         * returned before it (at exit) would lose the count of lost lines. */
+        if (q->head == NULL)
+            pthread_cond_broadcast(&q->empty);
     }
     return NULL;
 }
