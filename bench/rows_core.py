@@ -196,12 +196,15 @@ def http_rows(ctx):
         run = wrk_run(ctx, url)
         sides = [Side("sockit serve http -q", sockit_server(ctx, "http", ["-q", "--workers", "1", "--root", www]),
                       run, lambda: need("wrk")),
+                 Side("sockit serve http -q --model uring",
+                      sockit_server(ctx, "http", ["-q", "--model", "uring", "--root", www]),
+                      run, lambda: need("wrk")),
                  Side("lighttpd", lighttpd_start(ctx, www), run, lambda: need("wrk", "lighttpd")),
                  Side("nginx (1 worker)", nginx_start(ctx, www), run, lambda: need("wrk", "nginx"))]
         goal = [[("cpu", "<=", 0.75)]] if fname == "1k.bin" else [[("rate", ">=", 1.1)]]  # issue 14
         rows.append(Row(f"ext-http-{fname[:2]}", f"HTTP GET {label}, keep-alive, wrk -t1 -c50", sides,
                         f"wrk -t1 -c50 -d{ctx.duration}s http://127.0.0.1:PORT/{fname}", unit="request",
-                        targets=[(sides[0].name, "lighttpd", goal)]))
+                        targets=[(sides[0].name, "lighttpd", goal), (sides[1].name, "lighttpd", goal)]))
     return rows
 
 
