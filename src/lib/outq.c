@@ -52,9 +52,10 @@ struct queue {
     struct line *head, *tail;
     size_t bytes;
     uint64_t dropped;
-    int thread; /* a writer thread runs in this process */
-    int broken; /* the reader went away (EPIPE) */
-    int how;    /* how a line is tried at once: one of the below */
+    int thread;  /* a writer thread runs in this process */
+    int broken;  /* the reader went away (EPIPE) */
+    int telling; /* the writer is telling notify_fn, with mu released */
+    int how;     /* how a line is tried at once: one of the below */
 };
 
 #define HOW_WRITE 0  /* a regular file or /dev/null: never blocks, write at once */
@@ -88,6 +89,7 @@ static void queue_init(struct queue *q, int fd)
     q->dropped = 0;
     q->thread = 0;
     q->broken = 0;
+    q->telling = 0;
     /* Decided once per descriptor: only pipes, terminals and sockets can
      * stall a writer, and each has its own way of not waiting. */
     struct stat st;
@@ -221,9 +223,11 @@ static void *writer_main(void *arg)
             q->dropped = 0;
         }
         if (newly_broken || d) {
+            q->telling = 1;
             pthread_mutex_unlock(&q->mu);
             notify(q->fd, newly_broken ? 0 : d, newly_broken ? EPIPE : 0);
             pthread_mutex_lock(&q->mu);
+            q->telling = 0;
         }
         /* Empty only once the notice is out of our hands: a flush that
          * returned before it (at exit) would lose the count of lost lines. */
@@ -422,7 +426,9 @@ int sk__outq_write(int fd, const void *buf, size_t len)
 
 static void wait_empty(struct queue *q, int64_t deadline_ms)
 {
-    while (q->head != NULL) {
+    /* The queue is empty when no line is left and the writer is not still
+     * telling what was lost: the head goes before the notice does. */
+    while (q->head != NULL || q->telling) {
         int64_t left = deadline_ms - sk_now_ms();
         if (left <= 0)
             return;
