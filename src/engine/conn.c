@@ -52,14 +52,13 @@ sk_conn *sk__conn_new(sk_server *s, const sk_tp *tp, const struct sockaddr *peer
     c->out.max = s->o.max_queue;
     c->started_ms = c->last_io_ms = sk_now_ms();
     c->loop_index = -1;
+    /* A TCP peer with no address yet (a completion model's accept brings
+     * none) keeps peer_len 0 until something asks (known_peer). */
     if (peer != NULL && plen > 0 && t != SK_UNIX) {
         socklen_t n = plen < (socklen_t)sizeof c->peer ? plen : (socklen_t)sizeof c->peer;
         memcpy(&c->peer, peer, n);
         c->peer_len = (uint8_t)n;
-    } else if (peer == NULL && t == SK_TCP) {
-        /* Not known yet (a completion model's accept brings no address):
-         * peer_len 0 until something asks (known_peer). */
-    } else {
+    } else if (peer != NULL || t != SK_TCP) {
         c->peer.cred.family = AF_UNIX; /* Unix stream clients are unnamed */
         c->peer.cred.pid = -1;
         c->peer_len = sizeof(sa_family_t);

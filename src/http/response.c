@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/fmt.h"
 #include "../lib/outq.h"
 #include "http_internal.h"
 
@@ -37,19 +38,6 @@ static const char *reason(int status)
     case 505: return "HTTP Version Not Supported";
     default: return "Internal Server Error";
     }
-}
-
-/* Append a decimal number. */
-static size_t put_u64(char *p, uint64_t v)
-{
-    char tmp[24];
-    size_t n = 0;
-    do
-        tmp[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    for (size_t i = 0; i < n; i++)
-        p[i] = tmp[n - 1 - i];
-    return n;
 }
 
 #define PUT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), sizeof(lit) - 1)
@@ -152,7 +140,7 @@ static int head_start(char *buf, size_t cap, int status, const sk__http_request 
     (void)cap;
     char *p = buf;
     p += PUT(p, "HTTP/1.1 ");
-    p += put_u64(p, (uint64_t)status);
+    p += sk__fmt_u64(p, (uint64_t)status);
     *p++ = ' ';
     const char *r = reason(status);
     size_t rl = strlen(r);
@@ -194,7 +182,7 @@ void sk__http_simple_response(sk_conn *c, const sk__http_request *req, int statu
     size_t n = (size_t)head_start(p, 256, status, req, h->closing);
     if (status != 304) {
         n += PUT(p + n, "Content-Type: text/html; charset=utf-8\r\nContent-Length: ");
-        n += put_u64(p + n, (uint64_t)bn);
+        n += sk__fmt_u64(p + n, (uint64_t)bn);
         n += PUT(p + n, "\r\n");
     }
     memcpy(p + n, extra ? extra : "", elen);
@@ -272,15 +260,15 @@ static size_t file_head(char *head, int status, const sk__http_request *req, int
     memcpy(head + n, f->fixed, f->fixed_len);
     n += f->fixed_len;
     n += PUT(head + n, "Content-Length: ");
-    n += put_u64(head + n, len);
+    n += sk__fmt_u64(head + n, len);
     n += PUT(head + n, "\r\n");
     if (status == 206) {
         n += PUT(head + n, "Content-Range: bytes ");
-        n += put_u64(head + n, first);
+        n += sk__fmt_u64(head + n, first);
         head[n++] = '-';
-        n += put_u64(head + n, last);
+        n += sk__fmt_u64(head + n, last);
         head[n++] = '/';
-        n += put_u64(head + n, (uint64_t)f->st.st_size);
+        n += sk__fmt_u64(head + n, (uint64_t)f->st.st_size);
         n += PUT(head + n, "\r\n");
     }
     n += PUT(head + n, "\r\n");

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "../lib/fmt.h"
 #include "services.h"
 
 /* The registry: a new service is one file and one word here. The first
@@ -126,13 +127,8 @@ size_t sk__put_text(char *buf, size_t o, size_t cap, const char *text, size_t le
 
 size_t sk__put_uint(char *buf, size_t o, size_t cap, uint64_t v)
 {
-    char digits[20];
-    size_t n = 0;
-    do {
-        digits[sizeof digits - 1 - n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v > 0);
-    return sk__put_text(buf, o, cap, digits + sizeof digits - n, n);
+    char digits[SK__U64_DIGITS];
+    return sk__put_text(buf, o, cap, digits, sk__fmt_u64(digits, v));
 }
 
 #define PUT_LIT(buf, o, cap, lit) sk__put_text(buf, o, cap, lit, sizeof lit - 1)
