@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "resolve_cache.h"
 #include "sockit.h"
 
 #define UDP_IDLE_DEFAULT_MS 60000
@@ -77,6 +78,7 @@ typedef struct fwd_udp {
     int lfd;
     sk_transport t; /* of the listener: how peers are named */
     const sk_addr *target;
+    sk__rcache *rcache; /* the target's addresses, looked up off this loop */
     const sk_forward_udp_opts *o;
     sk_forward_udp_stats *st;
     session *s;
@@ -173,7 +175,7 @@ static session *open_session(fwd_udp *u, const struct sockaddr *peer, socklen_t 
     }
     sk_err err;
     sk_endpoint ep;
-    int fd = sk_connect(u->target, 0, &ep, &err);
+    int fd = sk__rcache_connect(u->rcache, 0, &ep, &err); /* no wait for DNS */
     if (fd < 0 || sk_set_nonblock(fd, 1) < 0) {
         logf_(u, "udp %s: target: %s", name, fd < 0 ? err.msg : strerror(errno));
         if (fd >= 0)
@@ -334,6 +336,11 @@ int sk_forward_udp(int listen_fd, const sk_addr *target, const sk_forward_udp_op
         rc = sk_errno(err, ENOMEM, "relay: %zu sessions", u->cap);
         goto out;
     }
+    u->rcache = sk__rcache_new(target, err);
+    if (u->rcache == NULL) {
+        rc = -1;
+        goto out;
+    }
     for (;;) {
         /* Close the sessions that went silent; sleep until the next one would. */
         int64_t now = sk_now_ms(), next = -1;
@@ -376,6 +383,7 @@ int sk_forward_udp(int listen_fd, const sk_addr *target, const sk_forward_udp_op
 out:
     while (u->n > 0)
         end_session(u, u->n - 1, "stopped");
+    sk__rcache_free(u->rcache);
     free(p);
     free(u->s);
     free(u->bufs);

@@ -16,6 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "resolve_cache.h"
 #include "sockit.h"
 #include "activate.h"
 
@@ -344,8 +345,7 @@ void sk_listener_close(sk_listener *l)
 
 /* Connect one endpoint within timeout_ms, from src if not NULL. Returns a
  * blocking fd or -1 (errno; *bind_failed set when binding src failed). */
-static int connect_one(const sk_endpoint *e, const sk_endpoint *src, int timeout_ms,
-                       int *bind_failed)
+int sk__connect_one(const sk_endpoint *e, const sk_endpoint *src, int timeout_ms, int *bind_failed)
 {
     int fd = new_socket(e->family, e->socktype, e->family != AF_UNIX);
     if (fd < 0)
@@ -458,7 +458,7 @@ int sk_connect_from(const sk_addr *a, const char *src_host, const char *src_port
             continue; /* an IPv6 peer cannot be reached from an IPv4 source */
         tried++;
         bind_failed = 0;
-        int fd = connect_one(&eps[i], src, timeout_ms, &bind_failed);
+        int fd = sk__connect_one(&eps[i], src, timeout_ms, &bind_failed);
         if (fd >= 0) {
             if (peer)
                 *peer = eps[i];

@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../lib/resolve_cache.h"
 #include "relay_stream.h"
 
 #define FWD_HIGH_WATER (256u * 1024) /* stop reading the target above this much queued */
@@ -113,18 +114,42 @@ static int fwd_configure(void *config, const char *option, const char *value, sk
     return sk_err_usage(err, "--%s is not an option of the relay service", option);
 }
 
+/* The server's state: the settings, and the target's addresses. */
+typedef struct fwd_state {
+    const sk__fwd_cfg *cfg;
+    sk__rcache *rcache; /* resolved at start; looked up again off the loop */
+} fwd_state;
+
 static int fwd_init(sk_server *srv, void **state, sk_err *err)
 {
     const sk__fwd_cfg *c = sk_server_options(srv)->service_config;
     if (c == NULL || !c->has_target)
         return sk_err_usage(err, "relay: no target address (set the target option)");
-    *state = (void *)c;
+    fwd_state *st = calloc(1, sizeof *st);
+    if (st == NULL)
+        return sk_errno(err, ENOMEM, "relay");
+    st->cfg = c;
+    st->rcache = sk__rcache_new(&c->target, err);
+    if (st->rcache == NULL) {
+        free(st);
+        return -1;
+    }
+    *state = st;
     return 0;
+}
+
+static void fwd_fini(void *state)
+{
+    fwd_state *st = state;
+    if (st == NULL)
+        return;
+    sk__rcache_free(st->rcache);
+    free(st);
 }
 
 static const sk__fwd_cfg *cfg_of(sk_conn *c)
 {
-    return sk_conn_state(c);
+    return ((const fwd_state *)sk_conn_state(c))->cfg;
 }
 
 static void note(sk__fwd *f, const char *fmt, const char *a, const char *b)
@@ -507,7 +532,6 @@ static void fwd_on_timeout(sk_conn *c)
 static void fwd_on_open(sk_conn *c)
 {
     sk__fwd *f = sk_conn_data(c);
-    const sk__fwd_cfg *cfg = cfg_of(c);
     f->up = -1;
     f->pipe_in[0] = f->pipe_in[1] = f->pipe_out[0] = f->pipe_out[1] = -1;
     f->started_ms = sk_now_ms();
@@ -520,13 +544,12 @@ static void fwd_on_open(sk_conn *c)
         sk__fwd_close(c, f);
         return;
     }
-    size_t n = 0;
     sk_err err;
-    /* Resolved on every connection: a name that moves is followed. */
-    if (sk_resolve(&cfg->target, 0, f->eps, SK_RESOLVE_MAX, &n, &err) < 0) {
+    /* Never a wait for DNS here: the loop serves every other connection. */
+    fwd_state *st = sk_conn_state(c);
+    size_t n = sk__rcache_get(st->rcache, f->eps, SK_RESOLVE_MAX, &err);
+    if (n == 0)
         snprintf(f->why, sizeof f->why, "target down: %.170s", err.msg);
-        n = 0;
-    }
     f->neps = (uint8_t)n;
     f->next = 0;
     try_next(c, f);
@@ -586,6 +609,7 @@ static const sk_service fwd_service = {
     .flags = SK_SVC_STREAM | SK_SVC_OWN_LOG, /* one -v line per connection: its own */
     .conn_size = sizeof(sk__fwd),
     .init = fwd_init,
+    .fini = fwd_fini,
     .on_open = fwd_on_open,
     .on_data = fwd_on_data,
     .on_eof = fwd_on_eof,

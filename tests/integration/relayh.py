@@ -1,11 +1,12 @@
 """Helpers of the relay tests (test_relay.py, test_relay_udp.py): `sockit
 relay` as a harness Server, a TCP target in the test process, the -v line."""
 
+import os
 import socket
 import subprocess
 import threading
 
-from harness import Server
+from harness import Server, Skip, require, run, tempdir
 import harness
 
 MODELS = ["epoll", "fork"]
@@ -120,3 +121,82 @@ class Target:
         if self.error:
             raise self.error
         return self.result
+
+
+class FakeDNS:
+    """A name server on 127.0.0.77:53 (UDP) for one name: it answers A
+    queries with 127.0.0.1 and others with no record, or, once `silent` is
+    set, answers nothing at all (a name server gone away)."""
+
+    def __init__(self, name, addr="127.0.0.77"):
+        self.name = name.lower().rstrip(".")
+        self.silent = False
+        self.queries = 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((addr, 53))
+        self.sock.settimeout(0.2)
+        self.done = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.done:
+            try:
+                q, peer = self.sock.recvfrom(512)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.queries += 1
+            if self.silent or len(q) < 17:
+                continue
+            # The question: labels up to a zero byte, then QTYPE and QCLASS.
+            i, labels = 12, []
+            while i < len(q) and q[i] != 0:
+                labels.append(q[i + 1:i + 1 + q[i]].decode("ascii", "replace"))
+                i += 1 + q[i]
+            qend = i + 5
+            qtype = int.from_bytes(q[i + 1:i + 3], "big")
+            known = ".".join(labels).lower() == self.name
+            rcode = 0 if known else 3  # NXDOMAIN for any other name
+            answer = b""
+            if known and qtype == 1:
+                answer = (b"\xc0\x0c" + (1).to_bytes(2, "big") + (1).to_bytes(2, "big") +
+                          (1).to_bytes(4, "big") + (4).to_bytes(2, "big") +
+                          socket.inet_aton("127.0.0.1"))
+            head = (q[:2] + bytes([0x81, 0x80 | rcode]) + (1).to_bytes(2, "big") +
+                    (1 if answer else 0).to_bytes(2, "big") + b"\0\0\0\0")
+            self.sock.sendto(head + q[12:qend] + answer, peer)
+
+    def close(self):
+        self.done = True
+        self.sock.close()
+        self.thread.join(2)
+
+
+def fake_dns_namespace(name):
+    """A FakeDNS for name, and the command prefix that runs a program with it
+    as its only name server (a resolv.conf and a hosts file mounted over
+    /etc's in a mount namespace of its own; timeout 4 s, one attempt).
+    Skips where there is no such namespace or port 53 is taken."""
+    require("unshare")
+    d = tempdir()
+    conf = os.path.join(d, "resolv.conf")
+    with open(conf, "w") as f:
+        f.write("nameserver 127.0.0.77\noptions timeout:4 attempts:1\n")
+    hosts = os.path.join(d, "hosts")
+    with open(hosts, "w") as f:
+        f.write("127.0.0.1 localhost\n")
+    ns = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+          'mount --bind "$0" /etc/resolv.conf && mount --bind "$1" /etc/hosts && '
+          'shift && exec "$@"', conf, hosts]
+    try:
+        dns = FakeDNS(name)
+    except OSError as e:
+        raise Skip("cannot listen on 127.0.0.77:53: %s" % e)
+    probe = run(ns + ["getent", "ahostsv4", name], check_san=False, timeout=15)
+    if probe.returncode != 0 or "127.0.0.1" not in probe.out:
+        dns.close()
+        raise Skip("no private mount namespace, or the resolver does not ask "
+                   "127.0.0.77: %s" % (probe.err.strip() or probe.out.strip()))
+    return dns, ns

@@ -20,7 +20,7 @@ import time
 from harness import (SOCKIT, Server, Skip, free_port, poll_until, recv_all, require,
                      run, run_client, start, tempdir, timeout)
 import harness
-from relayh import MODELS, Target, connect, relay, relay_line
+from relayh import MODELS, Target, connect, fake_dns_namespace, relay, relay_line
 
 
 # -- the basic paths -------------------------------------------------------
@@ -256,6 +256,45 @@ def test_target_resolving_to_several_addresses_first_dead():
                     c.close()
                 line = relay_line(r, "bytes to target")
                 assert "-> tcp://127.0.0.1:%d" % echo.port in line, line
+
+
+@timeout(60)
+def test_slow_name_server_never_stalls_the_relay():
+    """The target is a name. Once the relay has resolved it, its name
+    server stops answering: a lookup then takes the resolver's whole timeout
+    (4 s here). Under an event loop that lookup must not stop the relay:
+    every new client is relayed at once with the addresses already known,
+    while the name is looked up again off the loop. (Before, each
+    connection called getaddrinfo in the loop, and every client of the
+    relay waited out the timeout.) A resolv.conf naming the fake server is
+    mounted over /etc/resolv.conf in the relay's own mount namespace."""
+    dns, ns = fake_dns_namespace("slow-dns.sockit.test")
+    try:
+        with Server(["echo", "tcp://127.0.0.1:0"]) as echo:
+            with relay(["tcp://127.0.0.1:0", "slow-dns.sockit.test:%d" % echo.port],
+                       "epoll", wrap=ns) as r:
+                c = connect(r.port)
+                c.sendall(b"while the name server answers")
+                c.shutdown(socket.SHUT_WR)
+                assert recv_all(c) == b"while the name server answers"
+                c.close()
+                dns.silent = True
+                asked = dns.queries
+                time.sleep(1.5)  # past the cache's second: the next client asks again
+                for i in range(3):
+                    c = connect(r.port, timeout=3)  # 3 s: less than one lookup's timeout
+                    c.sendall(b"ping %d" % i)
+                    c.shutdown(socket.SHUT_WR)
+                    try:
+                        got = recv_all(c)
+                    except socket.timeout:
+                        raise AssertionError("client %d waited for the name server" % i)
+                    assert got == b"ping %d" % i, (i, got)
+                    c.close()
+                assert poll_until(lambda: dns.queries > asked, 5), \
+                    "the name was not looked up again"
+    finally:
+        dns.close()
 
 
 # -- backpressure ----------------------------------------------------------

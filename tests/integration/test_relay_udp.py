@@ -4,9 +4,10 @@ on new sessions. The target is `sockit serve echo` on UDP."""
 
 import re
 import socket
+import time
 
 from harness import Server, poll_until, timeout
-from relayh import relay
+from relayh import fake_dns_namespace, relay
 
 
 @timeout(40)
@@ -94,3 +95,35 @@ def test_udp_sessions_per_source_limit():
                 r.stderr_text()
             for s in socks:
                 s.close()
+
+
+@timeout(60)
+def test_udp_slow_name_server_never_stalls_other_sessions():
+    """The UDP relay's target is a name whose name server stops answering
+    after the first lookup: a new client's session opens at once with the
+    addresses already known (before, each new session called getaddrinfo in
+    the relay's only loop, and every client waited out the resolver's 4 s)."""
+    dns, ns = fake_dns_namespace("slow-udp.sockit.test")
+    try:
+        with Server(["echo", "udp://127.0.0.1:0"]) as echo:
+            with relay(["udp://127.0.0.1:0", "udp://slow-udp.sockit.test:%d" % echo.port],
+                       wrap=ns) as r:
+                def ask(i):
+                    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    s.settimeout(3)  # less than one lookup's timeout
+                    s.bind(("127.0.0.1", 0))
+                    s.sendto(b"client %d" % i, ("127.0.0.1", r.port))
+                    try:
+                        got, _ = s.recvfrom(100)
+                    except socket.timeout:
+                        raise AssertionError("client %d waited for the name server" % i)
+                    finally:
+                        s.close()
+                    assert got == b"client %d" % i, (i, got)
+                ask(-1)  # while the name server answers (the relay has looked up by now)
+                dns.silent = True
+                time.sleep(1.5)  # past the cache's second: new sessions ask again
+                for i in range(3):
+                    ask(i)
+    finally:
+        dns.close()
