@@ -12,7 +12,10 @@
  * only the parent holds; closing it makes the read end readable in every
  * worker of that generation, which then accepts no more and exits once its
  * connection is done, while a new generation forked from the reloaded parent
- * takes the new connections. No connection is dropped.
+ * takes the new connections. No connection is dropped, and the worker
+ * count (the connection limit) holds across generations: a new worker is
+ * forked only as an old one leaves (an idle one at once, a busy one when its
+ * connection is done).
  */
 #define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
@@ -69,6 +72,7 @@ struct supervisor {
     int retire[2];  /* this generation's retire pipe */
     pid_t *cur;     /* this generation's workers (the others are retiring) */
     size_t ncur;
+    size_t nall;      /* workers alive, of every generation */
     unsigned reloads; /* sk_server_reload calls seen */
 };
 
@@ -76,6 +80,7 @@ static void on_exit_cb(pid_t pid, int status, void *arg)
 {
     struct supervisor *sv = arg;
     int was_cur = 0;
+    sv->nall--;
     for (size_t i = 0; i < sv->ncur; i++)
         if (sv->cur[i] == pid) {
             sv->cur[i] = sv->cur[--sv->ncur];
@@ -99,6 +104,7 @@ static int spawn(sk_server *s, sk_procs *p, struct supervisor *sv)
         worker(s, sv->retire[0]);
     }
     sv->cur[sv->ncur++] = pid;
+    sv->nall++;
     return sk__procs_add(p, pid);
 }
 
@@ -169,7 +175,8 @@ static int prefork_run(sk_server *s, sk_err *err)
             sv.died_early = 0;
             poll(NULL, 0, 100); /* a worker that dies at once must not make us spin */
         }
-        while (!sk__stopping(s) && !sv.once_done && sv.ncur < (size_t)n) {
+        /* Retiring workers count: --workers is the connection limit. */
+        while (!sk__stopping(s) && !sv.once_done && sv.nall < (size_t)n) {
             if (spawn(s, &kids, &sv) < 0) {
                 sk_server_log(s, SK_LOG_ERROR, "fork: %s", strerror(errno));
                 break;

@@ -532,6 +532,42 @@ def test_sighup_rereads_access_file_fork():
     check_sighup_access("fork")  # the parent accepts and checks
 
 
+@timeout(40)
+def test_sighup_prefork_keeps_the_worker_limit():
+    """prefork --workers 2 serves 2 connections at once, and still does
+    across a reload: the new workers are forked as the old ones leave (a busy
+    one once its connection is done), not beside them (before: 4 workers,
+    and 4 connections served at once, until the old ones finished)."""
+    d = tempdir()
+    allow = os.path.join(d, "allow")
+    with open(allow, "w") as f:
+        f.write("127.0.0.1\n")
+    with Server(["-v", "--model", "prefork", "--workers", "2", "--allow-file", allow,
+                 "echo", "tcp://127.0.0.1:0"]) as srv:
+        assert poll_until(lambda: len(children(srv.pid)) == 2, 5), children(srv.pid)
+        held = []
+        for i in range(2):  # both workers busy
+            c = socket.create_connection(("127.0.0.1", srv.port), 5)
+            c.sendall(b"busy %d\n" % i)
+            assert c.recv(100) == b"busy %d\n" % i
+            held.append(c)
+        os.kill(srv.pid, signal.SIGHUP)
+        srv.wait_stderr("reload: new workers")
+        time.sleep(0.5)  # what a wrong supervisor would fork, it has forked by now
+        assert len(children(srv.pid)) == 2, "workers after the reload: %r" % children(srv.pid)
+        # A third client waits in the backlog; one old worker's client leaves,
+        # and a new-generation worker takes the waiting one.
+        third = socket.create_connection(("127.0.0.1", srv.port), 5)
+        third.sendall(b"third\n")
+        held.pop().close()
+        assert third.recv(100) == b"third\n"
+        assert len(children(srv.pid)) <= 2, children(srv.pid)
+        third.close()
+        held.pop().close()
+        assert poll_until(lambda: len(children(srv.pid)) == 2, 5), children(srv.pid)
+        assert echo_once(srv.port) == b"hello\n"
+
+
 @timeout(30)
 def test_sighup_rereads_http_auth():
     """http --auth: a user added to the file can log in after SIGHUP; a bad
