@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "outq.h"
+#include "thread.h"
 #include "sockit.h"
 
 #ifndef PIPE_BUF
@@ -239,21 +240,7 @@ static void *writer_main(void *arg)
 
 static int start_writer(struct queue *q)
 {
-    /* Signals belong to the main flow of control (SIGTERM stops the server),
-     * never to a thread blocked in write(). */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_attr_t a;
-    pthread_t t;
-    int rc = pthread_attr_init(&a);
-    if (rc == 0) {
-        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&a, 64 * 1024);
-        rc = pthread_create(&t, &a, writer_main, q);
-        pthread_attr_destroy(&a);
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int rc = sk__thread_start(NULL, writer_main, q, 1, 64 * 1024);
     if (rc == 0)
         q->thread = 1;
     return rc;

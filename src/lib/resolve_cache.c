@@ -5,12 +5,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "resolve_cache.h"
+#include "thread.h"
 
 struct sk__rcache {
     pthread_mutex_t mu;
@@ -104,20 +104,8 @@ static void refresh(sk__rcache *rc, int64_t now)
     rc->looked_ms = now;
     rc->looking = 1;
     rc->refs++;
-    /* Signals stay with the program's own threads. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_attr_t a;
-    pthread_t t;
-    int e = pthread_attr_init(&a);
-    if (e == 0) {
-        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&a, 256 * 1024); /* getaddrinfo needs more than a little */
-        e = pthread_create(&t, &a, lookup_main, rc);
-        pthread_attr_destroy(&a);
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int e = sk__thread_start(NULL, lookup_main, rc, 1,
+                             256 * 1024); /* getaddrinfo needs more than a little */
     if (e != 0) { /* no thread now: the next call after the TTL tries again */
         rc->looking = 0;
         rc->refs--;

@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../lib/thread.h"
 #include "exec.h"
 
 #define GIVE_UP_MS 5000 /* after SIGKILL: a process stuck in the kernel is left to init */
@@ -213,12 +214,8 @@ static void hand_over(const ending *e)
         if (R.joinable) /* a previous thread that finished */
             pthread_join(R.thread, NULL);
         R.joinable = 0;
-        sigset_t all, old;
-        sigfillset(&all); /* signals are for the main thread, not this one */
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        if (pthread_create(&R.thread, NULL, reaper, NULL) == 0)
+        if (sk__thread_start(&R.thread, reaper, NULL, 0, 0) == 0)
             R.running = R.joinable = 1;
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (!R.running) {
             ending copy = R.v[--R.n];
             pthread_mutex_unlock(&R.mu);
