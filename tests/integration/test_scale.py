@@ -10,6 +10,9 @@
   test_sigterm_MODEL         SIGTERM with idle connections and a busy one:
                              idle ones closed at once, the busy one gets all
                              its 4 MB, exit 0, Unix socket file removed.
+  test_sigterm_uring_idle_closed_on_every_loop  uring, 2 loops: idle
+                             connections closed at once on both, also on
+                             the one that ends first.
   test_sigterm_stops_listening_MODEL  no new connection is taken (or left
                              hanging in the backlog) once SIGTERM arrived.
   test_idle_timeout_MODEL    --idle-timeout 1: silence closes, activity
@@ -29,8 +32,8 @@ import socket
 import threading
 import time
 
-from harness import (Server, children, exchange, fd_count, poll_until,
-                     tempdir, timeout, zombies)
+from harness import (Server, Skip, children, exchange, fd_count,
+                     model_available, poll_until, tempdir, timeout, zombies)
 from svcmatrix import (MODELS, SANITIZED, SHARED, cpu_seconds, model_args,
                        proc_threads, together)
 
@@ -446,6 +449,53 @@ def check_sigterm_stops_listening(model):
         busy.finish()
         assert srv.wait(15) == 0, srv.stderr_text()[-500:]
         assert not problems, "; ".join(problems)
+
+
+# -- io_uring: the kernel's side of closing and sending ----------------------
+
+def _uring_or_skip():
+    ok, why = model_available("uring")
+    if not ok:
+        raise Skip(why)
+
+
+def test_sigterm_uring_idle_closed_on_every_loop():
+    """--model uring --workers 2: at SIGTERM, idle connections get their
+    close within the quiet second on the loop that ends first too, while
+    the other loop still serves a busy client. (A closed connection's
+    multishot receive holds its socket until its cancel completes, which
+    with deferred task running happens only while the loop waits: a loop
+    that ended left its last closed connections open, EOF unsent, until the
+    last loop ended.) --max-conns makes the loops accept on readiness, so
+    the idle clients are spread over both; 8 of them."""
+    _uring_or_skip()
+    path = os.path.join(tempdir(), "loops.sock")
+    with Server(["echo", "-q", "--model", "uring", "--workers", "2",
+                 "--max-conns", "1000", "tcp://127.0.0.1:0",
+                 "unix:" + path]) as srv:
+        busy = BusyClient(path)
+        idle = []
+        for k in range(8):
+            if k % 2:
+                s = socket.create_connection(("127.0.0.1", srv.port), 5)
+            else:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(5)
+                s.connect(path)
+            s.sendall(b"i")
+            assert s.recv(1) == b"i"
+            idle.append(s)
+        time.sleep(0.1)
+        srv.proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        still = [k for k, s in enumerate(idle)
+                 if not _is_closed(s, max(0.1, t0 + 3 - time.monotonic()))]
+        for s in idle:
+            s.close()
+        assert not still, "idle connections %s still open 3 s after " \
+            "SIGTERM (of 8)" % still
+        busy.finish()
+        assert srv.wait(15) == 0, srv.stderr_text()[-500:]
 
 
 # -- --idle-timeout 1 ---------------------------------------------------------
