@@ -69,8 +69,8 @@ typedef struct uconn {
     uint8_t sending;  /* a send in flight */
     uint8_t held_eof;
     uint8_t again;  /* in the worker's again list */
-    uint8_t wready; /* plain: a file's sendfile filled the socket: wait for writability */
-    upoll cpoll;    /* TLS; plain: writability while a file is sent */
+    uint8_t wready; /* plain: the socket is full (a send's EAGAIN, a file): wait for writability */
+    upoll cpoll;    /* TLS; plain: writability while the socket is full */
 } uconn;
 
 typedef struct lstate {

@@ -13,6 +13,8 @@
   test_sigterm_uring_idle_closed_on_every_loop  uring, 2 loops: idle
                              connections closed at once on both, also on
                              the one that ends first.
+  test_uring_slow_readers_take_no_kernel_threads  4 slow readers: no io-wq
+                             thread blocked in a send.
   test_sigterm_stops_listening_MODEL  no new connection is taken (or left
                              hanging in the backlog) once SIGTERM arrived.
   test_idle_timeout_MODEL    --idle-timeout 1: silence closes, activity
@@ -496,6 +498,36 @@ def test_sigterm_uring_idle_closed_on_every_loop():
             "SIGTERM (of 8)" % still
         busy.finish()
         assert srv.wait(15) == 0, srv.stderr_text()[-500:]
+
+
+def _io_workers(pid):
+    """io_uring's io-wq threads (iou-wrk-TID) of process pid."""
+    n = 0
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+                n += f.read().startswith("iou-wrk")
+        except OSError:
+            pass  # gone meanwhile
+    return n
+
+
+def test_uring_slow_readers_take_no_kernel_threads():
+    """Sends to slow readers wait for writability in the loop, never in an
+    io_uring io-wq thread (where a send blocks whatever O_NONBLOCK says:
+    one kernel thread per slow reader, each holding its connection): with
+    4 clients each leaving ~400 KB of echo waiting, and reading it slowly,
+    the server has no iou-wrk thread; every byte comes back."""
+    _uring_or_skip()
+    path = os.path.join(tempdir(), "slow.sock")
+    with Server(["echo", "-q", "--model", "uring", "unix:" + path]) as srv:
+        clients = [BusyClient(path) for _ in range(4)]
+        seen = [_io_workers(srv.pid)]
+        for c in clients:
+            c.finish()
+            seen.append(_io_workers(srv.pid))
+        assert max(seen) == 0, "iou-wrk threads with 4 slow readers: %s " \
+            "(after they filled, then as each read to the end)" % seen
 
 
 # -- --idle-timeout 1 ---------------------------------------------------------
