@@ -368,6 +368,23 @@ class BusyClient:
         self.sock.close()
 
 
+def idle_clients(port, path, unix):
+    """A client per item of unix (true: on the Unix socket path, else TCP
+    on port), each served one echo of a byte, then left idle."""
+    idle = []
+    for on_unix in unix:
+        if on_unix:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(5)
+            s.connect(path)
+        else:
+            s = socket.create_connection(("127.0.0.1", port), 5)
+        s.sendall(b"i")
+        assert s.recv(1) == b"i"
+        idle.append(s)
+    return idle
+
+
 def lifecycle_args(model):
     if model == "prefork":
         return ["--model", "prefork", "--workers", "4"]
@@ -383,16 +400,7 @@ def check_sigterm(model):
             "no work in flight for the busy client: %d" % busy.outstanding)
         idle = []
         if model != "iterative":  # iterative serves one at a time
-            for k in range(3):
-                if k < 2:
-                    s = socket.create_connection(("127.0.0.1", srv.port), 5)
-                else:
-                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                    s.settimeout(5)
-                    s.connect(path)
-                s.sendall(b"i")
-                assert s.recv(1) == b"i"
-                idle.append(s)
+            idle = idle_clients(srv.port, path, [0, 0, 1])
         time.sleep(0.1)
         srv.proc.send_signal(signal.SIGTERM)
         t0 = time.monotonic()
@@ -476,17 +484,7 @@ def test_sigterm_uring_idle_closed_on_every_loop():
                  "--max-conns", "1000", "tcp://127.0.0.1:0",
                  "unix:" + path]) as srv:
         busy = BusyClient(path)
-        idle = []
-        for k in range(8):
-            if k % 2:
-                s = socket.create_connection(("127.0.0.1", srv.port), 5)
-            else:
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                s.settimeout(5)
-                s.connect(path)
-            s.sendall(b"i")
-            assert s.recv(1) == b"i"
-            idle.append(s)
+        idle = idle_clients(srv.port, path, [1, 0] * 4)
         time.sleep(0.1)
         srv.proc.send_signal(signal.SIGTERM)
         t0 = time.monotonic()
