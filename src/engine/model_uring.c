@@ -408,6 +408,24 @@ static int ring_start(worker *w, sk_err *err)
     return 0;
 }
 
+/* The loop runs until stopped, every connection gone, the listener
+ * operations over (their cancels complete in the next wait) and the kernel
+ * done with the connections (zombies). A closed connection's receive
+ * holds its socket open (the peer sees no EOF) until its cancel completes,
+ * and with deferred task running that happens only while this thread waits:
+ * a loop that ended first left them open until the last loop ended. The
+ * wait is bounded (ZOMBIE_WAIT_MS); the ring's end cancels what is left. */
+static int loop_over(worker *w)
+{
+    if (!(w->stopping && w->nconns == 0 && w->counted))
+        return 0;
+    if (w->nzombies == 0)
+        return 1;
+    if (w->zombie_deadline == 0)
+        w->zombie_deadline = w->now + ZOMBIE_WAIT_MS;
+    return w->now >= w->zombie_deadline;
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
@@ -417,14 +435,14 @@ static void *worker_main(void *arg)
         return NULL;
     }
     sk__outq_batch_begin(); /* reports and logs: one write per wakeup, not per line */
-    /* Until stopped, every connection gone and the listener operations
-     * over (their cancels complete in the next wait). */
-    while (!(w->stopping && w->nconns == 0 && w->counted)) {
+    while (!loop_over(w)) {
         sk__outq_batch_flush(); /* before sleeping */
         w->now = sk_now_ms();
         int timeout = w->nagain ? 0 : sk__timers_timeout(&w->timers, w->now);
         if (w->retry && (timeout < 0 || timeout > ACCEPT_RETRY_MS))
             timeout = ACCEPT_RETRY_MS;
+        if (w->zombie_deadline > 0 && (timeout < 0 || timeout > w->zombie_deadline - w->now))
+            timeout = (int)(w->zombie_deadline > w->now ? w->zombie_deadline - w->now : 0);
         if (run_once(w, timeout) < 0) {
             sk_errno(&w->err, errno, "io_uring");
             w->failed = 1;

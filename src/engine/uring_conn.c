@@ -328,8 +328,13 @@ static int start_send(worker *w, uconn *u)
     } else {
         return f.len > 0;
     }
+    /* MSG_DONTWAIT: a full socket completes the send with EAGAIN and
+     * settle waits for writability with the connection's poll. Without it
+     * the kernel polls by itself, and a send that a slow reader makes retry
+     * often (128 times) goes to an io-wq thread, where a send blocks
+     * whatever the socket's O_NONBLOCK: a kernel thread per slow reader. */
     io_uring_prep_send(sk__uring_sqe_for(w, u, T_SEND), u->fd, u->stage, n,
-                       MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+                       MSG_NOSIGNAL | MSG_DONTWAIT | (more ? MSG_MORE : 0));
     u->sending = 1;
     u->inflight++;
     return 0;
@@ -342,6 +347,8 @@ void sk__uring_on_send(worker *w, uconn *u, int res)
         return;
     if (res > 0)
         sk__conn_sent(u->c, (size_t)res);
+    else if (res == -EAGAIN)
+        u->wready = 1; /* full: the same bytes again once it is writable */
     else if (res < 0 && res != -ECANCELED)
         sk__conn_feed_error(u->c, -res);
     else if (res == 0)
@@ -401,7 +408,8 @@ void sk__uring_settle(worker *w, uconn *u)
         u->plain = 1; /* the PROXY stage is over: completions from now on */
     if (u->plain) {
         feed_held(u);
-        if (!u->sending && sk__conn_wants_write(c) && start_send(w, u) == 1 && !u->cpoll.armed) {
+        if (!u->sending && !u->wready && sk__conn_wants_write(c) && start_send(w, u) == 1 &&
+            !u->cpoll.armed) {
             /* A file, sent by the kernel from the page cache as the event
              * loops do (a send from the ring would need a copy here first);
              * when the socket is full, readiness says when to go on. */

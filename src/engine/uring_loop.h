@@ -22,6 +22,7 @@
 #define CQE_BATCH 64
 #define DGRAM_BATCH 64
 #define ACCEPT_RETRY_MS 125
+#define ZOMBIE_WAIT_MS 2000 /* at the end: the longest wait for closed connections' completions */
 #define WRITE_SHARE (1u << 20) /* TLS connections: bytes written per event */
 
 enum {
@@ -68,8 +69,8 @@ typedef struct uconn {
     uint8_t sending;  /* a send in flight */
     uint8_t held_eof;
     uint8_t again;  /* in the worker's again list */
-    uint8_t wready; /* plain: a file's sendfile filled the socket: wait for writability */
-    upoll cpoll;    /* TLS; plain: writability while a file is sent */
+    uint8_t wready; /* plain: the socket is full (a send's EAGAIN, a file): wait for writability */
+    upoll cpoll;    /* TLS; plain: writability while the socket is full */
 } uconn;
 
 typedef struct lstate {
@@ -103,6 +104,7 @@ typedef struct worker {
     int accepting, stopping, counted, stop_seen, now_seen, retry;
     unsigned lops; /* listener operations in flight */
     int64_t grace_deadline;
+    int64_t zombie_deadline; /* at the end, waiting for the zombies: until then (0: not yet) */
     int wake_rd, wake_wr;
     pthread_mutex_t mu;
     uconn **pending;

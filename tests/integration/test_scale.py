@@ -10,6 +10,11 @@
   test_sigterm_MODEL         SIGTERM with idle connections and a busy one:
                              idle ones closed at once, the busy one gets all
                              its 4 MB, exit 0, Unix socket file removed.
+  test_sigterm_uring_idle_closed_on_every_loop  uring, 2 loops: idle
+                             connections closed at once on both, also on
+                             the one that ends first.
+  test_uring_slow_readers_take_no_kernel_threads  4 slow readers: no io-wq
+                             thread blocked in a send.
   test_sigterm_stops_listening_MODEL  no new connection is taken (or left
                              hanging in the backlog) once SIGTERM arrived.
   test_idle_timeout_MODEL    --idle-timeout 1: silence closes, activity
@@ -29,8 +34,8 @@ import socket
 import threading
 import time
 
-from harness import (Server, children, exchange, fd_count, poll_until,
-                     tempdir, timeout, zombies)
+from harness import (Server, Skip, children, exchange, fd_count,
+                     model_available, poll_until, tempdir, timeout, zombies)
 from svcmatrix import (MODELS, SANITIZED, SHARED, cpu_seconds, model_args,
                        proc_threads, together)
 
@@ -363,6 +368,23 @@ class BusyClient:
         self.sock.close()
 
 
+def idle_clients(port, path, unix):
+    """A client per item of unix (true: on the Unix socket path, else TCP
+    on port), each served one echo of a byte, then left idle."""
+    idle = []
+    for on_unix in unix:
+        if on_unix:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(5)
+            s.connect(path)
+        else:
+            s = socket.create_connection(("127.0.0.1", port), 5)
+        s.sendall(b"i")
+        assert s.recv(1) == b"i"
+        idle.append(s)
+    return idle
+
+
 def lifecycle_args(model):
     if model == "prefork":
         return ["--model", "prefork", "--workers", "4"]
@@ -378,16 +400,7 @@ def check_sigterm(model):
             "no work in flight for the busy client: %d" % busy.outstanding)
         idle = []
         if model != "iterative":  # iterative serves one at a time
-            for k in range(3):
-                if k < 2:
-                    s = socket.create_connection(("127.0.0.1", srv.port), 5)
-                else:
-                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                    s.settimeout(5)
-                    s.connect(path)
-                s.sendall(b"i")
-                assert s.recv(1) == b"i"
-                idle.append(s)
+            idle = idle_clients(srv.port, path, [0, 0, 1])
         time.sleep(0.1)
         srv.proc.send_signal(signal.SIGTERM)
         t0 = time.monotonic()
@@ -446,6 +459,73 @@ def check_sigterm_stops_listening(model):
         busy.finish()
         assert srv.wait(15) == 0, srv.stderr_text()[-500:]
         assert not problems, "; ".join(problems)
+
+
+# -- io_uring: the kernel's side of closing and sending ----------------------
+
+def _uring_or_skip():
+    ok, why = model_available("uring")
+    if not ok:
+        raise Skip(why)
+
+
+def test_sigterm_uring_idle_closed_on_every_loop():
+    """--model uring --workers 2: at SIGTERM, idle connections get their
+    close within the quiet second on the loop that ends first too, while
+    the other loop still serves a busy client. (A closed connection's
+    multishot receive holds its socket until its cancel completes, which
+    with deferred task running happens only while the loop waits: a loop
+    that ended left its last closed connections open, EOF unsent, until the
+    last loop ended.) --max-conns makes the loops accept on readiness, so
+    the idle clients are spread over both; 8 of them."""
+    _uring_or_skip()
+    path = os.path.join(tempdir(), "loops.sock")
+    with Server(["echo", "-q", "--model", "uring", "--workers", "2",
+                 "--max-conns", "1000", "tcp://127.0.0.1:0",
+                 "unix:" + path]) as srv:
+        busy = BusyClient(path)
+        idle = idle_clients(srv.port, path, [1, 0] * 4)
+        time.sleep(0.1)
+        srv.proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        still = [k for k, s in enumerate(idle)
+                 if not _is_closed(s, max(0.1, t0 + 3 - time.monotonic()))]
+        for s in idle:
+            s.close()
+        assert not still, "idle connections %s still open 3 s after " \
+            "SIGTERM (of 8)" % still
+        busy.finish()
+        assert srv.wait(15) == 0, srv.stderr_text()[-500:]
+
+
+def _io_workers(pid):
+    """io_uring's io-wq threads (iou-wrk-TID) of process pid."""
+    n = 0
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+                n += f.read().startswith("iou-wrk")
+        except OSError:
+            pass  # gone meanwhile
+    return n
+
+
+def test_uring_slow_readers_take_no_kernel_threads():
+    """Sends to slow readers wait for writability in the loop, never in an
+    io_uring io-wq thread (where a send blocks whatever O_NONBLOCK says:
+    one kernel thread per slow reader, each holding its connection): with
+    4 clients each leaving ~400 KB of echo waiting, and reading it slowly,
+    the server has no iou-wrk thread; every byte comes back."""
+    _uring_or_skip()
+    path = os.path.join(tempdir(), "slow.sock")
+    with Server(["echo", "-q", "--model", "uring", "unix:" + path]) as srv:
+        clients = [BusyClient(path) for _ in range(4)]
+        seen = [_io_workers(srv.pid)]
+        for c in clients:
+            c.finish()
+            seen.append(_io_workers(srv.pid))
+        assert max(seen) == 0, "iou-wrk threads with 4 slow readers: %s " \
+            "(after they filled, then as each read to the end)" % seen
 
 
 # -- --idle-timeout 1 ---------------------------------------------------------
