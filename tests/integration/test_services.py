@@ -472,8 +472,18 @@ def check_broker(model, target):
         assert harness.poll_until(
             lambda: harness.fd_count(srv.pid) >= base + 2, timeout=10), \
             "sockit connect and nc never joined the broker"
-        # (one loop accepts and registers in the same step: a line read
-        # after the descriptor exists goes to the new member too)
+        # The descriptor exists before the loop has taken the connection in
+        # (io_uring's accept makes it in the kernel): they have joined once
+        # a's "sync" lines reach both.
+        early = {"sockit": b"", "nc": b""}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all(b"sync\n" in v for v in early.values()):
+            a.sendall(b"sync\n")
+            ready, _, _ = select.select([sc.stdout, nc.stdout], [], [], 0.1)
+            for f in ready:
+                early["sockit" if f is sc.stdout else "nc"] += os.read(f.fileno(), 4096)
+        assert all(b"sync\n" in v for v in early.values()), \
+            "sockit connect and nc never heard from a: %r" % early
         a.sendall(b"hello from a\n")
         sc.stdin.write(b"hello from sockit\n")
         sc.stdin.flush()
@@ -490,7 +500,7 @@ def check_broker(model, target):
         b.close()
         for name, p in (("sockit", sc), ("nc", nc)):
             out, err = p.communicate(timeout=10)  # closes its stdin first
-            got[name] = out
+            got[name] = early[name] + out
             assert p.returncode == 0, (name, p.returncode, err)
         for me in ("a", "b", "sockit", "nc"):
             lines = [ln for ln in got[me].split(b"\n") if ln and
