@@ -96,6 +96,7 @@ typedef struct rx_conn {
     /* recv_splice.c: chunk data spliced socket -> pipe -> part */
     int splice;      /* 0: not tried yet, 1: the read hook is set, -1: not available */
     int pipe[2];     /* valid when splice is 1 */
+    int copy[2];     /* a second pipe the data is tee'd into for the hash, or -1 */
     size_t pipe_cap; /* its capacity */
     uint8_t *rbuf;   /* the hook's reads that are not spliced; the hash's read-back */
     int read_err;    /* an error seen after bytes were taken: the next call's */
