@@ -7,6 +7,11 @@
 #include <errno.h>
 #include <openssl/evp.h>
 #include <xxhash.h>
+#ifdef SK_XXH_DISPATCH
+/* The same functions, each choosing at its first call the widest vector unit
+ * the CPU has (the Makefile checks the library provides them). */
+#include <xxh_x86dispatch.h>
+#endif
 
 #include "xfer_proto.h"
 

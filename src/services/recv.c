@@ -25,6 +25,14 @@
 
 #include "recv.h"
 
+void sk__rx_write_failed(sk_conn *c, int e)
+{
+    if (sk__rx_disk_full(e))
+        sk__rx_refuse_current(c, SK_XF_E_NO_SPACE, 1, "disk full: %s", strerror(e));
+    else
+        sk__rx_refuse_current(c, SK_XF_E_IO, 0, "write: %s", strerror(e));
+}
+
 static void chunk_write(sk_conn *c, const uint8_t *p, size_t n)
 {
     rx_conn *x = sk_conn_data(c);
@@ -37,11 +45,7 @@ static void chunk_write(sk_conn *c, const uint8_t *p, size_t n)
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
-            int e = w < 0 ? errno : ENOSPC;
-            if (sk__rx_disk_full(e))
-                sk__rx_refuse_current(c, SK_XF_E_NO_SPACE, 1, "disk full: %s", strerror(e));
-            else
-                sk__rx_refuse_current(c, SK_XF_E_IO, 0, "write: %s", strerror(e));
+            sk__rx_write_failed(c, w < 0 ? errno : ENOSPC);
             return;
         }
         p += w;
@@ -50,7 +54,7 @@ static void chunk_write(sk_conn *c, const uint8_t *p, size_t n)
     }
 }
 
-static void chunk_done(sk_conn *c)
+void sk__rx_chunk_done(sk_conn *c)
 {
     rx_conn *x = sk_conn_data(c);
     if (x->discard)
@@ -167,6 +171,8 @@ static int chunk_head(sk_conn *c, const uint8_t *p, size_t len, uint32_t plen)
         sk__rx_refuse_current(c, SK_XF_E_TOO_BIG, 1, "over --max-size %" PRIu64, st->cfg.max_size);
         return 0;
     }
+    if (ch.enc == SK_XF_RAW && ch.data_len >= SK_RX_SPLICE_MIN)
+        sk__rx_splice_start(c, x);
     f->short_seen = ch.raw_len < x->chunk;
     x->cur_index = ch.index;
     x->cur_raw = ch.raw_len;
@@ -198,7 +204,7 @@ static void chunk_zstd(sk_conn *c, const uint8_t *data, size_t n)
         return;
     }
     chunk_write(c, x->scratch, r);
-    chunk_done(c);
+    sk__rx_chunk_done(c);
 }
 
 /* Give the verified part its name: a named part is linked (never replacing)
@@ -432,7 +438,7 @@ static size_t consume(sk_conn *c, const uint8_t *p, size_t n)
             used += k;
             x->data_left -= k;
             if (x->data_left == 0)
-                chunk_done(c);
+                sk__rx_chunk_done(c);
             continue;
         }
         uint8_t type;
@@ -496,7 +502,7 @@ static void recv_feed(sk_conn *c, const uint8_t *data, size_t len)
     sk_buf_consume(&x->in, used);
 }
 
-static void recv_data(sk_conn *c, const uint8_t *data, size_t len)
+void sk__rx_data(sk_conn *c, const uint8_t *data, size_t len)
 {
     rx_conn *x = sk_conn_data(c);
     if (x->phase == 2)
@@ -539,6 +545,7 @@ static void recv_close(sk_conn *c)
     sk__xf_hash_free(&x->whole);
     sk_buf_free(&x->in);
     sk_buf_free(&x->out);
+    sk__rx_splice_end(x);
     if (x->pdir_name) {
         sk__rx_sync_dir(x);
         close(x->pdir_fd);
@@ -554,7 +561,7 @@ const sk_service sk__svc_recv = {
     .init = sk__recv_init,
     .fini = sk__recv_fini,
     .on_open = recv_open,
-    .on_data = recv_data,
+    .on_data = sk__rx_data,
     .on_close = recv_close,
     .options = sk__recv_options,
     .config_size = sizeof(recv_cfg),

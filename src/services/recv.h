@@ -15,6 +15,9 @@
 
 #define RX_QUEUE 256 /* files announced and not yet ended, per connection */
 #define SWEEP_EVERY_MS 60000
+/* A chunk at least this big starts the splice path (recv_splice.c); smaller
+ * data is copied, many small files in one read. */
+#define SK_RX_SPLICE_MIN (64 * 1024)
 
 typedef struct recv_cfg {
     const char *dir;
@@ -90,6 +93,14 @@ typedef struct rx_conn {
     int sync_failed;     /* an fsync of it failed: the queued answers are not true */
     uint64_t free_bytes; /* free space at free_at_ms, less what was accepted since */
     int64_t free_at_ms;
+    /* recv_splice.c: chunk data spliced socket -> pipe -> part */
+    int splice;      /* 0: not tried yet, 1: the read hook is set, -1: not available */
+    int pipe[2];     /* valid when splice is 1 */
+    int copy[2];     /* a second pipe the data is tee'd into for the hash, or -1 */
+    size_t pipe_cap; /* its capacity */
+    uint8_t *rbuf;   /* the hook's reads that are not spliced; the hash's read-back */
+    int read_err;    /* an error seen after bytes were taken: the next call's */
+    int read_eof;    /* the same for the end of stream */
 } rx_conn;
 
 extern const sk_svc_option sk__recv_options[];
@@ -132,5 +143,17 @@ int sk__rx_sync_dir(rx_conn *x);
 int sk__rx_disk_full(int e);
 /* An ENTRY frame's payload: check, create or prepare, answer START. */
 void sk__rx_entry(sk_conn *c, const uint8_t *p, size_t len);
+/* Bytes from the peer (on_data, and the read hook's reads that are not spliced). */
+void sk__rx_data(sk_conn *c, const uint8_t *data, size_t len);
+/* Writing the current chunk into its part failed with errno e: refuse the file. */
+void sk__rx_write_failed(sk_conn *c, int e);
+/* The current chunk's data is all in: check its hash, journal it. */
+void sk__rx_chunk_done(sk_conn *c);
+/* From now on, splice the data of raw chunks into their parts where the
+ * connection and the system allow (Linux, not TLS, a model that calls read
+ * hooks); else nothing changes. Once per connection. */
+void sk__rx_splice_start(sk_conn *c, rx_conn *x);
+/* Release what sk__rx_splice_start made (on_close). */
+void sk__rx_splice_end(rx_conn *x);
 
 #endif
