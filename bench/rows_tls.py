@@ -12,6 +12,7 @@ import measure
 from cells import Row, Side
 from measure import Server, Group, free_port, need
 from rows_core import nginx_start, sockit_server, transfer, wrk_run
+from rows_files import SOCKIT_B  # another build as one more side (handshake and idle rows)
 
 
 def tls_args(ctx):
@@ -19,9 +20,12 @@ def tls_args(ctx):
     return ["--tls", "--cert", cert, "--key", key]
 
 
-def sockit_tls(ctx, service, extra):
+def sockit_tls(ctx, service, extra, exe=None):
     def start(strace_out):
-        return sockit_server(ctx, service, extra + tls_args(ctx))(strace_out)
+        if exe is None:
+            return sockit_server(ctx, service, extra + tls_args(ctx))(strace_out)
+        return Server([exe, "serve", service] + extra + tls_args(ctx) + ["127.0.0.1:0"],
+                      strace_out=strace_out)
     return start
 
 
@@ -85,6 +89,8 @@ def handshake_rows(ctx):
         sides = [Side("sockit serve echo --tls -q", sockit_tls(ctx, "echo", ["-q"]), run),
                  Side("nginx (1 worker, ssl)", lambda so: nginx_start(ctx, ctx.www(), ctx.cert()[:2])(so),
                       run, lambda: need("nginx"))]
+        if SOCKIT_B:
+            sides.append(Side("sockit B serve echo --tls -q", sockit_tls(ctx, "echo", ["-q"], SOCKIT_B), run))
         rows.append(Row(f"tls-hs-{kind}", f"TLS handshakes, {kind} (openssl s_time, one at a time)", sides,
                         "openssl s_time -connect 127.0.0.1:PORT -time T " + ("-reuse -tls1_2" if reuse else "-new"),
                         unit="handshake", note=note,
@@ -177,13 +183,17 @@ def tls_idle_row(ctx):
                 "ops": max(up, 1), "rate": up, "errors": int(kv["errors"]),
                 "extra": {"RSS/conn (KiB)": (rss1 - rss0) / max(up, 1) / 1024}}
 
-    def sockit_start(strace_out):
-        return Server([ctx.sockit, "serve", "echo", "-q"] + tls_args(ctx) + ["127.0.0.1:0"],
-                      strace_out=strace_out, preexec=measure.nofile(n + 100))
+    def sockit_start(exe):
+        def start(strace_out):
+            return Server([exe, "serve", "echo", "-q"] + tls_args(ctx) + ["127.0.0.1:0"],
+                          strace_out=strace_out, preexec=measure.nofile(n + 100))
+        return start
 
-    sides = [Side("sockit serve echo --tls -q", sockit_start, run),
+    sides = [Side("sockit serve echo --tls -q", sockit_start(ctx.sockit), run),
              Side("nginx (1 worker, ssl)", lambda so: nginx_start(ctx, ctx.www(), ctx.cert()[:2])(so), run,
                   lambda: need("nginx"))]
+    if SOCKIT_B:
+        sides.append(Side("sockit B serve echo --tls -q", sockit_start(SOCKIT_B), run))
     return Row("tls-idle", f"{n} idle TLS connections: server memory", sides,
                f"bench/peers/tls_idle.py 127.0.0.1 PORT {n} (TLS 1.3 handshakes, then idle)",
                unit="connection", rate_unit="held", max_repeat=5,
