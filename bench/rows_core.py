@@ -165,11 +165,11 @@ def nginx_conf(ctx, port, root, tls=None, extra=""):
     return d, conf
 
 
-def nginx_start(ctx, root, tls=None):
+def nginx_start(ctx, root, tls=None, extra=""):
     def start(strace_out):
         need("nginx")
         port = free_port()
-        d, conf = nginx_conf(ctx, port, root, tls)
+        d, conf = nginx_conf(ctx, port, root, tls, extra)
         return Server(["nginx", "-p", d, "-c", conf], port=port, strace_out=strace_out,
                       preexec=measure.nofile(20000))
     return start

@@ -110,7 +110,7 @@ def main():
                     f"  client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d};\n"
                     f"  uwsgi_temp_path {d}; scgi_temp_path {d};\n"
                     f"  server {{ listen 127.0.0.1:{port} ssl; root {d}; ssl_certificate {cert}; "
-                    f"ssl_certificate_key {key}; ssl_protocols {protocols}; ssl_session_cache shared:S:10m; ssl_session_tickets on; }} }}\n")
+                    f"ssl_certificate_key {key}; ssl_protocols {protocols}; ssl_session_cache shared:S:10m; ssl_session_tickets on; client_header_timeout 600s; }} }}\n")
         argv = ["nginx", "-p", d, "-c", conf]
     else:
         argv = [sockit, "serve", "echo", "-q", "--tls", "--cert", cert, "--key", key, f"127.0.0.1:{port}"]
