@@ -23,37 +23,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCH = os.path.dirname(HERE)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def tree(pid):
-    out = [pid]
-    try:
-        kids = open(f"/proc/{pid}/task/{pid}/children").read().split()
-    except OSError:
-        kids = []
-    for k in kids:
-        out += tree(int(k))
-    return out
-
-
-def rss(pid):
-    total = 0
-    for p in tree(pid):
-        try:
-            for line in open(f"/proc/{p}/status"):
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            pass
-    return total
+sys.path.insert(0, BENCH)
+from measure import free_port, rss_bytes as rss, tree  # noqa: E402 (the bench's own helpers)
 
 
 def wait_port(port, proc, limit=20):
@@ -121,7 +92,7 @@ def main():
     try:
         wait_port(port, srv)
         time.sleep(1)
-        pid = tree(srv.pid)[-1]  # nginx: the worker
+        pid = max(tree(srv.pid))  # nginx: the worker (forked after the master)
         trigger(prefix)
         before = wait_dump(prefix, 1)
         rss0 = rss(srv.pid)
