@@ -150,8 +150,10 @@ def nginx_conf(ctx, port, root, tls=None, extra=""):
     """A one-worker nginx serving `root` on 127.0.0.1:port (TLS with tls=(cert, key))."""
     d = ctx.scratch("nginx")
     listen = f"listen 127.0.0.1:{port}" + (" ssl" if tls else "") + ";"
-    ssl = (f"ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]}; ssl_session_cache shared:S:10m; "
-           f"ssl_session_tickets on;" if tls else "")
+    # TLS 1.2 and 1.3, as sockit: nginx 1.22's default has no TLS 1.3 (1.23.4 added it), and
+    # without this line every TLS row compared sockit's TLS 1.3 with nginx's TLS 1.2.
+    ssl = (f"ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]}; ssl_protocols TLSv1.2 TLSv1.3; "
+           f"ssl_session_cache shared:S:10m; ssl_session_tickets on;" if tls else "")
     conf = os.path.join(d, "nginx.conf")
     with open(conf, "w") as f:
         f.write(f"daemon off; worker_processes 1; worker_rlimit_nofile 20000; pid {d}/n.pid;\n"
@@ -163,11 +165,11 @@ def nginx_conf(ctx, port, root, tls=None, extra=""):
     return d, conf
 
 
-def nginx_start(ctx, root, tls=None):
+def nginx_start(ctx, root, tls=None, extra=""):
     def start(strace_out):
         need("nginx")
         port = free_port()
-        d, conf = nginx_conf(ctx, port, root, tls)
+        d, conf = nginx_conf(ctx, port, root, tls, extra)
         return Server(["nginx", "-p", d, "-c", conf], port=port, strace_out=strace_out,
                       preexec=measure.nofile(20000))
     return start

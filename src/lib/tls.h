@@ -98,6 +98,7 @@ int sk__tls_load_trust(SSL_CTX *ctx, const char *ca, const char *opt, sk_err *er
  * and, after a failure, the message. */
 struct sk__tls_conn_state {
     char *msg;
+    int in_handshake; /* a server's, counted in tp_tls.c's handshakes in progress */
     char peer[];
 };
 

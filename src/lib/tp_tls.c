@@ -8,7 +8,11 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -70,6 +74,41 @@ static void method_init(void)
         return;
     }
     nosig_method = m;
+}
+
+/* ------------------------------------- the heap after a burst of handshakes */
+
+/* A handshake allocates and frees far more than the connection keeps (its
+ * buffers, the key exchange, the transcript), interleaved with what stays,
+ * so after a burst of handshakes the heap is left with free holes among
+ * the idle connections' state, resident until something reuses them. When
+ * the last server handshake in progress ends and enough have completed
+ * since the last time, the free pages go back to the kernel (glibc's
+ * malloc_trim). Never while handshakes are in progress, and at most once
+ * per TRIM_EVERY completed handshakes: a trim walks the whole heap. */
+#define TRIM_EVERY 256
+
+static atomic_long hs_in_progress, hs_since_trim;
+
+static void handshake_begins(struct sk__tls_conn_state *s)
+{
+    s->in_handshake = 1;
+    atomic_fetch_add(&hs_in_progress, 1);
+}
+
+static void handshake_ends(SSL *ssl, int completed)
+{
+    struct sk__tls_conn_state *s = ssl ? SSL_get_ex_data(ssl, sk__tls_conn_index()) : NULL;
+    if (s == NULL || !s->in_handshake)
+        return;
+    s->in_handshake = 0;
+    long done = completed ? atomic_fetch_add(&hs_since_trim, 1) + 1 : atomic_load(&hs_since_trim);
+    if (atomic_fetch_sub(&hs_in_progress, 1) == 1 && done >= TRIM_EVERY) {
+        atomic_store(&hs_since_trim, 0);
+#ifdef __GLIBC__
+        malloc_trim(0);
+#endif
+    }
 }
 
 /* ---------------------------------------------------------------- the ops */
@@ -213,6 +252,7 @@ static int tls_shutdown(sk_tp *t)
 
 static void tls_close(sk_tp *t)
 {
+    handshake_ends(ssl_of(t), 0);
     SSL_free(ssl_of(t)); /* frees the BIO and the per-connection state */
     t->impl = NULL;
     if (t->fd >= 0)
@@ -257,6 +297,8 @@ int sk__tp_tls(sk_tp *t, sk_tls *ctx, int fd, int is_server, const char *peer_na
         return sk_errno(err, ENOMEM, "TLS");
     }
     memcpy(s->peer, peer, pl + 1);
+    if (is_server)
+        handshake_begins(s);
     BIO_set_fd(b, fd, BIO_NOCLOSE);
     SSL_set_bio(ssl, b, b);
     t->ops = &sk__tp_tls_ops;
@@ -271,8 +313,10 @@ int sk__tp_tls_handshake(sk_tp *t)
     for (;;) {
         errno = 0;
         int r = SSL_do_handshake(ssl_of(t));
-        if (r == 1)
+        if (r == 1) {
+            handshake_ends(ssl_of(t), 1);
             return 1;
+        }
         int retry;
         ssize_t x = failed(t, r, errno, &retry);
         if (retry)
