@@ -532,6 +532,84 @@ def test_sighup_rereads_access_file_fork():
     check_sighup_access("fork")  # the parent accepts and checks
 
 
+def tasks(pid):
+    return sorted(os.listdir("/proc/%d/task" % pid))
+
+
+def check_one_task_reloads(model):
+    """The serving process of an event loop is one thread: SIGHUP, SIGUSR2
+    and the stop notice are read in its loop (a second thread would make
+    every system call on a descriptor take a file reference). SIGHUP still
+    reloads, and a connection open across it is kept."""
+    d = tempdir()
+    allow = os.path.join(d, "allow")
+    with open(allow, "w") as f:
+        f.write("127.0.0.2\n")
+    with Server(["-v", "--model", model, "--allow-file", allow, "echo",
+                 "tcp://127.0.0.1:0"]) as srv:
+        assert tasks(srv.pid) == [str(srv.pid)]
+        kept = socket.create_connection(("127.0.0.1", srv.port), 10,
+                                        ("127.0.0.2", 0))
+        try:
+            kept.sendall(b"before\n")
+            assert recv_exactly(kept, 7) == b"before\n"
+            assert echo_once(srv.port, src="127.0.0.3") == b""
+            with open(allow, "w") as f:
+                f.write("127.0.0.2\n127.0.0.3\n")
+            os.kill(srv.pid, signal.SIGHUP)
+            srv.wait_stderr("SIGHUP: access files re-read")
+            assert echo_once(srv.port, src="127.0.0.3") == b"hello\n"
+            kept.sendall(b"after\n")
+            assert recv_exactly(kept, 6) == b"after\n"
+        finally:
+            kept.close()
+        assert tasks(srv.pid) == [str(srv.pid)]
+
+
+def recv_exactly(s, n):
+    out = b""
+    while len(out) < n:
+        b = s.recv(n - len(out))
+        if not b:
+            break
+        out += b
+    return out
+
+
+@timeout(30)
+def test_one_task_and_sighup_epoll():
+    check_one_task_reloads("epoll")
+
+
+@timeout(30)
+def test_one_task_and_sighup_uring():
+    check_one_task_reloads("uring")
+
+
+@timeout(30)
+def test_idle_exit_one_task():
+    """--inetd-wait --idle-exit under an event loop: the idle looks are a
+    timer in the loop, no thread of their own; it serves, then exits."""
+    for model in ("epoll", "uring"):
+        ls, port = free_port()
+        ls.listen(8)
+        logpath = os.path.join(tempdir(), "log")
+        p = start([SOCKIT, "serve", "--model", model, "--inetd-wait",
+                   "--idle-exit", "2", "-v", "--log", logpath, "echo"],
+                  stdin=ls.fileno(), stdout=subprocess.DEVNULL,
+                  stderr=subprocess.DEVNULL)
+        ls.close()
+        try:
+            assert echo_once(port) == b"hello\n"  # then it is in its loop
+            assert tasks(p.pid) == [str(p.pid)]
+            assert p.wait(10) == 0
+            assert "exiting (--idle-exit)" in open(logpath).read()
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 @timeout(30)
 def test_sighup_rereads_http_auth():
     """http --auth: a user added to the file can log in after SIGHUP; a bad
