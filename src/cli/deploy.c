@@ -162,8 +162,9 @@ static void on_usr2(int sig)
     poke('u');
 }
 
-/* A thread with no signals (they go to the serving flow of control). */
-static void start_thread(void *(*fn)(void *), void *arg)
+/* A detached thread with no signals (they go to the serving flow of
+ * control). 0, or pthread_create's error number. */
+static int start_thread(void *(*fn)(void *), void *arg)
 {
     pthread_t tid;
     sigset_t all, old;
@@ -171,9 +172,9 @@ static void start_thread(void *(*fn)(void *), void *arg)
     pthread_sigmask(SIG_BLOCK, &all, &old);
     int rc = pthread_create(&tid, NULL, fn, arg);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0)
-        cli_fail("pthread_create: %s", strerror(rc));
-    pthread_detach(tid);
+    if (rc == 0)
+        pthread_detach(tid);
+    return rc;
 }
 
 static void upgrade(void);
@@ -190,6 +191,7 @@ static void *upgrade_main(void *arg)
 
 static void act(char ch)
 {
+    int rc;
     if (ch == 's') {
         if (atomic_exchange(&g_stop_said, 1) == 0)
             say("STOPPING=1");
@@ -198,10 +200,12 @@ static void act(char ch)
     if (ch == 'u') {
         if (!g_in_loop)
             upgrade();
-        else if (atomic_exchange(&g_upgrading, 1) == 0)
-            start_thread(upgrade_main, NULL);
-        else
+        else if (atomic_exchange(&g_upgrading, 1) != 0)
             cli_warn("SIGUSR2: an upgrade is already under way");
+        else if ((rc = start_thread(upgrade_main, NULL)) != 0) {
+            atomic_store(&g_upgrading, 0);
+            cli_warn("SIGUSR2: pthread_create: %s: still serving", strerror(rc));
+        }
         return;
     }
     /* Type=notify-reload: RELOADING=1 (with MONOTONIC_USEC), the work, READY=1. */
@@ -271,7 +275,9 @@ void cli_deploy_signals(sk_server *s, void (*reload)(void *), void *arg)
         int fl = fcntl(g_pipe_rd, F_GETFL);
         if (fl < 0 || fcntl(g_pipe_rd, F_SETFL, fl & ~O_NONBLOCK) < 0)
             cli_fail("fcntl: %s", strerror(errno));
-        start_thread(deploy_main, NULL);
+        int rc = start_thread(deploy_main, NULL);
+        if (rc != 0)
+            cli_fail("pthread_create: %s", strerror(rc));
     }
     if (reload) {
         struct sigaction sa = {0};
@@ -385,8 +391,11 @@ void cli_deploy_idle_exit(sk_server *s, int ms, int verbose)
     static struct idle_arg ia;
     ia = (struct idle_arg){.s = s, .ms = ms, .verbose = verbose, .since = sk_now_ms()};
     sk_server_counts(s, NULL, &ia.last);
+    int rc = 0;
     if (!idle_in_loop(&ia)) /* a blocking model (or no timerfd): a thread looks */
-        start_thread(idle_main, &ia);
+        rc = start_thread(idle_main, &ia);
+    if (rc != 0)
+        cli_fail("pthread_create: %s", strerror(rc));
 }
 
 void cli_deploy_migrate_note(void)
