@@ -5,6 +5,9 @@ The method of ../shared/bench/README.md: the server pinned to CPU 0, the load
 to CPU 1; server CPU per operation = busy time of CPU 0 in /proc/stat over the
 measured window (softirq work included) divided by the operations the load
 generator counted; A and B alternated A B A B ... in one run; medians of N.
+Process CPU per operation (utime+stime of the server's process tree) is shown
+too: it misses softirq work, but other tenants of a shared machine do not
+count in it.
 The load generators are not ours: echoload (../shared/bench/echoload.c) for
 TCP echo, short connections and UDP, wrk for HTTP; bulk is `sockit connect <
 file` into `serve discard`, timed.
@@ -27,6 +30,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from measure import proc_cpu
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_LOAD = os.path.join(ROOT, "..", "shared", "bench", "echoload.c")
@@ -80,17 +85,19 @@ class Server:
                 self.proc.wait()
 
 
-def measured(load_argv, warmup, timeout):
-    """Run the load pinned to LOAD_CPU; CPU 0's busy time from the end of the
-    warm-up to the end of the run. Returns (stdout, busy seconds, wall seconds)."""
+def measured(load_argv, warmup, timeout, srv):
+    """Run the load pinned to LOAD_CPU; CPU 0's busy time and the server's
+    process CPU from the end of the warm-up to the end of the run. Returns
+    (stdout, busy seconds, wall seconds); srv.proc_s gets the process CPU."""
     p = subprocess.Popen(["taskset", "-c", str(LOAD_CPU)] + load_argv,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     time.sleep(warmup)
-    b0, t0 = cpu_busy(SERVER_CPU), time.monotonic()
+    b0, t0, c0 = cpu_busy(SERVER_CPU), time.monotonic(), proc_cpu(srv.proc.pid)
     out, err = p.communicate(timeout=timeout)
-    b1, t1 = cpu_busy(SERVER_CPU), time.monotonic()
+    b1, t1, c1 = cpu_busy(SERVER_CPU), time.monotonic(), proc_cpu(srv.proc.pid)
     if p.returncode != 0:
         raise RuntimeError(f"{load_argv[0]}: exit {p.returncode}: {err.decode()[-300:]}")
+    srv.proc_s = c1 - c0
     return out.decode(), b1 - b0, t1 - t0
 
 
@@ -103,13 +110,13 @@ def echoload_row(mode, conns, size, pipeline, extra):
             if mode == "conn":
                 argv += ["-S", "16"]
             argv += ["127.0.0.1", str(srv.port), str(conns), str(d), str(size), str(pipeline)]
-            out, busy, _ = measured(argv, 0.5, d + 60)
+            out, busy, _ = measured(argv, 0.5, d + 60, srv)
         finally:
             srv.stop()
         kv = dict(x.split("=", 1) for x in out.split() if "=" in x)
         ops = int(kv["completed"])
         return {"ops": ops, "rate": ops / float(kv["secs"]), "cpu_us": busy * 1e6 / max(ops, 1),
-                "errors": int(kv["errors"])}
+                "proc_us": srv.proc_s * 1e6 / max(ops, 1), "errors": int(kv["errors"])}
     return run
 
 
@@ -121,7 +128,7 @@ def http_row(size):
         srv = Server([sockit, "serve", "http", "-q", "--root", root, "127.0.0.1:0"])
         try:
             out, busy, wall = measured(["wrk", "-t1", "-c50", f"-d{d}s",
-                                        f"http://127.0.0.1:{srv.port}/f"], 0, d + 60)
+                                        f"http://127.0.0.1:{srv.port}/f"], 0, d + 60, srv)
         finally:
             srv.stop()
             os.unlink(os.path.join(root, "f"))
@@ -129,6 +136,7 @@ def http_row(size):
         reqs = int(re.search(r"(\d+) requests in", out).group(1))
         errs = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
         return {"ops": reqs, "rate": reqs / wall, "cpu_us": busy * 1e6 / max(reqs, 1),
+                "proc_us": srv.proc_s * 1e6 / max(reqs, 1),
                 "errors": int(errs.group(1)) if errs else 0}
     return run
 
@@ -140,13 +148,13 @@ def bulk_row(a, sockit, d):
         with open(path, "rb") as f:
             out, busy, wall = measured(
                 ["sh", "-c", f'exec "$0" connect 127.0.0.1 {srv.port} < "$1"', sockit, path],
-                0, 300)
+                0, 300, srv)
     finally:
         srv.stop()
     gib = os.path.getsize(path) / 2**30
     # ops = GiB moved; "rate" in Gbit/s; CPU 0 (the receiving server) in ms per GiB.
     return {"ops": gib, "rate": gib * 8 * 1.073741824 / wall, "cpu_us": busy * 1e3 / gib,
-            "errors": 0}
+            "proc_us": srv.proc_s * 1e3 / gib, "errors": 0}
 
 
 ROWS = {
@@ -193,8 +201,10 @@ def main():
                     cells[side].append(fn(a, getattr(a, side), a.duration))
                     c = cells[side][-1]
                     log(f"{r:11} run {i + 1} {side.upper()}: {c['rate']:12.1f}/s "
-                        f"{c['cpu_us']:9.2f} us/op errors={c['errors']}")
-            med = {s: {k: statistics.median(x[k] for x in cells[s]) for k in ("rate", "cpu_us")}
+                        f"{c['cpu_us']:9.2f} us/op {c['proc_us']:9.2f} proc us/op "
+                        f"errors={c['errors']}")
+            med = {s: {k: statistics.median(x[k] for x in cells[s])
+                       for k in ("rate", "cpu_us", "proc_us")}
                    for s in cells}
             errors = sum(x["errors"] for s in cells for x in cells[s])
             results[r] = {"title": title, "a": med["a"], "b": med["b"], "errors": errors,
@@ -203,13 +213,16 @@ def main():
         if "bulk" in rows:
             os.unlink(a.bulk_file)
     rate_u, cpu_u = "rate", "CPU/op"
-    print(f"| workload | A rate | B rate | A {cpu_u} | B {cpu_u} | B/A CPU | errors |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"| workload | A rate | B rate | A {cpu_u} | B {cpu_u} | B/A CPU | A proc/op | "
+          f"B proc/op | B/A proc | errors |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r, x in results.items():
         ru, cu = UNITS.get(r, ("/s", "us"))
         print(f"| {x['title']} | {x['a']['rate']:.1f} {ru} | {x['b']['rate']:.1f} {ru} | "
               f"{x['a']['cpu_us']:.2f} {cu} | {x['b']['cpu_us']:.2f} {cu} | "
-              f"{x['b']['cpu_us'] / x['a']['cpu_us']:.3f}x | {x['errors']} |")
+              f"{x['b']['cpu_us'] / x['a']['cpu_us']:.3f}x | "
+              f"{x['a']['proc_us']:.2f} {cu} | {x['b']['proc_us']:.2f} {cu} | "
+              f"{x['b']['proc_us'] / max(x['a']['proc_us'], 1e-9):.3f}x | {x['errors']} |")
     print(f"\nmedians of {a.runs} alternated runs of {a.duration} s; A={a.a} {a.a_args} "
           f"B={a.b} {a.b_args}")
     if a.json:

@@ -1004,6 +1004,7 @@ const sk_access *sk_server_set_proxy_from(sk_server *s, const sk_access *a);
 #define SK_MODEL_SHARED 0x1u     /* connections share one address space */
 #define SK_MODEL_CONCURRENT 0x2u /* many connections are served at the same time */
 #define SK_MODEL_WORKERS 0x4u    /* opts.workers means something (processes, loops) */
+#define SK_MODEL_LOOP 0x8u /* an event loop in sk_server_run's thread: sk_server_on_readable */
 
 typedef struct sk_model {
     const char *name;
@@ -1129,6 +1130,27 @@ const sk_access *sk_server_set_access(sk_server *s, const sk_access *a);
  * list is the caller's: see sk_server_set_access.)
  */
 int sk_server_reload(sk_server *s, sk_err *err);
+/*
+ * Have the serving loop call fn(s, fd, arg) whenever fd is readable (or at
+ * its end, or in error): the program's own work on an event (a self-pipe
+ * that its SIGHUP handler writes to, a timerfd) then runs in the loop's
+ * thread, between the connections' events, and the process needs no thread
+ * of its own to wait for it. Call it before sk_server_run, at most
+ * SK_SERVER_HOOKS_MAX times. fn runs in the first loop only (one is enough
+ * with opts.workers > 1), until sk_server_run returns (also during the grace
+ * period of a stop). It must read what made fd readable (else it is called
+ * again at once) and not block for long: the loop serves no connection
+ * meanwhile. It may call sk_server_stop, sk_server_reload,
+ * sk_server_set_access, sk_server_counts. It returns 0 to go on being
+ * called, anything else to stop watching fd. The server never closes fd.
+ * Returns 1 when the model runs such a loop (caps SK_MODEL_LOOP: select,
+ * poll, epoll, uring), 0 when it does not (iterative, fork, thread,
+ * prefork: nothing is watched, the caller waits on fd itself, e.g. in a
+ * thread), -1 with err when fd is negative or SK_SERVER_HOOKS_MAX are taken.
+ */
+#define SK_SERVER_HOOKS_MAX 4
+int sk_server_on_readable(sk_server *s, int fd, int (*fn)(sk_server *s, int fd, void *arg),
+                          void *arg, sk_err *err);
 /* Forget the server's Unix socket files: at stop they are not removed (a new
  * process took the listeners over: SIGUSR2). Call it from the thread that
  * stops the server, before sk_server_stop. */

@@ -1,6 +1,7 @@
 /*
  * deploy.c - serve under inetd and systemd: --inetd, --inetd-wait,
- * --idle-exit, --log, and the SIGHUP / sd_notify thread.
+ * --idle-exit, --log, SIGHUP / SIGUSR2 / sd_notify (in the server's loop, or
+ * a thread of ours under the blocking models).
  *
  * inetd (and xinetd, and systemd with Accept=yes) put the socket on
  * descriptors 0, 1 and 2. In those modes nothing but the service's own bytes
@@ -19,6 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#ifdef __linux__
+#include <sys/timerfd.h>
+#endif
 #include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -108,14 +112,20 @@ void cli_deploy_early(int argc, char **argv, struct cli_deploy *d)
 }
 
 /* ------------------------------------------------------------------------ */
-/* SIGHUP and the stop signals write a byte here (async-signal-safe); our own
- * thread does the rest: re-read files, tell the service manager. */
+/* SIGHUP, SIGUSR2 and the stop signals write a byte here (async-signal-safe);
+ * the rest (re-read files, tell the service manager, upgrade) runs where the
+ * byte is read: in the server's event loop (sk_server_on_readable), so that
+ * the serving process stays single-threaded (a second thread makes every
+ * system call on a descriptor take a file reference: fdget), or, under the
+ * blocking models, in a thread of our own. */
 static int g_pipe_rd = -1, g_pipe_wr = -1;
+static int g_in_loop; /* the server's loop reads the pipe */
 static void (*g_reload)(void *);
 static void *g_reload_arg;
 /* Held for a reload: cli_deploy_end_reloads waits for one in progress. */
 static pthread_mutex_t g_reload_mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int g_stop_said;
+static atomic_int g_upgrading; /* an upgrade thread runs (loop mode) */
 static int g_handover_fd = -1; /* SIGUSR2, the new process: where to say "serving" */
 
 static void say(const char *state)
@@ -125,34 +135,86 @@ static void say(const char *state)
         cli_warn("%s", err.msg);
 }
 
-void cli_deploy_stopping(void)
+static void poke(char ch)
 {
     if (g_pipe_wr < 0)
         return;
     int e = errno;
-    ssize_t r = write(g_pipe_wr, "s", 1);
-    (void)r; /* a full pipe already holds one */
+    ssize_t r = write(g_pipe_wr, &ch, 1);
+    (void)r; /* a full pipe already holds bytes to act on */
     errno = e;
+}
+
+void cli_deploy_stopping(void)
+{
+    poke('s');
 }
 
 static void on_hup(int sig)
 {
     (void)sig;
-    int e = errno;
-    ssize_t r = write(g_pipe_wr, "h", 1);
-    (void)r;
-    errno = e;
+    poke('h');
 }
-
-static void upgrade(void);
 
 static void on_usr2(int sig)
 {
     (void)sig;
-    int e = errno;
-    ssize_t r = write(g_pipe_wr, "u", 1);
-    (void)r;
-    errno = e;
+    poke('u');
+}
+
+/* A detached thread with no signals (they go to the serving flow of
+ * control). 0, or pthread_create's error number. */
+static int start_thread(void *(*fn)(void *), void *arg)
+{
+    pthread_t tid;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&tid, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == 0)
+        pthread_detach(tid);
+    return rc;
+}
+
+static void upgrade(void);
+
+/* In loop mode the upgrade, which waits up to 10 s for the new process,
+ * gets a thread of its own for that while: the loop goes on serving. */
+static void *upgrade_main(void *arg)
+{
+    (void)arg;
+    upgrade();
+    atomic_store(&g_upgrading, 0);
+    return NULL;
+}
+
+static void act(char ch)
+{
+    int rc;
+    if (ch == 's') {
+        if (atomic_exchange(&g_stop_said, 1) == 0)
+            say("STOPPING=1");
+        return;
+    }
+    if (ch == 'u') {
+        if (!g_in_loop)
+            upgrade();
+        else if (atomic_exchange(&g_upgrading, 1) != 0)
+            cli_warn("SIGUSR2: an upgrade is already under way");
+        else if ((rc = start_thread(upgrade_main, NULL)) != 0) {
+            atomic_store(&g_upgrading, 0);
+            cli_warn("SIGUSR2: pthread_create: %s: still serving", strerror(rc));
+        }
+        return;
+    }
+    /* Type=notify-reload: RELOADING=1 (with MONOTONIC_USEC), the work, READY=1. */
+    say("RELOADING=1");
+    pthread_mutex_lock(&g_reload_mu);
+    if (g_reload)
+        g_reload(g_reload_arg);
+    pthread_mutex_unlock(&g_reload_mu);
+    say("READY=1");
 }
 
 static void *deploy_main(void *arg)
@@ -165,22 +227,26 @@ static void *deploy_main(void *arg)
             continue;
         if (n <= 0)
             return NULL;
-        if (ch == 's') {
-            if (atomic_exchange(&g_stop_said, 1) == 0)
-                say("STOPPING=1");
+        act(ch);
+    }
+}
+
+/* In the server's loop: the pipe (non-blocking) is readable. */
+static int on_pipe(sk_server *s, int fd, void *arg)
+{
+    (void)s;
+    (void)arg;
+    for (;;) {
+        char buf[64];
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
             continue;
-        }
-        if (ch == 'u') {
-            upgrade();
-            continue;
-        }
-        /* Type=notify-reload: RELOADING=1 (with MONOTONIC_USEC), the work, READY=1. */
-        say("RELOADING=1");
-        pthread_mutex_lock(&g_reload_mu);
-        if (g_reload)
-            g_reload(g_reload_arg);
-        pthread_mutex_unlock(&g_reload_mu);
-        say("READY=1");
+        if (n < 0 && errno == EAGAIN)
+            return 0;
+        if (n <= 0)
+            return -1;
+        for (ssize_t i = 0; i < n; i++)
+            act(buf[i]);
     }
 }
 
@@ -191,27 +257,28 @@ void cli_deploy_end_reloads(void)
     pthread_mutex_unlock(&g_reload_mu);
 }
 
-void cli_deploy_signals(void (*reload)(void *), void *arg)
+void cli_deploy_signals(sk_server *s, void (*reload)(void *), void *arg)
 {
     int p[2];
-    pthread_t tid;
+    sk_err err;
     g_reload = reload;
     g_reload_arg = arg;
-    if (pipe2(p, O_CLOEXEC) < 0)
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
         cli_fail("pipe: %s", strerror(errno));
     g_pipe_rd = p[0];
     g_pipe_wr = p[1];
-    if (fcntl(g_pipe_wr, F_SETFL, O_NONBLOCK) < 0)
-        cli_fail("fcntl: %s", strerror(errno));
-    /* The thread takes no signals: they go to the serving threads, as before. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    int rc = pthread_create(&tid, NULL, deploy_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0)
-        cli_fail("pthread_create: %s", strerror(rc));
-    pthread_detach(tid);
+    int r = sk_server_on_readable(s, g_pipe_rd, on_pipe, NULL, &err);
+    if (r < 0)
+        cli_die(&err);
+    g_in_loop = r;
+    if (!g_in_loop) { /* a blocking model: our own thread waits on the pipe */
+        int fl = fcntl(g_pipe_rd, F_GETFL);
+        if (fl < 0 || fcntl(g_pipe_rd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+            cli_fail("fcntl: %s", strerror(errno));
+        int rc = start_thread(deploy_main, NULL);
+        if (rc != 0)
+            cli_fail("pthread_create: %s", strerror(rc));
+    }
     if (reload) {
         struct sigaction sa = {0};
         sa.sa_handler = on_hup;
@@ -243,47 +310,92 @@ struct idle_arg {
     sk_server *s;
     int ms;
     int verbose;
+    unsigned long last; /* served at the last look */
+    int64_t since;      /* when something last happened */
 };
+
+/* How often to look: a quarter of a short idle time, else 4 times a second. */
+static int idle_period_ms(int ms)
+{
+    return ms < 1000 ? ms / 4 + 1 : 250;
+}
+
+/* One look: 1 once the server was idle for ia->ms (and is now stopping). */
+static int idle_look(struct idle_arg *ia)
+{
+    long open = 0;
+    unsigned long served = 0;
+    sk_server_counts(ia->s, &open, &served);
+    int64_t now = sk_now_ms();
+    if (open > 0 || served != ia->last) {
+        ia->last = served;
+        ia->since = now;
+        return 0;
+    }
+    if (now - ia->since < ia->ms)
+        return 0;
+    if (ia->verbose)
+        cli_warn("idle for %d ms: exiting (--idle-exit)", ia->ms);
+    sk_server_stop(ia->s);
+    return 1;
+}
 
 /* --inetd-wait: stop once nothing happened for --idle-exit (inetd then
  * watches the socket again and starts us at the next client). */
 static void *idle_main(void *arg)
 {
     struct idle_arg *ia = arg;
-    unsigned long last = 0;
-    long open = 0;
-    sk_server_counts(ia->s, &open, &last);
-    int64_t since = sk_now_ms();
-    for (;;) {
-        poll(NULL, 0, ia->ms < 1000 ? ia->ms / 4 + 1 : 250);
-        unsigned long served = 0;
-        sk_server_counts(ia->s, &open, &served);
-        int64_t now = sk_now_ms();
-        if (open > 0 || served != last) {
-            last = served;
-            since = now;
-        } else if (now - since >= ia->ms) {
-            if (ia->verbose)
-                cli_warn("idle for %d ms: exiting (--idle-exit)", ia->ms);
-            sk_server_stop(ia->s);
-            return NULL;
-        }
-    }
+    do
+        poll(NULL, 0, idle_period_ms(ia->ms));
+    while (!idle_look(ia));
+    return NULL;
 }
+
+#ifdef __linux__
+/* The same looks from the server's loop, on a timerfd's ticks. */
+static int idle_tick(sk_server *s, int fd, void *arg)
+{
+    (void)s;
+    uint64_t ticks;
+    ssize_t n = read(fd, &ticks, sizeof ticks);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return 0;
+    return n != (ssize_t)sizeof ticks || idle_look(arg);
+}
+
+static int idle_in_loop(struct idle_arg *ia)
+{
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    int p = idle_period_ms(ia->ms);
+    struct timespec t = {.tv_sec = p / 1000, .tv_nsec = (long)(p % 1000) * 1000000};
+    struct itimerspec its = {.it_interval = t, .it_value = t};
+    sk_err err;
+    if (timerfd_settime(fd, 0, &its, NULL) == 0 &&
+        sk_server_on_readable(ia->s, fd, idle_tick, ia, &err) == 1)
+        return 1; /* the timer stays open until we exit */
+    close(fd);
+    return 0;
+}
+#else
+static int idle_in_loop(struct idle_arg *ia)
+{
+    (void)ia;
+    return 0;
+}
+#endif
 
 void cli_deploy_idle_exit(sk_server *s, int ms, int verbose)
 {
     static struct idle_arg ia;
-    ia = (struct idle_arg){s, ms, verbose};
-    pthread_t tid;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    int rc = pthread_create(&tid, NULL, idle_main, &ia);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    ia = (struct idle_arg){.s = s, .ms = ms, .verbose = verbose, .since = sk_now_ms()};
+    sk_server_counts(s, NULL, &ia.last);
+    int rc = 0;
+    if (!idle_in_loop(&ia)) /* a blocking model (or no timerfd): a thread looks */
+        rc = start_thread(idle_main, &ia);
     if (rc != 0)
         cli_fail("pthread_create: %s", strerror(rc));
-    pthread_detach(tid);
 }
 
 void cli_deploy_migrate_note(void)

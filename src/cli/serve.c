@@ -307,8 +307,8 @@ static void reload_proxy_from(struct serve_cfg *c)
         log_line(NULL, SK_LOG_INFO, "SIGHUP: --proxy-from-file re-read");
 }
 
-/* SIGHUP, in the deploy thread: every re-read in one place (the TLS
- * certificates' reload joins here). */
+/* SIGHUP, in the server's loop (a thread under the blocking models): every re-read in one place
+ * (the TLS certificates' reload joins here). */
 static void reload_all(void *arg)
 {
     struct serve_cfg *c = arg;
@@ -388,9 +388,11 @@ static int serve(int argc, char **argv, int relay)
         return 0;
     }
     /* SIGHUP re-reads the access files, the service's files and the TLS
-     * certificates (reload_all, in the deploy thread), which also tells systemd. */
+     * certificates (reload_all, in the server's loop or a thread of ours),
+     * which also tells systemd. */
     if (s) {
-        cli_deploy_signals(c.nacc > 0 || c.svc_files || c.o.tls || c.pfrom_files ||
+        cli_deploy_signals(s,
+                           c.nacc > 0 || c.svc_files || c.o.tls || c.pfrom_files ||
                                    sk_notify_enabled()
                                ? reload_all
                                : NULL,

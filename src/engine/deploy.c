@@ -1,8 +1,9 @@
 /*
  * deploy.c - what running under inetd and systemd needs from the engine:
  * serving one connection that is already open (inetd `nowait`, systemd
- * Accept=yes), the counts an idle exit watches (inetd `wait`), and swapping
- * the access list on SIGHUP.
+ * Accept=yes), the counts an idle exit watches (inetd `wait`), swapping
+ * the access list on SIGHUP, and the program's descriptors that the first
+ * loop watches for it (its SIGHUP pipe: no thread of its own to wait).
  */
 #define _GNU_SOURCE /* SOCK_CLOEXEC, SOCK_NONBLOCK */
 #include <errno.h>
@@ -77,6 +78,25 @@ int sk_server_reload(sk_server *s, sk_err *err)
      * way. The other models see the swapped pointers. */
     atomic_fetch_add(&s->reloads, 1);
     return r;
+}
+
+int sk_server_on_readable(sk_server *s, int fd, int (*fn)(sk_server *s, int fd, void *arg),
+                          void *arg, sk_err *err)
+{
+    if (fd < 0 || fn == NULL)
+        return sk_err_usage(err, "sk_server_on_readable: %s", fd < 0 ? "no descriptor" : "no call");
+    if (!(s->model->caps & SK_MODEL_LOOP))
+        return 0; /* no loop of ours: the caller waits on fd itself */
+    if (s->nhooks == SK_SERVER_HOOKS_MAX)
+        return sk_err_usage(err, "sk_server_on_readable: more than %d descriptors",
+                            SK_SERVER_HOOKS_MAX);
+    s->hooks[s->nhooks++] = (sk__hook){.s = s, .fd = fd, .fn = fn, .arg = arg};
+    return 1;
+}
+
+int sk__hook_fire(sk__hook *h)
+{
+    return h->fn(h->s, h->fd, h->arg);
 }
 
 void sk_server_counts(const sk_server *s, long *open, unsigned long *served)

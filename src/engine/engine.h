@@ -40,6 +40,15 @@
 
 struct sk__watch;
 
+/* sk_server_on_readable: a descriptor of the program's, watched by the first
+ * loop (its address is an io_uring completion's user_data: 16-aligned). */
+typedef struct sk__hook {
+    _Alignas(16) sk_server *s;
+    int fd;
+    int (*fn)(sk_server *s, int fd, void *arg);
+    void *arg;
+} sk__hook;
+
 struct sk_server {
     sk_server_opts o;
     const sk_service *svc;
@@ -75,9 +84,13 @@ struct sk_server {
      * on behalf of w->c; was `old`. 0, or -1 (errno). NULL: the model polls
      * the connection's watches itself (blocking.c). */
     int (*watch)(struct sk__watch *w, unsigned old, unsigned events);
-    atomic_ulong served; /* connections/datagrams finished, for --once */
-    sk_limits *limits;   /* access: per-source limits (admit.c), NULL if none */
+    atomic_ulong served;                 /* connections/datagrams finished, for --once */
+    sk_limits *limits;                   /* access: per-source limits (admit.c), NULL if none */
+    sk__hook hooks[SK_SERVER_HOOKS_MAX]; /* sk_server_on_readable (deploy.c) */
+    int nhooks;
 };
+/* A hook's descriptor was readable: call the program; 0 to go on watching. */
+int sk__hook_fire(sk__hook *h);
 
 /* Connection flags */
 #define SK_C_EOF 0x01         /* peer shut down its sending side */

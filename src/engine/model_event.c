@@ -336,6 +336,14 @@ static void on_wake(sk__ev_loop *loop, int fd, unsigned fired, void *ud)
     }
 }
 
+/* sk_server_on_readable: the program's descriptor (its SIGHUP pipe). */
+static void on_hook(sk__ev_loop *loop, int fd, unsigned fired, void *ud)
+{
+    (void)fired;
+    if (sk__hook_fire(ud) != 0)
+        sk__ev_watch(loop, fd, 0, NULL, NULL);
+}
+
 static void new_conn(worker *w, const sk_listener *l, int fd, struct sockaddr *peer, socklen_t plen)
 {
     sk_conn *c = sk__conn_accepted(w->s, fd, peer, plen, l->transport);
@@ -593,6 +601,9 @@ static int worker_init(worker *w, sk_server *s, const sk__ev_backend *be, int in
     if (sk__ev_watch(w->loop, w->wake_rd, SK_EV_READ, on_wake, w) < 0 ||
         sk__ev_watch(w->loop, s->stop_rd, SK_EV_READ, on_stop, w) < 0)
         return sk_errno(err, errno, "%s: watch", be->name);
+    for (int i = 0; index == 0 && i < s->nhooks; i++) /* the first loop is enough */
+        if (sk__ev_watch(w->loop, s->hooks[i].fd, SK_EV_READ, on_hook, &s->hooks[i]) < 0)
+            return sk_errno(err, errno, "%s: watch descriptor %d", be->name, s->hooks[i].fd);
     for (size_t i = 0; i < s->nls; i++)
         w->lw[i] = (lwatch){.w = w, .l = &s->ls[i]};
     if (index > 0 && s->o.reuseport && own_listeners(w, err) < 0)
@@ -656,14 +667,14 @@ static int run_poll(sk_server *s, sk_err *err)
 const sk_model sk__model_select = {
     .name = "select",
     .summary = "one process, one select() loop (descriptors below 1024)",
-    .caps = SK_MODEL_SHARED | SK_MODEL_CONCURRENT | SK_MODEL_WORKERS,
+    .caps = SK_MODEL_SHARED | SK_MODEL_CONCURRENT | SK_MODEL_WORKERS | SK_MODEL_LOOP,
     .run = run_select,
 };
 
 const sk_model sk__model_poll = {
     .name = "poll",
     .summary = "one process, one poll() loop per worker",
-    .caps = SK_MODEL_SHARED | SK_MODEL_CONCURRENT | SK_MODEL_WORKERS,
+    .caps = SK_MODEL_SHARED | SK_MODEL_CONCURRENT | SK_MODEL_WORKERS | SK_MODEL_LOOP,
     .run = run_poll,
 };
 
@@ -676,7 +687,7 @@ static int run_epoll(sk_server *s, sk_err *err)
 const sk_model sk__model_epoll = {
     .name = "epoll",
     .summary = "one process, one epoll loop per worker (Linux; the default)",
-    .caps = SK_MODEL_SHARED | SK_MODEL_CONCURRENT | SK_MODEL_WORKERS,
+    .caps = SK_MODEL_SHARED | SK_MODEL_CONCURRENT | SK_MODEL_WORKERS | SK_MODEL_LOOP,
     .run = run_epoll,
 };
 #endif

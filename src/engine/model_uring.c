@@ -233,6 +233,16 @@ static void on_wake(worker *w)
     sk__uring_poll_arm(w, w, T_WAKE, w->wake_rd, POLLIN);
 }
 
+/* sk_server_on_readable: the program's descriptor (its SIGHUP pipe), polled
+ * once at a time and re-armed after the call. */
+static void on_hook(worker *w, sk__hook *h, int res)
+{
+    if (res < 0) /* cancelled at the ring's end, or the descriptor is gone */
+        return;
+    if (sk__hook_fire(h) == 0)
+        sk__uring_poll_arm(w, h, T_HOOK, h->fd, POLLIN);
+}
+
 /* ---- stopping ---- */
 
 /* Stopping: take what waits in the listeners' backlogs before they close
@@ -321,6 +331,7 @@ static void dispatch(worker *w, uint64_t ud, int res, unsigned flags)
     case T_STOP: w->stop_seen = 1; return;
     case T_NOW: w->now_seen = 1; return;
     case T_WAKE: on_wake(w); return;
+    case T_HOOK: on_hook(w, obj, res); return;
     default: sk__uring_on_watch(w, obj, (int)(tag - T_WATCH0), res);
     }
 }
@@ -400,6 +411,8 @@ static int ring_start(worker *w, sk_err *err)
         return -1;
     sk__uring_poll_arm(w, w, T_WAKE, w->wake_rd, POLLIN);
     sk__uring_poll_arm(w, w, T_STOP, w->s->stop_rd, POLLIN);
+    for (int i = 0; w->index == 0 && i < w->s->nhooks; i++) /* the first loop is enough */
+        sk__uring_poll_arm(w, &w->s->hooks[i], T_HOOK, w->s->hooks[i].fd, POLLIN);
     w->accepting = 1;
     for (size_t i = 0; i < w->s->nls; i++)
         if (!sk_transport_is_stream(w->ls[i].l->transport))
@@ -582,7 +595,7 @@ static int run_uring(sk_server *s, sk_err *err)
 const sk_model sk__model_uring = {
     .name = "uring",
     .summary = "one process, one io_uring per worker: completions, not readiness (Linux)",
-    .caps = SK_MODEL_SHARED | SK_MODEL_CONCURRENT | SK_MODEL_WORKERS,
+    .caps = SK_MODEL_SHARED | SK_MODEL_CONCURRENT | SK_MODEL_WORKERS | SK_MODEL_LOOP,
     .run = run_uring,
 };
 

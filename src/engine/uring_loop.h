@@ -37,7 +37,9 @@ enum {
     T_STOP,
     T_NOW,
     T_WAKE,
+    T_HOOK, /* sk_server_on_readable: the program's descriptor */
 };
+_Static_assert(T_HOOK <= SK_URING_TAG_MASK, "io_uring user_data tags: 4 bits");
 
 enum { R_IDLE, R_ARMED, R_CANCEL };
 

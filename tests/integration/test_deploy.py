@@ -493,13 +493,37 @@ def test_workers_reuseport_one_socket_per_loop_uring():
 
 # -- SIGHUP ---------------------------------------------------------------
 
-def check_sighup_access(model):
+def tasks(pid):
+    return sorted(os.listdir("/proc/%d/task" % pid))
+
+
+def recv_exactly(s, n):
+    out = b""
+    while len(out) < n:
+        b = s.recv(n - len(out))
+        if not b:
+            break
+        out += b
+    return out
+
+
+def check_sighup_access(model, one_task=False):
+    """SIGHUP re-reads --allow-file; a connection open across it is kept.
+    one_task: the serving process is one thread (an event loop reads the
+    SIGHUP pipe itself: a second thread would make every system call on a
+    descriptor take a file reference)."""
     d = tempdir()
     allow = os.path.join(d, "allow")
     with open(allow, "w") as f:
         f.write("127.0.0.2\n")
     with Server(["-v", "--model", model, "--allow-file", allow, "echo",
                  "tcp://127.0.0.1:0"]) as srv:
+        if one_task:
+            assert tasks(srv.pid) == [str(srv.pid)]
+        kept = socket.create_connection(("127.0.0.1", srv.port), 10,
+                                        ("127.0.0.2", 0))
+        kept.sendall(b"before\n")
+        assert recv_exactly(kept, 7) == b"before\n"
         assert echo_once(srv.port, src="127.0.0.2") == b"hello\n"
         assert echo_once(srv.port, src="127.0.0.3") == b""
         with open(allow, "w") as f:
@@ -507,6 +531,11 @@ def check_sighup_access(model):
         os.kill(srv.pid, signal.SIGHUP)
         srv.wait_stderr("SIGHUP: access files re-read")
         assert echo_once(srv.port, src="127.0.0.3") == b"hello\n"
+        kept.sendall(b"after\n")
+        assert recv_exactly(kept, 6) == b"after\n"
+        kept.close()
+        if one_task:
+            assert tasks(srv.pid) == [str(srv.pid)]
         # A bad file: one error line, and the list in force stays.
         with open(allow, "w") as f:
             f.write("127.0.0.2\n010.0.0.1\n")
@@ -519,12 +548,12 @@ def check_sighup_access(model):
 
 @timeout(30)
 def test_sighup_rereads_access_file():
-    check_sighup_access("epoll")
+    check_sighup_access("epoll", one_task=True)
 
 
 @timeout(30)
 def test_sighup_rereads_access_file_uring():
-    check_sighup_access("uring")
+    check_sighup_access("uring", one_task=True)
 
 
 @timeout(30)
@@ -566,6 +595,30 @@ def test_sighup_prefork_keeps_the_worker_limit():
         held.pop().close()
         assert poll_until(lambda: len(children(srv.pid)) == 2, 5), children(srv.pid)
         assert echo_once(srv.port) == b"hello\n"
+
+
+@timeout(30)
+def test_idle_exit_one_task():
+    """--inetd-wait --idle-exit under an event loop: the idle looks are a
+    timer in the loop, no thread of their own; it serves, then exits."""
+    for model in ("epoll", "uring"):
+        ls, port = free_port()
+        ls.listen(8)
+        logpath = os.path.join(tempdir(), "log")
+        p = start([SOCKIT, "serve", "--model", model, "--inetd-wait",
+                   "--idle-exit", "2", "-v", "--log", logpath, "echo"],
+                  stdin=ls.fileno(), stdout=subprocess.DEVNULL,
+                  stderr=subprocess.DEVNULL)
+        ls.close()
+        try:
+            assert echo_once(port) == b"hello\n"  # then it is in its loop
+            assert tasks(p.pid) == [str(p.pid)]
+            assert p.wait(10) == 0
+            assert "exiting (--idle-exit)" in open(logpath).read()
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
 
 
 @timeout(30)
