@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "../lib/activate.h"
+#include "../lib/thread.h"
 #include "cli.h"
 #include "deploy.h"
 
@@ -166,15 +167,7 @@ static void on_usr2(int sig)
  * control). 0, or pthread_create's error number. */
 static int start_thread(void *(*fn)(void *), void *arg)
 {
-    pthread_t tid;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    int rc = pthread_create(&tid, NULL, fn, arg);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc == 0)
-        pthread_detach(tid);
-    return rc;
+    return sk__thread_start(NULL, fn, arg, 1, 0);
 }
 
 static void upgrade(void);
