@@ -25,7 +25,7 @@ set -euo pipefail
 #                         send-proxy[-v2], for test_proxy), stunnel for bulk TLS, rsync
 #                         (run as a private daemon on loopback) for the file-transfer rows
 #   strace                system calls per operation in make bench (a separate, untimed pass)
-pkgs=(clang libclang-rt-14-dev libcmocka-dev pkg-config socat netcat-openbsd ncat rdate sslscan
+pkgs=(clang clang-format libclang-rt-14-dev libcmocka-dev pkg-config socat netcat-openbsd ncat rdate sslscan
       iproute2 procps libcrypt-dev libuv1-dev lighttpd nginx-light wrk iperf3 gnuplot-nox
       netbase python3 curl wget chromium openssl default-jdk-headless libssl-dev
       openbsd-inetd)
