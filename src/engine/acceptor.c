@@ -31,10 +31,6 @@ int sk__wait_listeners(sk_server *s, int extra_fd, int timeout_ms)
         sk__saw_stop(s);
         return -1;
     }
-    /* extra_fd first: the caller looks around (a prefork worker retired
-     * after a reload must not take one more connection), then waits again. */
-    if (extra_fd >= 0 && p[nl + 1].revents)
-        return -2;
     /* Start the scan where the last one ended, so a busy listener cannot
      * starve the others. */
     static _Thread_local size_t next;

@@ -47,17 +47,16 @@ static void worker(sk_server *s, int retire_fd)
     while (!sk__stopping(s)) {
         /* Every worker polls the listeners; the one whose accept() wins serves
          * the connection, the others get EAGAIN and go back to waiting. */
+        if (retired(retire_fd))
+            _exit(EXIT_RETIRED);
         sk_accepted a;
         int i = sk__accept_next(s, retire_fd, dbuf, 1, &a);
         if (i == SK_WAIT_STOP && s->o.once && atomic_load(&s->served) > 0)
             _exit(EXIT_SERVED_ONCE);
         if (i == SK_WAIT_STOP)
             break;
-        if (i < 0) { /* woken by something else: the retire pipe, maybe */
-            if (retired(retire_fd))
-                _exit(EXIT_RETIRED);
+        if (i < 0)
             continue;
-        }
         sk__serve_stream_blocking(s, a.fd, (struct sockaddr *)&a.peer, a.plen, a.transport);
         if (sk__count_served(s))
             _exit(EXIT_SERVED_ONCE);
